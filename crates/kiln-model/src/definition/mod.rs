@@ -1,0 +1,216 @@
+//! Definition files: the seed's image definition YAML and Dispatch-style multi-document
+//! files (`kind: BaseImage | Image | Package | PackageSource`), checked against their
+//! published JSON Schemas and turned into API objects, with errors that name the document,
+//! line and column.
+
+mod schema;
+mod seed;
+pub mod yaml;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::validation::{FieldError, ValidationErrors};
+use crate::{BaseImage, Image, Package, PackageSource};
+pub use schema::{SCHEMA_NAMES, schema};
+pub use seed::ImageDefinition;
+use yaml::{Document, field_to_pointer, parse_documents, pointer_to_field};
+
+/// One object read from a file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Definition {
+    BaseImage(BaseImage),
+    Image(Image),
+    Package(Package),
+    PackageSource(PackageSource),
+}
+
+impl Definition {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Definition::BaseImage(_) => Kind::BaseImage,
+            Definition::Image(_) => Kind::Image,
+            Definition::Package(_) => Kind::Package,
+            Definition::PackageSource(_) => Kind::PackageSource,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        match self {
+            Definition::BaseImage(o) => o.validate(),
+            Definition::Image(o) => o.validate(),
+            Definition::Package(o) => o.validate(),
+            Definition::PackageSource(o) => o.validate(),
+        }
+    }
+}
+
+/// The `kind` of a document, as written in files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub enum Kind {
+    BaseImage,
+    Image,
+    Package,
+    PackageSource,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::BaseImage, Kind::Image, Kind::Package, Kind::PackageSource];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::BaseImage => "BaseImage",
+            Kind::Image => "Image",
+            Kind::Package => "Package",
+            Kind::PackageSource => "PackageSource",
+        }
+    }
+
+    /// The name its schema is published under.
+    pub fn schema_name(self) -> &'static str {
+        match self {
+            Kind::BaseImage => "base-image",
+            Kind::Image => "image",
+            Kind::Package => "package",
+            Kind::PackageSource => "package-source",
+        }
+    }
+}
+
+/// An object and the document it came from (0-based).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    pub document: usize,
+    pub definition: Definition,
+}
+
+/// Reads the text of a file named by `@path` in a manifest field.
+pub type FileResolver<'a> = &'a dyn Fn(&str) -> Result<String, String>;
+
+/// Parses every document of a definition file. All documents are checked and every problem
+/// reported, so one run shows a user everything to fix.
+pub fn load(text: &str, resolve_file: FileResolver<'_>) -> Result<Vec<Loaded>, ValidationErrors> {
+    let documents = parse_documents(text).map_err(|e| ValidationErrors(vec![e]))?;
+    if documents.is_empty() {
+        return Err(ValidationErrors::single("", "the file holds no documents"));
+    }
+    let mut loaded = Vec::new();
+    let mut errors = Vec::new();
+    for doc in documents {
+        match load_document(doc, resolve_file) {
+            Ok(item) => loaded.push(item),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() { Ok(loaded) } else { Err(ValidationErrors(errors)) }
+}
+
+fn load_document(mut doc: Document, resolve_file: FileResolver<'_>) -> Result<Loaded, Vec<FieldError>> {
+    if !doc.value.is_object() {
+        return Err(vec![doc.error_at("", "", "a document must be a mapping of fields")]);
+    }
+    let kind = match doc.value.get("kind") {
+        None => None,
+        Some(Value::String(text)) => match Kind::ALL.into_iter().find(|k| k.as_str() == text) {
+            Some(kind) => Some(kind),
+            None => {
+                let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+                return Err(vec![doc.error_at("/kind", "kind", format!("{text:?} is not a kind: use one of {}", names.join(", ")))]);
+            }
+        },
+        Some(_) => return Err(vec![doc.error_at("/kind", "kind", "must be a string")]),
+    };
+    let Some(kind) = kind else {
+        return load_seed(doc, resolve_file);
+    };
+    if kind == Kind::BaseImage && doc.value.get("reference").is_none() {
+        doc.rename_key("dockerUrl", "reference");
+    }
+    check_schema(&doc, kind.schema_name())?;
+    if let Some(object) = doc.value.as_object_mut() {
+        object.remove("kind");
+    }
+    if kind == Kind::Image {
+        resolve_manifest(&mut doc, "/runtimeDependencies/manifest", resolve_file)?;
+    }
+    let definition = match kind {
+        Kind::BaseImage => Definition::BaseImage(decode(&doc)?),
+        Kind::Image => Definition::Image(decode(&doc)?),
+        Kind::Package => Definition::Package(decode(&doc)?),
+        Kind::PackageSource => Definition::PackageSource(decode(&doc)?),
+    };
+    definition.validate().map_err(|e| located(&doc, e, |f| field_to_pointer(f)))?;
+    Ok(Loaded { document: doc.index, definition })
+}
+
+fn load_seed(mut doc: Document, resolve_file: FileResolver<'_>) -> Result<Loaded, Vec<FieldError>> {
+    check_schema(&doc, seed::SCHEMA_NAME)?;
+    resolve_manifest(&mut doc, "/runtime-manifest", resolve_file)?;
+    let definition: ImageDefinition = decode(&doc)?;
+    let uses_photon = doc.value.get("photon-packages").is_some();
+    let image = definition.into_image();
+    image.validate().map_err(|e| located(&doc, e, |f| seed::pointer_for_image_field(f, uses_photon)))?;
+    Ok(Loaded { document: doc.index, definition: Definition::Image(image) })
+}
+
+fn check_schema(doc: &Document, schema_name: &str) -> Result<(), Vec<FieldError>> {
+    let problems = schema::check(schema_name, &doc.value);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(problems
+        .into_iter()
+        .map(|problem| {
+            let field = pointer_to_field(&problem.pointer);
+            match &problem.unexpected_key {
+                Some(key) => {
+                    let key_pointer = format!("{}/{}", problem.pointer, key.replace('~', "~0").replace('/', "~1"));
+                    let mut error = doc.error_at(&key_pointer, &pointer_to_field(&key_pointer), format!("unknown field {key:?}"));
+                    if let Some((line, column)) = doc.locate_key(&key_pointer) {
+                        error.line = Some(line);
+                        error.column = Some(column);
+                    }
+                    error
+                }
+                None => doc.error_at(&problem.pointer, &field, problem.message),
+            }
+        })
+        .collect())
+}
+
+fn resolve_manifest(doc: &mut Document, pointer: &str, resolve_file: FileResolver<'_>) -> Result<(), Vec<FieldError>> {
+    let Some(Value::String(text)) = doc.value.pointer(pointer) else { return Ok(()) };
+    let Some(path) = text.strip_prefix('@') else { return Ok(()) };
+    let path = path.to_string();
+    match resolve_file(&path) {
+        Ok(contents) => {
+            if let Some(slot) = doc.value.pointer_mut(pointer) {
+                *slot = Value::String(contents);
+            }
+            Ok(())
+        }
+        Err(message) => Err(vec![doc.error_at(pointer, &pointer_to_field(pointer), format!("cannot read {path:?}: {message}"))]),
+    }
+}
+
+fn decode<T: DeserializeOwned>(doc: &Document) -> Result<T, Vec<FieldError>> {
+    serde_json::from_value(doc.value.clone()).map_err(|e| vec![doc.error_at("", "", e.to_string())])
+}
+
+fn located(doc: &Document, errors: ValidationErrors, to_pointer: impl Fn(&str) -> String) -> Vec<FieldError> {
+    errors
+        .0
+        .into_iter()
+        .map(|e| {
+            let pointer = to_pointer(&e.field);
+            let mut out = doc.error_at(&pointer, &pointer_to_field(&pointer), e.message);
+            if out.field.is_empty() {
+                out.field = e.field;
+            }
+            out
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

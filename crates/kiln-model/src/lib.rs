@@ -1,0 +1,21 @@
+//! Kiln's domain: the objects users manage, their validation rules and the definition files
+//! that describe them. Pure data and rules; no I/O, so every other crate can trust it.
+
+pub mod base_image;
+pub mod common;
+pub mod definition;
+pub mod image;
+pub mod package;
+pub mod package_source;
+pub mod reference;
+pub mod validation;
+
+pub use base_image::BaseImage;
+pub use common::{EnvVar, Status, Tag, Visibility};
+pub use image::Image;
+pub use package::{Decision, Ecosystem, Package};
+pub use package_source::{Credentials, PackageSource};
+pub use validation::{FieldError, ValidationErrors};
+
+/// The organisation every object lives in until tenancy arrives.
+pub const DEFAULT_ORG: &str = "default";

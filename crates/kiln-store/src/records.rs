@@ -1,0 +1,110 @@
+//! Typed records over the key/value store: how each kind of object is keyed and encoded,
+//! with a format version in every stored value so old data can be migrated on read.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use kiln_model::{BaseImage, Image, Package, PackageSource};
+
+use crate::kv::{Entry, StoreError};
+
+/// An object kind kept in the store.
+pub trait Record: Serialize + DeserializeOwned {
+    /// First key segment, e.g. `images`.
+    const COLLECTION: &'static str;
+    /// Bumped whenever the stored shape changes; `migrate` lifts older shapes.
+    const FORMAT_VERSION: u32 = 1;
+
+    /// Turns a value stored at `from` into the current shape.
+    fn migrate(from: u32, value: Value) -> Result<Value, String> {
+        if from == Self::FORMAT_VERSION {
+            Ok(value)
+        } else {
+            Err(format!("format version {from} is not known to this Kiln (it writes {})", Self::FORMAT_VERSION))
+        }
+    }
+
+    /// The store revision the object was read at; cleared before storing.
+    fn set_revision(&mut self, revision: Option<u64>);
+}
+
+/// `<collection>/<org>/<name>`; names never contain `/` except npm scopes, which stay
+/// inside the name segment and so inside the organisation's prefix.
+pub fn key<R: Record>(org: &str, name: &str) -> String {
+    format!("{}/{org}/{name}", R::COLLECTION)
+}
+
+/// Every key of the collection in one organisation starts with this.
+pub fn prefix<R: Record>(org: &str) -> String {
+    format!("{}/{org}/", R::COLLECTION)
+}
+
+/// Secrets (credentials) live under their own prefix so object reads never carry them.
+pub fn secret_key<R: Record>(org: &str, name: &str) -> String {
+    format!("secrets/{}/{org}/{name}", R::COLLECTION)
+}
+
+#[derive(Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    format_version: u32,
+    data: Value,
+}
+
+pub fn encode<R: Record>(record: &R) -> Result<Vec<u8>, StoreError> {
+    let mut data = serde_json::to_value(record).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    if let Some(object) = data.as_object_mut() {
+        object.remove("revision");
+    }
+    serde_json::to_vec(&Envelope { format_version: R::FORMAT_VERSION, data }).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+pub fn decode<R: Record>(entry: &Entry) -> Result<R, StoreError> {
+    let corrupt = |message: String| StoreError::Corrupt { key: entry.key.clone(), message };
+    let envelope: Envelope = serde_json::from_slice(&entry.value).map_err(|e| corrupt(e.to_string()))?;
+    let data = R::migrate(envelope.format_version, envelope.data).map_err(corrupt)?;
+    let mut record: R = serde_json::from_value(data).map_err(|e| corrupt(e.to_string()))?;
+    record.set_revision(Some(entry.mod_revision));
+    Ok(record)
+}
+
+macro_rules! record {
+    ($ty:ty, $collection:literal) => {
+        impl Record for $ty {
+            const COLLECTION: &'static str = $collection;
+            fn set_revision(&mut self, revision: Option<u64>) {
+                self.revision = revision;
+            }
+        }
+    };
+}
+
+record!(BaseImage, "base-images");
+record!(Image, "images");
+record!(Package, "packages");
+record!(PackageSource, "package-sources");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_with_revision_from_the_entry() {
+        let mut base: BaseImage =
+            serde_json::from_value(serde_json::json!({"name": "b", "reference": "x/y:1", "language": "python3", "revision": 7})).unwrap();
+        let bytes = encode(&base).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("revision"));
+        let entry = Entry { key: key::<BaseImage>("default", "b"), value: bytes, create_revision: 3, mod_revision: 9, version: 2 };
+        let back: BaseImage = decode(&entry).unwrap();
+        base.revision = Some(9);
+        assert_eq!(back, base);
+    }
+
+    #[test]
+    fn unknown_format_versions_are_refused() {
+        let entry = Entry { key: "images/default/x".into(), value: br#"{"formatVersion":99,"data":{}}"#.to_vec(), create_revision: 1, mod_revision: 1, version: 1 };
+        let err = decode::<Image>(&entry).unwrap_err();
+        assert!(err.to_string().contains("format version 99"), "{err}");
+    }
+}
