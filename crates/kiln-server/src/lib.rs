@@ -1,1 +1,102 @@
-//! placeholder
+//! Kiln's HTTP server: the `/v1` REST API over the metadata store, its OpenAPI document
+//! (generated from the handlers, so it cannot drift from the routes) and the docs page.
+//! Handlers stay thin: validate, plan, commit one transaction, answer.
+
+mod api;
+mod dependents;
+mod error;
+mod extract;
+mod objects;
+mod parents;
+mod resource;
+mod state;
+mod view;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{Method, StatusCode, Uri};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use kiln_model::DEFAULT_ORG;
+use kiln_store::KvStore;
+
+pub use error::{ApiError, ErrorBody};
+pub use extract::MAX_BODY_BYTES;
+pub use state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Kiln",
+        description = "Kiln manages base images, runtime images and the package catalog for serverless platforms.\n\n\
+            Objects are created in status `INITIALIZED`. The controller that pulls base images and builds images \
+            moves them to `CREATING`, `READY` or `ERROR`; until it acts, objects rest in `INITIALIZED`.\n\n\
+            Every object carries a `revision`; send it back on update (or as `If-Match`) and a stale update is \
+            refused with `409`. Errors are `{code, message, details}`."
+    ),
+    tags(
+        (name = "base-images", description = "Images Kiln did not build, registered by reference"),
+        (name = "images", description = "Runtime images built from a base image and declared packages"),
+        (name = "packages", description = "The catalog of approved and denied packages"),
+        (name = "package-sources", description = "Where each ecosystem's packages come from"),
+        (name = "definitions", description = "Definition files and their JSON Schemas"),
+        (name = "system", description = "Health"),
+    )
+)]
+struct ApiDoc;
+
+/// Routes that are served but are not API operations, so are not in the document.
+pub const UNDOCUMENTED_ROUTES: [&str; 2] = ["/v1/openapi.json", "/docs"];
+
+fn api_router() -> OpenApiRouter<AppState> {
+    use api::resources::{base_images, images, package_sources, packages};
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(base_images::create, base_images::list))
+        .routes(routes!(base_images::get, base_images::replace, base_images::patch, base_images::delete))
+        .routes(routes!(images::create, images::list))
+        .routes(routes!(images::get, images::replace, images::patch, images::delete))
+        .routes(routes!(package_sources::create, package_sources::list))
+        .routes(routes!(package_sources::get, package_sources::replace, package_sources::patch, package_sources::delete))
+        .routes(routes!(packages::create, packages::list))
+        .routes(routes!(packages::get, packages::replace, packages::patch, packages::delete))
+        .routes(routes!(api::apply::apply))
+        .routes(routes!(api::schemas::list))
+        .routes(routes!(api::schemas::get))
+        .routes(routes!(api::system::health))
+}
+
+/// The OpenAPI document, as served at `/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let (router, document) = api_router().split_for_parts();
+    router
+        .merge(SwaggerUi::new("/docs").url("/v1/openapi.json", document))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn no_route(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no such endpoint {}: see /docs for the API", uri.path()))
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {}: see /docs for the API", uri.path()))
+}
+
+/// Finishes work a previous run left half done (deletes interrupted by a crash).
+pub async fn recover(store: Arc<dyn KvStore>) -> Result<usize, ApiError> {
+    dependents::recover(&view::View::new(store), DEFAULT_ORG).await
+}
+
+#[cfg(test)]
+mod tests;

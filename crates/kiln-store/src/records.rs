@@ -27,6 +27,7 @@ pub trait Record: Serialize + DeserializeOwned {
 
     /// The store revision the object was read at; cleared before storing.
     fn set_revision(&mut self, revision: Option<u64>);
+    fn revision(&self) -> Option<u64>;
 }
 
 /// `<collection>/<org>/<name>`; names never contain `/` except npm scopes, which stay
@@ -75,6 +76,9 @@ macro_rules! record {
             const COLLECTION: &'static str = $collection;
             fn set_revision(&mut self, revision: Option<u64>) {
                 self.revision = revision;
+            }
+            fn revision(&self) -> Option<u64> {
+                self.revision
             }
         }
     };

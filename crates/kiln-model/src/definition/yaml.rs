@@ -192,7 +192,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, FieldError> {
         }
         error
     })?;
-    Ok(nodes
+    let mut documents: Vec<Document> = nodes
         .into_iter()
         .enumerate()
         .map(|(index, node)| {
@@ -200,7 +200,34 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, FieldError> {
             doc.value = convert(node, String::new(), &mut doc);
             doc
         })
-        .collect())
+        .collect();
+    // A single top-level list (as in a JSON array of objects) holds one document per item.
+    if documents.len() == 1 && documents[0].value.is_array() {
+        if let Some(list) = documents.pop() {
+            return Ok(split_list(list));
+        }
+    }
+    Ok(documents)
+}
+
+fn split_list(list: Document) -> Vec<Document> {
+    let Value::Array(items) = list.value else { return Vec::new() };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            let root = format!("/{index}");
+            let rebase = |map: &HashMap<String, Position>| -> HashMap<String, Position> {
+                map.iter()
+                    .filter_map(|(pointer, pos)| {
+                        let rest = pointer.strip_prefix(&root)?;
+                        (rest.is_empty() || rest.starts_with('/')).then(|| (rest.to_string(), *pos))
+                    })
+                    .collect()
+            };
+            Document { index, value, values: rebase(&list.values), keys: rebase(&list.keys) }
+        })
+        .collect()
 }
 
 /// `systemDependencies.packages[2].name` → `/systemDependencies/packages/2/name`.
@@ -251,6 +278,13 @@ mod tests {
         // Lines count from the start of the file, as editors show them.
         assert_eq!(docs[1].locate("/name"), Some((6, 7)));
         assert_eq!(docs[0].locate("/list/0/missing"), Some((3, 5)));
+    }
+
+    #[test]
+    fn a_top_level_list_is_one_document_per_item() {
+        let docs = parse_documents("[{\"name\": \"a\"},\n {\"name\": 7}]").unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!((docs[1].index, docs[1].locate("/name")), (1, Some((2, 11))));
     }
 
     #[test]

@@ -1,0 +1,154 @@
+//! `POST /v1/apply`: a whole definition file (the seed's format or Dispatch-style
+//! multi-document YAML, or JSON) created or updated in one transaction: every document is
+//! checked first, and either all are written or none.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use kiln_model::definition::{Definition, Kind, load};
+use kiln_model::{DEFAULT_ORG, FieldError};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::Body;
+use crate::objects::{self, Planned};
+use crate::resource::Resource;
+use crate::state::AppState;
+use crate::view::View;
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplyMode {
+    /// Every document must name a new object.
+    #[default]
+    Create,
+    /// Every document must name an existing object; a `revision` in it is checked.
+    Update,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyParams {
+    /// `create` (default) or `update`.
+    mode: Option<ApplyMode>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedItem {
+    /// 0-based index of the document in the file.
+    pub document: usize,
+    pub kind: Kind,
+    pub name: String,
+    /// `created` or `updated`.
+    pub action: String,
+    /// The object as stored.
+    pub object: serde_json::Value,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApplyResult {
+    pub items: Vec<AppliedItem>,
+}
+
+fn refuse_file_references(path: &str) -> Result<String, String> {
+    Err(format!("the server cannot read local files; inline the text of {path:?} (the kiln CLI does this for you)"))
+}
+
+/// Create or update every object of a definition file at once.
+#[utoipa::path(post, path = "/v1/apply", tag = "definitions", params(ApplyParams),
+    request_body(description = "A definition file: YAML documents separated by `---`, or JSON (one object or a list)",
+        content((String = "application/yaml"), (Object = "application/json"))),
+    responses(
+        (status = 200, description = "Updated", body = ApplyResult),
+        (status = 201, description = "Created", body = ApplyResult),
+        (status = 400, description = "Unreadable body", body = ErrorBody),
+        (status = 409, description = "An object exists (create), or changed meanwhile", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 422, description = "Invalid documents; `details` give document, line and column", body = ErrorBody),
+    ))]
+pub async fn apply(State(state): State<AppState>, Query(params): Query<ApplyParams>, headers: HeaderMap, Body(bytes): Body) -> ApiResult<Response> {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if !matches!(essence.as_str(), "application/yaml" | "application/x-yaml" | "text/yaml" | "text/plain" | "application/json") {
+            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("content type {ct:?} is not accepted here: send application/yaml or application/json")));
+        }
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|e| ApiError::bad_request(format!("the body is not UTF-8 text: {e}")))?;
+    let mode = params.mode.unwrap_or_default();
+    let definitions = load(text, &refuse_file_references).map_err(ApiError::invalid)?;
+    let mut view = View::new(state.store.clone());
+    let mut ops = Vec::new();
+    let mut items = Vec::new();
+    let mut failures: Vec<(usize, ApiError)> = Vec::new();
+    for loaded in definitions {
+        let document = loaded.document;
+        let kind = loaded.definition.kind();
+        let planned = match loaded.definition {
+            Definition::BaseImage(o) => plan(&mut view, mode, o).await,
+            Definition::Image(o) => plan(&mut view, mode, o).await,
+            Definition::Package(o) => plan(&mut view, mode, o).await,
+            Definition::PackageSource(o) => plan(&mut view, mode, o).await,
+        };
+        match planned {
+            Ok((name, object, mut item_ops)) => {
+                ops.append(&mut item_ops);
+                let action = match mode {
+                    ApplyMode::Create => "created",
+                    ApplyMode::Update => "updated",
+                };
+                items.push(AppliedItem { document, kind, name, action: action.into(), object });
+            }
+            Err(e) => failures.push((document, e)),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(combine(failures));
+    }
+    let revision = objects::commit(&view, ops, "object", "").await?;
+    for item in &mut items {
+        item.object["revision"] = serde_json::json!(revision);
+    }
+    let status = match mode {
+        ApplyMode::Create => StatusCode::CREATED,
+        ApplyMode::Update => StatusCode::OK,
+    };
+    Ok((status, axum::Json(ApplyResult { items })).into_response())
+}
+
+async fn plan<R: Resource>(view: &mut View, mode: ApplyMode, object: R) -> ApiResult<(String, serde_json::Value, Vec<kiln_store::Op>)> {
+    let name = object.key_name();
+    let Planned { object, ops } = match mode {
+        ApplyMode::Create => objects::plan_create(view, DEFAULT_ORG, object).await?,
+        ApplyMode::Update => {
+            let expected = object.revision();
+            objects::plan_update(view, DEFAULT_ORG, &name, object, expected).await?
+        }
+    };
+    let value = serde_json::to_value(&object).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok((name, value, ops))
+}
+
+/// One answer for all failed documents: their common status if they agree, else 422.
+fn combine(failures: Vec<(usize, ApiError)>) -> ApiError {
+    let status = failures[0].1.status;
+    let status = if failures.iter().all(|(_, e)| e.status == status) { status } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let mut messages = Vec::new();
+    let mut details = Vec::new();
+    for (document, error) in failures {
+        messages.push(format!("document {document}: {}", error.message));
+        if error.details.is_empty() {
+            let mut detail = FieldError::new("", error.message);
+            detail.document = Some(document);
+            details.push(detail);
+        }
+        for mut detail in error.details {
+            detail.document = Some(document);
+            details.push(detail);
+        }
+    }
+    ApiError::new(status, messages.join("; ")).with_details(details)
+}

@@ -1,0 +1,324 @@
+//! CRUD endpoints for base images, images, packages and package sources. One macro writes
+//! the handlers of the kinds addressed by a single name, so every kind behaves the same.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use kiln_model::{BaseImage, DEFAULT_ORG, Ecosystem, Image, Package, PackageSource};
+use kiln_store::Precondition;
+use kiln_store::records::{key, secret_key};
+
+use super::{ListParams, encode_segment, force_flag, if_match, parse_list_query, with_etag};
+use crate::dependents::{self, not_found, stale};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::JsonBody;
+use crate::objects;
+use crate::resource::Resource;
+use crate::state::AppState;
+use crate::view::View;
+
+async fn delete_base_image(view: &View, name: &str, expected: Option<u64>, force: bool) -> ApiResult<BaseImage> {
+    dependents::delete::<BaseImage>(view, DEFAULT_ORG, name, expected, force).await
+}
+
+async fn delete_image(view: &View, name: &str, expected: Option<u64>, force: bool) -> ApiResult<Image> {
+    dependents::delete::<Image>(view, DEFAULT_ORG, name, expected, force).await
+}
+
+/// Deletes an object nothing is built on, with its secrets, guarded by its revision.
+async fn delete_plain<R: Resource>(view: &View, name: &str, expected: Option<u64>) -> ApiResult<R> {
+    let current: R = view.get(DEFAULT_ORG, name).await?.ok_or_else(|| not_found::<R>(name))?;
+    let revision = current.revision().unwrap_or(0);
+    if let Some(expected) = expected
+        && expected != revision
+    {
+        return Err(stale::<R>(name, expected, revision));
+    }
+    let ops = vec![
+        kiln_store::Op::Delete { key: key::<R>(DEFAULT_ORG, name), expect: Precondition::Revision(revision) },
+        kiln_store::Op::Delete { key: secret_key::<R>(DEFAULT_ORG, name), expect: Precondition::Any },
+    ];
+    objects::commit(view, ops, R::NOUN, name).await?;
+    Ok(current)
+}
+
+async fn delete_package_source(view: &View, name: &str, expected: Option<u64>, force: bool) -> ApiResult<PackageSource> {
+    let _ = force;
+    delete_plain::<PackageSource>(view, name, expected).await
+}
+
+macro_rules! named_resource {
+    (
+        module: $module:ident,
+        object: $ty:ident,
+        list: $list:ident,
+        collection: $collection:tt,
+        item: $item:tt,
+        tag: $tag:tt,
+        filters: [$($filter:tt),*],
+        delete: $delete:ident,
+        force_doc: $force_doc:tt
+    ) => {
+        pub mod $module {
+            use super::*;
+
+            /// One page of a list.
+            #[derive(Serialize, ToSchema)]
+            #[serde(rename_all = "camelCase")]
+            pub struct $list {
+                pub items: Vec<$ty>,
+                /// Pass as `pageToken` to get the next page; absent on the last page.
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub next_page_token: Option<String>,
+            }
+
+            /// Create. Read-only fields in the body are ignored.
+            #[utoipa::path(post, path = $collection, tag = $tag, request_body = $ty, responses(
+                (status = 201, description = "Created; the object rests in INITIALIZED until the controller acts on it", body = $ty),
+                (status = 400, description = "Malformed body or unknown field", body = ErrorBody),
+                (status = 409, description = "An object of that name exists", body = ErrorBody),
+                (status = 413, description = "Body too large", body = ErrorBody),
+                (status = 422, description = "Invalid value; `details` names each field", body = ErrorBody),
+            ))]
+            pub async fn create(State(state): State<AppState>, JsonBody(object): JsonBody<$ty>) -> ApiResult<Response> {
+                let mut view = View::new(state.store.clone());
+                let created = objects::create(&mut view, DEFAULT_ORG, object).await?;
+                let location = format!("{}/{}", $collection, encode_segment(&created.key_name()));
+                Ok(with_etag(StatusCode::CREATED, created.revision, Some(location), &created))
+            }
+
+            /// List, filtered and paginated in name order.
+            #[utoipa::path(get, path = $collection, tag = $tag, params(ListParams), responses(
+                (status = 200, body = $list),
+                (status = 400, description = "Unknown or invalid query parameter", body = ErrorBody),
+            ))]
+            pub async fn list(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<axum::Json<$list>> {
+                let query = parse_list_query(raw.as_deref(), &[$($filter),*])?;
+                let view = View::new(state.store.clone());
+                let (items, next_page_token) =
+                    objects::list::<$ty>(&view, DEFAULT_ORG, &query.filter, query.limit, query.page_token.as_deref()).await?;
+                Ok(axum::Json($list { items, next_page_token }))
+            }
+
+            /// Read one; the `ETag` is its revision.
+            #[utoipa::path(get, path = $item, tag = $tag, params(("name" = String, Path)), responses(
+                (status = 200, body = $ty),
+                (status = 404, body = ErrorBody),
+            ))]
+            pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
+                let view = View::new(state.store.clone());
+                let object = objects::get::<$ty>(&view, DEFAULT_ORG, &name).await?;
+                Ok(with_etag(StatusCode::OK, object.revision, None, &object))
+            }
+
+            /// Replace. Send the object as GET returned it; its `revision` (or `If-Match`)
+            /// makes a stale update fail with 409 instead of overwriting.
+            #[utoipa::path(put, path = $item, tag = $tag, request_body = $ty,
+                params(("name" = String, Path), ("If-Match" = Option<String>, Header, description = "Revision (ETag) the change is based on")),
+                responses(
+                    (status = 200, body = $ty),
+                    (status = 400, body = ErrorBody),
+                    (status = 404, body = ErrorBody),
+                    (status = 409, description = "Stale revision, or a conflicting change", body = ErrorBody),
+                    (status = 422, body = ErrorBody),
+                ))]
+            pub async fn replace(
+                State(state): State<AppState>,
+                Path(name): Path<String>,
+                headers: HeaderMap,
+                JsonBody(object): JsonBody<$ty>,
+            ) -> ApiResult<Response> {
+                let mut view = View::new(state.store.clone());
+                let updated = objects::update(&mut view, DEFAULT_ORG, &name, object, if_match(&headers)?).await?;
+                Ok(with_etag(StatusCode::OK, updated.revision, None, &updated))
+            }
+
+            /// Change some fields with a JSON merge patch (RFC 7396).
+            #[utoipa::path(patch, path = $item, tag = $tag,
+                request_body(content = Object, content_type = "application/merge-patch+json"),
+                params(("name" = String, Path), ("If-Match" = Option<String>, Header, description = "Revision (ETag) the change is based on")),
+                responses(
+                    (status = 200, body = $ty),
+                    (status = 400, body = ErrorBody),
+                    (status = 404, body = ErrorBody),
+                    (status = 409, body = ErrorBody),
+                    (status = 422, body = ErrorBody),
+                ))]
+            pub async fn patch(
+                State(state): State<AppState>,
+                Path(name): Path<String>,
+                headers: HeaderMap,
+                JsonBody(patch): JsonBody<serde_json::Value>,
+            ) -> ApiResult<Response> {
+                if !patch.is_object() {
+                    return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+                }
+                let mut view = View::new(state.store.clone());
+                let updated = objects::patch::<$ty>(&mut view, DEFAULT_ORG, &name, patch, if_match(&headers)?).await?;
+                Ok(with_etag(StatusCode::OK, updated.revision, None, &updated))
+            }
+
+            /// Delete; answers with the object as it was.
+            #[utoipa::path(delete, path = $item, tag = $tag,
+                params(
+                    ("name" = String, Path),
+                    ("force" = Option<bool>, Query, description = $force_doc),
+                    ("If-Match" = Option<String>, Header, description = "Revision (ETag) the delete is based on"),
+                ),
+                responses(
+                    (status = 200, body = $ty),
+                    (status = 404, body = ErrorBody),
+                    (status = 409, description = "Stale revision, or images are built on it (listed in details)", body = ErrorBody),
+                ))]
+            pub async fn delete(
+                State(state): State<AppState>,
+                Path(name): Path<String>,
+                headers: HeaderMap,
+                RawQuery(raw): RawQuery,
+            ) -> ApiResult<axum::Json<$ty>> {
+                let force = force_flag(raw.as_deref())?;
+                let view = View::new(state.store.clone());
+                Ok(axum::Json($delete(&view, &name, if_match(&headers)?, force).await?))
+            }
+        }
+    };
+}
+
+named_resource! {
+    module: base_images, object: BaseImage, list: BaseImageList,
+    collection: "/v1/base-images", item: "/v1/base-images/{name}", tag: "base-images",
+    filters: ["tag", "language", "status"], delete: delete_base_image,
+    force_doc: "Delete even if images are built on it; they move to ERROR with the reason"
+}
+
+named_resource! {
+    module: images, object: Image, list: ImageList,
+    collection: "/v1/images", item: "/v1/images/{name}", tag: "images",
+    filters: ["tag", "language", "status"], delete: delete_image,
+    force_doc: "Delete even if images are built on it; they move to ERROR with the reason"
+}
+
+named_resource! {
+    module: package_sources, object: PackageSource, list: PackageSourceList,
+    collection: "/v1/package-sources", item: "/v1/package-sources/{name}", tag: "package-sources",
+    filters: ["tag", "ecosystem"], delete: delete_package_source,
+    force_doc: "Accepted for symmetry; nothing is built on a package source directly"
+}
+
+/// The package catalog, addressed by ecosystem and name (`/v1/packages/npm/%40types%2Fnode`).
+pub mod packages {
+    use super::*;
+
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct PackageList {
+        pub items: Vec<Package>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub next_page_token: Option<String>,
+    }
+
+    fn key_name(ecosystem: &str, name: &str) -> ApiResult<String> {
+        let ecosystem = Ecosystem::parse(ecosystem)
+            .ok_or_else(|| ApiError::not_found(format!("ecosystem {ecosystem:?} is not known: use deb, rpm, apk, pypi or npm")))?;
+        Ok(format!("{}/{}", ecosystem.as_str(), ecosystem.normalize_name(name)))
+    }
+
+    /// Add a catalog entry.
+    #[utoipa::path(post, path = "/v1/packages", tag = "packages", request_body = Package, responses(
+        (status = 201, body = Package),
+        (status = 400, body = ErrorBody),
+        (status = 409, description = "The ecosystem already has an entry of that name", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+    pub async fn create(State(state): State<AppState>, JsonBody(object): JsonBody<Package>) -> ApiResult<Response> {
+        let mut view = View::new(state.store.clone());
+        let created = objects::create(&mut view, DEFAULT_ORG, object).await?;
+        let location = format!("/v1/packages/{}/{}", created.ecosystem.as_str(), encode_segment(&created.name));
+        Ok(with_etag(StatusCode::CREATED, created.revision, Some(location), &created))
+    }
+
+    /// List catalog entries, by ecosystem and name.
+    #[utoipa::path(get, path = "/v1/packages", tag = "packages", params(ListParams), responses(
+        (status = 200, body = PackageList),
+        (status = 400, body = ErrorBody),
+    ))]
+    pub async fn list(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<axum::Json<PackageList>> {
+        let query = parse_list_query(raw.as_deref(), &["ecosystem", "decision"])?;
+        let view = View::new(state.store.clone());
+        let (items, next_page_token) = objects::list::<Package>(&view, DEFAULT_ORG, &query.filter, query.limit, query.page_token.as_deref()).await?;
+        Ok(axum::Json(PackageList { items, next_page_token }))
+    }
+
+    /// Read one catalog entry.
+    #[utoipa::path(get, path = "/v1/packages/{ecosystem}/{name}", tag = "packages",
+        params(("ecosystem" = String, Path), ("name" = String, Path, description = "Percent-encode `/` in scoped npm names")),
+        responses((status = 200, body = Package), (status = 404, body = ErrorBody)))]
+    pub async fn get(State(state): State<AppState>, Path((ecosystem, name)): Path<(String, String)>) -> ApiResult<Response> {
+        let view = View::new(state.store.clone());
+        let object = objects::get::<Package>(&view, DEFAULT_ORG, &key_name(&ecosystem, &name)?).await?;
+        Ok(with_etag(StatusCode::OK, object.revision, None, &object))
+    }
+
+    /// Replace a catalog entry.
+    #[utoipa::path(put, path = "/v1/packages/{ecosystem}/{name}", tag = "packages", request_body = Package,
+        params(("ecosystem" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header)),
+        responses(
+            (status = 200, body = Package),
+            (status = 400, body = ErrorBody),
+            (status = 404, body = ErrorBody),
+            (status = 409, body = ErrorBody),
+            (status = 422, body = ErrorBody),
+        ))]
+    pub async fn replace(
+        State(state): State<AppState>,
+        Path((ecosystem, name)): Path<(String, String)>,
+        headers: HeaderMap,
+        JsonBody(object): JsonBody<Package>,
+    ) -> ApiResult<Response> {
+        let mut view = View::new(state.store.clone());
+        let updated = objects::update(&mut view, DEFAULT_ORG, &key_name(&ecosystem, &name)?, object, if_match(&headers)?).await?;
+        Ok(with_etag(StatusCode::OK, updated.revision, None, &updated))
+    }
+
+    /// Change some fields of a catalog entry with a JSON merge patch.
+    #[utoipa::path(patch, path = "/v1/packages/{ecosystem}/{name}", tag = "packages",
+        request_body(content = Object, content_type = "application/merge-patch+json"),
+        params(("ecosystem" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header)),
+        responses(
+            (status = 200, body = Package),
+            (status = 400, body = ErrorBody),
+            (status = 404, body = ErrorBody),
+            (status = 409, body = ErrorBody),
+            (status = 422, body = ErrorBody),
+        ))]
+    pub async fn patch(
+        State(state): State<AppState>,
+        Path((ecosystem, name)): Path<(String, String)>,
+        headers: HeaderMap,
+        JsonBody(patch): JsonBody<serde_json::Value>,
+    ) -> ApiResult<Response> {
+        if !patch.is_object() {
+            return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+        }
+        let mut view = View::new(state.store.clone());
+        let updated = objects::patch::<Package>(&mut view, DEFAULT_ORG, &key_name(&ecosystem, &name)?, patch, if_match(&headers)?).await?;
+        Ok(with_etag(StatusCode::OK, updated.revision, None, &updated))
+    }
+
+    /// Remove a catalog entry.
+    #[utoipa::path(delete, path = "/v1/packages/{ecosystem}/{name}", tag = "packages",
+        params(("ecosystem" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header)),
+        responses((status = 200, body = Package), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    pub async fn delete(
+        State(state): State<AppState>,
+        Path((ecosystem, name)): Path<(String, String)>,
+        headers: HeaderMap,
+    ) -> ApiResult<axum::Json<Package>> {
+        let view = View::new(state.store.clone());
+        Ok(axum::Json(delete_plain::<Package>(&view, &key_name(&ecosystem, &name)?, if_match(&headers)?).await?))
+    }
+}

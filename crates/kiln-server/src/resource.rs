@@ -1,0 +1,234 @@
+//! What the generic object operations need to know about each kind of object: its name,
+//! validation, server-owned fields, list filters and the checks it needs against other
+//! objects before it may be written.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use kiln_model::{BaseImage, Ecosystem, Image, Package, PackageSource, Status, ValidationErrors};
+use kiln_store::Op;
+use kiln_store::records::{Record, secret_key};
+
+use crate::error::ApiResult;
+use crate::view::View;
+
+/// Filters a list request may carry; each kind uses those that apply to it.
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    /// `key` or `key=value`; all must match.
+    pub tags: Vec<String>,
+    pub language: Option<String>,
+    pub status: Option<Status>,
+    pub ecosystem: Option<Ecosystem>,
+    pub decision: Option<kiln_model::Decision>,
+}
+
+pub trait Resource: Record + Clone + Send + Sync + 'static {
+    /// How messages name the kind, e.g. `base image`.
+    const NOUN: &'static str;
+
+    /// The name the object is stored under (unique in its organisation).
+    fn key_name(&self) -> String;
+    fn validate(&self) -> Result<(), ValidationErrors>;
+    /// Sets the fields only the server writes: fresh for a new object, carried over from
+    /// `previous` on update.
+    fn settle(&mut self, org: &str, now: DateTime<Utc>, previous: Option<&Self>);
+    fn matches(&self, filter: &ListFilter) -> bool;
+    fn status(&self) -> Option<Status> {
+        None
+    }
+
+    /// Checks against other objects, and the extra operations the write needs (checks that
+    /// what it depends on is unchanged, secrets). May adjust derived fields.
+    fn prepare(&mut self, view: &View, org: &str, previous: Option<&Self>) -> impl Future<Output = ApiResult<Vec<Op>>> + Send {
+        let _ = (view, org, previous);
+        async { Ok(Vec::new()) }
+    }
+}
+
+fn tags_match(tags: &[kiln_model::Tag], filter: &ListFilter) -> bool {
+    filter.tags.iter().all(|f| kiln_model::common::tags_match(tags, f))
+}
+
+impl Resource for BaseImage {
+    const NOUN: &'static str = "base image";
+
+    fn key_name(&self) -> String {
+        self.name.clone()
+    }
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        BaseImage::validate(self)
+    }
+    fn settle(&mut self, org: &str, now: DateTime<Utc>, previous: Option<&Self>) {
+        self.organization = org.to_string();
+        self.updated_time = Some(now);
+        match previous {
+            Some(p) => {
+                self.id = p.id.clone();
+                self.created_time = p.created_time;
+                self.status = p.status;
+                self.reason = p.reason.clone();
+                self.digest = p.digest.clone();
+            }
+            None => {
+                self.id = uuid::Uuid::new_v4().to_string();
+                self.created_time = Some(now);
+                self.status = Status::Initialized;
+                self.reason = Vec::new();
+                self.digest = None;
+            }
+        }
+    }
+    fn matches(&self, filter: &ListFilter) -> bool {
+        tags_match(&self.tags, filter)
+            && filter.language.as_ref().is_none_or(|l| *l == self.language)
+            && filter.status.is_none_or(|s| s == self.status)
+    }
+    fn status(&self) -> Option<Status> {
+        Some(self.status)
+    }
+    async fn prepare(&mut self, view: &View, org: &str, previous: Option<&Self>) -> ApiResult<Vec<Op>> {
+        if let Some(previous) = previous
+            && previous.language != self.language
+        {
+            let dependents = view.dependents_of_base(org, &self.name).await?;
+            if !dependents.is_empty() {
+                return Err(crate::dependents::in_use(
+                    &format!("the language of base image {:?} cannot change while images are built on it", self.name),
+                    &dependents,
+                ));
+            }
+        }
+        Ok(Vec::new())
+    }
+}
+
+impl Resource for Image {
+    const NOUN: &'static str = "image";
+
+    fn key_name(&self) -> String {
+        self.name.clone()
+    }
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        Image::validate(self)
+    }
+    fn settle(&mut self, org: &str, now: DateTime<Utc>, previous: Option<&Self>) {
+        self.organization = org.to_string();
+        self.updated_time = Some(now);
+        match previous {
+            Some(p) => {
+                self.id = p.id.clone();
+                self.created_time = p.created_time;
+                self.status = p.status;
+                self.reason = p.reason.clone();
+                self.digest = p.digest.clone();
+                self.reference = p.reference.clone();
+            }
+            None => {
+                self.id = uuid::Uuid::new_v4().to_string();
+                self.created_time = Some(now);
+                self.status = Status::Initialized;
+                self.reason = Vec::new();
+                self.digest = None;
+                self.reference = None;
+            }
+        }
+    }
+    fn matches(&self, filter: &ListFilter) -> bool {
+        tags_match(&self.tags, filter)
+            && filter.language.as_ref().is_none_or(|l| Some(l) == self.language.as_ref())
+            && filter.status.is_none_or(|s| s == self.status)
+    }
+    fn status(&self) -> Option<Status> {
+        Some(self.status)
+    }
+    async fn prepare(&mut self, view: &View, org: &str, previous: Option<&Self>) -> ApiResult<Vec<Op>> {
+        let checks = crate::parents::resolve(view, org, self).await?;
+        if let Some(previous) = previous
+            && previous.extendable
+            && !self.extendable
+        {
+            let children = view.children_of_image(org, &self.name).await?;
+            if !children.is_empty() {
+                return Err(crate::dependents::in_use(
+                    &format!("image {:?} must stay extendable while images are built on it", self.name),
+                    &children,
+                ));
+            }
+        }
+        Ok(checks)
+    }
+}
+
+impl Resource for Package {
+    const NOUN: &'static str = "package";
+
+    fn key_name(&self) -> String {
+        format!("{}/{}", self.ecosystem.as_str(), self.ecosystem.normalize_name(&self.name))
+    }
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        Package::validate(self)
+    }
+    fn settle(&mut self, org: &str, now: DateTime<Utc>, previous: Option<&Self>) {
+        self.name = self.ecosystem.normalize_name(&self.name);
+        self.organization = org.to_string();
+        self.updated_time = Some(now);
+        match previous {
+            Some(p) => {
+                self.id = p.id.clone();
+                self.created_time = p.created_time;
+            }
+            None => {
+                self.id = uuid::Uuid::new_v4().to_string();
+                self.created_time = Some(now);
+            }
+        }
+    }
+    fn matches(&self, filter: &ListFilter) -> bool {
+        filter.ecosystem.is_none_or(|e| e == self.ecosystem) && filter.decision.is_none_or(|d| d == self.decision)
+    }
+}
+
+impl Resource for PackageSource {
+    const NOUN: &'static str = "package source";
+
+    fn key_name(&self) -> String {
+        self.name.clone()
+    }
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        PackageSource::validate(self)
+    }
+    fn settle(&mut self, org: &str, now: DateTime<Utc>, previous: Option<&Self>) {
+        self.organization = org.to_string();
+        self.updated_time = Some(now);
+        self.has_credentials = match (&self.credentials, previous) {
+            (Some(Some(_)), _) => true,
+            (Some(None), _) | (None, None) => false,
+            (None, Some(p)) => p.has_credentials,
+        };
+        match previous {
+            Some(p) => {
+                self.id = p.id.clone();
+                self.created_time = p.created_time;
+            }
+            None => {
+                self.id = uuid::Uuid::new_v4().to_string();
+                self.created_time = Some(now);
+            }
+        }
+    }
+    fn matches(&self, filter: &ListFilter) -> bool {
+        tags_match(&self.tags, filter) && filter.ecosystem.is_none_or(|e| e == self.ecosystem)
+    }
+    async fn prepare(&mut self, _view: &View, org: &str, _previous: Option<&Self>) -> ApiResult<Vec<Op>> {
+        let key = secret_key::<PackageSource>(org, &self.name);
+        Ok(match &self.credentials {
+            Some(Some(credentials)) => {
+                let value = serde_json::to_vec(credentials).map_err(|e| crate::error::ApiError::bad_request(e.to_string()))?;
+                vec![Op::Put { key, value, expect: kiln_store::Precondition::Any }]
+            }
+            Some(None) => vec![Op::Delete { key, expect: kiln_store::Precondition::Any }],
+            None => Vec::new(),
+        })
+    }
+}
