@@ -17,16 +17,36 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Raw body bytes, bounded by [`MAX_BODY_BYTES`].
 pub struct Body(pub Bytes);
 
+/// A refused body is still read (and dropped) up to this size, so the client gets to read
+/// the 413 instead of a broken connection; beyond it the connection is simply closed.
+const DRAIN_BYTES: usize = 64 * 1024 * 1024;
+
 impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Body, ApiError> {
-        if let Some(length) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-            && length > MAX_BODY_BYTES
-        {
+        use futures::StreamExt;
+        let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|length| length > DRAIN_BYTES) {
             return Err(too_large());
         }
-        axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await.map(Body).map_err(|_| too_large())
+        let mut stream = req.into_body().into_data_stream();
+        let mut collected = Vec::new();
+        let mut seen = 0usize;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the request body failed: {e}")))?;
+            seen += chunk.len();
+            if seen > DRAIN_BYTES {
+                break;
+            }
+            if seen <= MAX_BODY_BYTES {
+                collected.extend_from_slice(&chunk);
+            }
+        }
+        if seen > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        Ok(Body(Bytes::from(collected)))
     }
 }
 

@@ -1,0 +1,216 @@
+//! The command line: every subcommand and flag, with the help text users read.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Kiln builds governed, reproducible runtime images for serverless platforms.
+///
+/// `kiln serve` runs the server; every other command talks to a running server
+/// (`--server` or KILN_URL).
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub connection: Connection,
+    /// Output format of get, create and update.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// URL of the Kiln server.
+    #[arg(long, global = true, env = "KILN_URL", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Kiln server.
+    Serve(ServeArgs),
+    /// Create objects from arguments, or every document of a file (-f).
+    #[command(args_conflicts_with_subcommands = true)]
+    Create(CreateArgs),
+    /// Update objects from a file: edit the output of `kiln get … -o yaml` and send it back.
+    Update(FileArgs),
+    /// Show one object, or list a kind.
+    Get(GetArgs),
+    /// Delete an object.
+    Delete(DeleteArgs),
+    /// Print the OpenAPI document of the REST API.
+    Openapi,
+    /// Print the JSON Schema of a definition format (image-definition, base-image, image, package, package-source).
+    Schema { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "KILN_LISTEN")]
+    pub listen: Option<String>,
+    /// Directory for Kiln's data (store and, later, blobs).
+    #[arg(long, env = "KILN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A TOML file with `listen`, `data_dir` and `log`; flags and KILN_* variables win over it.
+    #[arg(long, env = "KILN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log filter, such as `info` or `kiln_server=debug`.
+    #[arg(long, env = "KILN_LOG")]
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[command(subcommand)]
+    pub kind: Option<CreateKind>,
+    /// A definition file: the seed's image definition, or `kind: BaseImage | Image | Package |
+    /// PackageSource` documents separated by `---`. `-` reads standard input.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Directory that `@file` references in manifests are read from (default: the file's own).
+    #[arg(short = 'w', long = "work-dir")]
+    pub work_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// A definition file: the seed's image definition, or `kind: BaseImage | Image | Package |
+    /// PackageSource` documents separated by `---`. `-` reads standard input.
+    #[arg(short = 'f', long = "file", required = true)]
+    pub file: PathBuf,
+    /// Directory that `@file` references in manifests are read from (default: the file's own).
+    #[arg(short = 'w', long = "work-dir")]
+    pub work_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreateKind {
+    /// Register a base image by reference.
+    #[command(name = "base-image")]
+    BaseImage {
+        name: String,
+        /// Image reference, `host[:port]/path[:tag][@digest]`.
+        reference: String,
+        #[arg(long)]
+        language: String,
+        /// A tag, `key=value`; repeat for more.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Readable by every organisation.
+        #[arg(long)]
+        public: bool,
+    },
+    /// Declare a runtime image on a base image (or an extendable image).
+    Image {
+        name: String,
+        /// The base image, or an image marked extendable.
+        base: String,
+        /// A requirements.txt or package.json.
+        #[arg(long)]
+        runtime_deps: Option<PathBuf>,
+        /// JSON or YAML: `{"packages": [{"name": …, "version": …}]}` or just the list.
+        #[arg(long)]
+        system_deps: Option<PathBuf>,
+        /// Version of the definition (the image tag once built).
+        #[arg(long)]
+        version: Option<String>,
+        /// Allow other images to be built on this one.
+        #[arg(long)]
+        extendable: bool,
+        /// Environment variable, `NAME=value`; repeat for more.
+        #[arg(long = "env")]
+        environment: Vec<String>,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        #[arg(long)]
+        public: bool,
+    },
+    /// Add a package to the catalog.
+    Package {
+        /// deb, rpm, apk, pypi or npm.
+        ecosystem: String,
+        name: String,
+        /// An allowed version or constraint; repeat for more (none: any version).
+        #[arg(long = "version")]
+        versions: Vec<String>,
+        /// SPDX licence expression.
+        #[arg(long)]
+        license: Option<String>,
+        /// Record the package as denied instead of approved.
+        #[arg(long)]
+        deny: bool,
+        #[arg(long)]
+        notes: Option<String>,
+    },
+    /// Add a package source (Debian repository, PyPI index, npm registry).
+    #[command(name = "package-source")]
+    PackageSource {
+        name: String,
+        #[arg(long)]
+        ecosystem: String,
+        #[arg(long)]
+        url: String,
+        /// Debian suite, such as bookworm.
+        #[arg(long)]
+        suite: Option<String>,
+        /// Debian component; repeat for more.
+        #[arg(long = "component")]
+        components: Vec<String>,
+        #[arg(long)]
+        username: Option<String>,
+        /// Read the password (or token) from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    #[value(name = "base-images", alias = "base-image")]
+    BaseImages,
+    #[value(name = "images", alias = "image")]
+    Images,
+    #[value(name = "packages", alias = "package")]
+    Packages,
+    #[value(name = "package-sources", alias = "package-source")]
+    PackageSources,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// base-images, images, packages or package-sources (singular forms too).
+    #[arg(value_enum)]
+    pub kind: Kind,
+    /// Show this object only (packages: ECOSYSTEM/NAME).
+    pub name: Option<String>,
+    /// Only objects with this tag, `key` or `key=value`.
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    #[arg(long)]
+    pub language: Option<String>,
+    #[arg(long)]
+    pub status: Option<String>,
+    #[arg(long)]
+    pub ecosystem: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    #[arg(value_enum)]
+    pub kind: Kind,
+    /// The object (packages: ECOSYSTEM/NAME).
+    pub name: String,
+    /// Delete even if images are built on it; they move to ERROR.
+    #[arg(long)]
+    pub force: bool,
+}

@@ -1,0 +1,101 @@
+//! A small client for Kiln's REST API that turns the server's `{code, message, details}`
+//! errors into messages a user can act on.
+
+use anyhow::{Context, Result, anyhow};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    pub fn new(server: &str) -> Result<Client> {
+        let base = server.trim_end_matches('/').to_string();
+        if !base.starts_with("http://") && !base.starts_with("https://") {
+            return Err(anyhow!("server {server:?} is not an http:// or https:// URL: set --server or KILN_URL"));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot set up the HTTP client")?;
+        Ok(Client { http, base })
+    }
+
+    /// Sends a request; `Ok` holds the JSON of a 2xx answer.
+    pub async fn send(&self, method: Method, path: &str, body: Option<Body>) -> Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method.clone(), &url);
+        match body {
+            Some(Body::Json(value)) => request = request.json(&value),
+            None => {}
+        }
+        let response = request.send().await.map_err(|e| {
+            if e.is_connect() {
+                anyhow!("cannot reach Kiln at {}: start it with `kiln serve` or point --server / KILN_URL at it", self.base)
+            } else {
+                anyhow!("{method} {url} failed: {e}")
+            }
+        })?;
+        let status = response.status();
+        let text = response.text().await.with_context(|| format!("reading the answer to {method} {url}"))?;
+        if status.is_success() {
+            if text.is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_str(&text).with_context(|| format!("the server's answer to {method} {path} is not JSON"));
+        }
+        Err(server_error(status, &text))
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        self.send(Method::GET, path, None).await
+    }
+}
+
+pub enum Body {
+    Json(Value),
+}
+
+fn server_error(status: StatusCode, text: &str) -> anyhow::Error {
+    let Ok(body) = serde_json::from_str::<Value>(text) else {
+        return anyhow!("the server answered {status}: {}", text.trim());
+    };
+    let message = body.get("message").and_then(Value::as_str).unwrap_or("no message").to_string();
+    let mut lines = vec![message];
+    if let Some(details) = body.get("details").and_then(Value::as_array)
+        && details.len() > 1
+    {
+        for detail in details {
+            let mut line = String::from("  ");
+            if let Some(doc) = detail.get("document").and_then(Value::as_u64) {
+                line.push_str(&format!("document {doc}: "));
+            }
+            if let (Some(l), Some(c)) = (detail.get("line").and_then(Value::as_u64), detail.get("column").and_then(Value::as_u64)) {
+                line.push_str(&format!("line {l} column {c}: "));
+            }
+            let field = detail.get("field").and_then(Value::as_str).unwrap_or("");
+            if !field.is_empty() {
+                line.push_str(field);
+                line.push_str(": ");
+            }
+            line.push_str(detail.get("message").and_then(Value::as_str).unwrap_or(""));
+            lines.push(line);
+        }
+    }
+    anyhow!("{} ({})", lines.join("\n"), status.as_u16())
+}
+
+/// Percent-encodes one path segment.
+pub fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,261 @@
+//! The client commands: turn arguments and files into API calls and print the answers.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use kiln_model::definition::{self, Definition};
+use kiln_model::image::{PackageRequest, SystemDependencies};
+
+use crate::cli::{Command, Connection, CreateArgs, CreateKind, DeleteArgs, GetArgs, Kind, Output};
+use crate::client::{Body, Client, segment};
+use crate::output::{as_document, print};
+
+pub async fn run(connection: &Connection, output: Output, command: Command) -> Result<()> {
+    let client = Client::new(&connection.server)?;
+    match command {
+        Command::Create(args) => create(&client, output, args).await,
+        Command::Update(args) => apply_file(&client, output, &args.file, args.work_dir.as_deref(), "update").await,
+        Command::Get(args) => get(&client, output, args).await,
+        Command::Delete(args) => delete(&client, output, args).await,
+        Command::Serve(_) | Command::Openapi | Command::Schema { .. } => unreachable_command(),
+    }
+}
+
+fn unreachable_command() -> Result<()> {
+    bail!("this command does not talk to a server")
+}
+
+pub fn print_openapi() -> Result<()> {
+    let document = kiln_server::openapi().to_pretty_json().context("rendering the OpenAPI document")?;
+    println!("{document}");
+    Ok(())
+}
+
+pub fn print_schema(name: &str) -> Result<()> {
+    let schema = definition::schema(name)
+        .ok_or_else(|| anyhow!("no schema called {name:?}: use one of {}", definition::SCHEMA_NAMES.join(", ")))?;
+    println!("{}", serde_json::to_string_pretty(schema)?);
+    Ok(())
+}
+
+/// `kind=value` pairs from `--tag` flags.
+fn tags(pairs: &[String]) -> Value {
+    Value::Array(
+        pairs
+            .iter()
+            .map(|pair| match pair.split_once('=') {
+                Some((k, v)) => json!({"key": k, "value": v}),
+                None => json!({"key": pair, "value": ""}),
+            })
+            .collect(),
+    )
+}
+
+fn visibility(public: bool) -> &'static str {
+    if public { "public" } else { "private" }
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("reading standard input")?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+async fn create(client: &Client, output: Output, args: CreateArgs) -> Result<()> {
+    let kind = match (args.kind, args.file) {
+        (Some(kind), None) => kind,
+        (None, Some(file)) => return apply_file(client, output, &file, args.work_dir.as_deref(), "create").await,
+        _ => bail!("name what to create (kiln create base-image|image|package|package-source …) or give a file with -f"),
+    };
+    let (target, body) = match kind {
+        CreateKind::BaseImage { name, reference, language, tags: t, public } => (
+            Kind::BaseImages,
+            json!({"name": name, "reference": reference, "language": language, "tags": tags(&t), "visibility": visibility(public)}),
+        ),
+        CreateKind::Image { name, base, runtime_deps, system_deps, version, extendable, environment, tags: t, public } => {
+            let mut body = json!({"name": name, "baseImageName": base, "extendable": extendable, "tags": tags(&t), "visibility": visibility(public)});
+            if let Some(version) = version {
+                body["version"] = json!(version);
+            }
+            if let Some(path) = runtime_deps {
+                let manifest = read_text(&path)?;
+                let mut runtime = json!({"manifest": manifest});
+                if let Some(format) = manifest_format(&path) {
+                    runtime["format"] = json!(format);
+                }
+                body["runtimeDependencies"] = runtime;
+            }
+            if let Some(path) = system_deps {
+                body["systemDependencies"] = serde_json::to_value(read_system_deps(&path)?)?;
+            }
+            let mut env = Vec::new();
+            for pair in environment {
+                let (k, v) = pair.split_once('=').ok_or_else(|| anyhow!("--env {pair:?} must be NAME=value"))?;
+                env.push(json!({"name": k, "value": v}));
+            }
+            body["environment"] = Value::Array(env);
+            (Kind::Images, body)
+        }
+        CreateKind::Package { ecosystem, name, versions, license, deny, notes } => {
+            let mut body = json!({"ecosystem": ecosystem, "name": name, "allowedVersions": versions, "decision": if deny { "denied" } else { "approved" }});
+            if let Some(license) = license {
+                body["license"] = json!(license);
+            }
+            if let Some(notes) = notes {
+                body["notes"] = json!(notes);
+            }
+            (Kind::Packages, body)
+        }
+        CreateKind::PackageSource { name, ecosystem, url, suite, components, username, password_stdin } => {
+            let mut body = json!({"name": name, "ecosystem": ecosystem, "url": url, "components": components});
+            if let Some(suite) = suite {
+                body["suite"] = json!(suite);
+            }
+            if username.is_some() || password_stdin {
+                let password = if password_stdin { read_text(Path::new("-"))?.trim_end_matches(['\r', '\n']).to_string() } else { String::new() };
+                body["credentials"] = json!({"username": username.unwrap_or_default(), "password": password});
+            }
+            (Kind::PackageSources, body)
+        }
+    };
+    let created = client.send(Method::POST, target.collection(), Some(Body::Json(body))).await?;
+    print(target, &[created], output, true)
+}
+
+fn manifest_format(path: &Path) -> Option<&'static str> {
+    let name = path.file_name()?.to_str()?;
+    if name.ends_with(".json") {
+        Some("package.json")
+    } else if name.ends_with(".txt") || name.ends_with(".in") {
+        Some("requirements.txt")
+    } else {
+        None
+    }
+}
+
+fn read_system_deps(path: &Path) -> Result<SystemDependencies> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Wrapped(SystemDependencies),
+        List(Vec<PackageRequest>),
+    }
+    let text = read_text(path)?;
+    let parsed: Either = serde_saphyr::from_str(&text).with_context(|| format!("{} is not a list of system packages", path.display()))?;
+    Ok(match parsed {
+        Either::Wrapped(deps) => deps,
+        Either::List(packages) => SystemDependencies { packages },
+    })
+}
+
+/// Loads a definition file locally (so errors name lines and `@file` references are
+/// read from here), then sends every document in one request: all are applied, or none.
+async fn apply_file(client: &Client, output: Output, file: &Path, work_dir: Option<&Path>, mode: &str) -> Result<()> {
+    let text = read_text(file)?;
+    let base: PathBuf = match work_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => file.parent().filter(|p| !p.as_os_str().is_empty() && file != Path::new("-")).map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+    };
+    let resolve = |reference: &str| -> Result<String, String> {
+        let path = base.join(reference);
+        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let loaded = definition::load(&text, &resolve).map_err(|errors| {
+        let lines: Vec<String> = errors.0.iter().map(|e| format!("  {e}")).collect();
+        anyhow!("{} is not a valid definition file:\n{}", file.display(), lines.join("\n"))
+    })?;
+    let mut documents = Vec::new();
+    for item in &loaded {
+        let (kind, object) = match &item.definition {
+            Definition::BaseImage(o) => (Kind::BaseImages, serde_json::to_value(o)?),
+            Definition::Image(o) => (Kind::Images, serde_json::to_value(o)?),
+            Definition::Package(o) => (Kind::Packages, serde_json::to_value(o)?),
+            Definition::PackageSource(o) => (Kind::PackageSources, package_source_with_credentials(o)?),
+        };
+        documents.push(as_document(kind, &object));
+    }
+    let answer = client.send(Method::POST, &format!("/v1/apply?mode={mode}"), Some(Body::Json(Value::Array(documents)))).await?;
+    let items = answer.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+    if output == Output::Table {
+        for item in &items {
+            let kind = item.get("kind").and_then(Value::as_str).unwrap_or("object");
+            let name = item.get("name").and_then(Value::as_str).unwrap_or("?");
+            let action = item.get("action").and_then(Value::as_str).unwrap_or("applied");
+            println!("{kind} {name} {action}");
+        }
+        return Ok(());
+    }
+    for item in items {
+        let kind = item.get("kind").and_then(Value::as_str).and_then(Kind::from_document_kind).unwrap_or(Kind::Images);
+        print(kind, &[item.get("object").cloned().unwrap_or(Value::Null)], output, true)?;
+    }
+    Ok(())
+}
+
+/// Credentials are write-only and skipped when serialising; a file may still carry them.
+fn package_source_with_credentials(source: &kiln_model::PackageSource) -> Result<Value> {
+    let mut value = serde_json::to_value(source)?;
+    match &source.credentials {
+        Some(Some(credentials)) => value["credentials"] = serde_json::to_value(credentials)?,
+        Some(None) => value["credentials"] = Value::Null,
+        None => {}
+    }
+    Ok(value)
+}
+
+fn item_path(kind: Kind, name: &str) -> Result<String> {
+    if kind == Kind::Packages {
+        let (ecosystem, package) = name.split_once('/').ok_or_else(|| anyhow!("name a package as ECOSYSTEM/NAME, such as deb/libpq5 or npm/@types/node"))?;
+        return Ok(format!("{}/{}/{}", kind.collection(), segment(ecosystem), segment(package)));
+    }
+    Ok(format!("{}/{}", kind.collection(), segment(name)))
+}
+
+async fn get(client: &Client, output: Output, args: GetArgs) -> Result<()> {
+    if let Some(name) = &args.name {
+        let object = client.get(&item_path(args.kind, name)?).await?;
+        return print(args.kind, &[object], output, true);
+    }
+    let mut query: Vec<(String, String)> = args.tags.iter().map(|t| ("tag".to_string(), t.clone())).collect();
+    for (key, value) in [("language", &args.language), ("status", &args.status), ("ecosystem", &args.ecosystem)] {
+        if let Some(value) = value {
+            query.push((key.into(), value.clone()));
+        }
+    }
+    let mut objects = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut params = query.clone();
+        params.push(("limit".into(), "1000".into()));
+        if let Some(token) = &token {
+            params.push(("pageToken".into(), token.clone()));
+        }
+        let encoded: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", segment(v))).collect();
+        let page = client.get(&format!("{}?{}", args.kind.collection(), encoded.join("&"))).await?;
+        objects.extend(page.get("items").and_then(Value::as_array).cloned().unwrap_or_default());
+        match page.get("nextPageToken").and_then(Value::as_str) {
+            Some(next) => token = Some(next.to_string()),
+            None => break,
+        }
+    }
+    print(args.kind, &objects, output, false)
+}
+
+async fn delete(client: &Client, output: Output, args: DeleteArgs) -> Result<()> {
+    let mut path = item_path(args.kind, &args.name)?;
+    if args.force {
+        path.push_str("?force=true");
+    }
+    let deleted = client.send(Method::DELETE, &path, None).await?;
+    if output == Output::Table {
+        println!("{} {} deleted", args.kind.document_kind(), args.name);
+        return Ok(());
+    }
+    print(args.kind, &[deleted], output, true)
+}

@@ -1,0 +1,124 @@
+//! `kiln serve`: settings from flags, KILN_* variables and an optional TOML file (in that
+//! order of precedence), the embedded store under the data directory, and a graceful stop
+//! on SIGINT / SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::cli::ServeArgs;
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_DATA_DIR: &str = "./kiln-data";
+const STORE_FILE: &str = "kiln.redb";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    log: Option<String>,
+}
+
+#[derive(Debug, PartialEq)]
+struct Settings {
+    listen: String,
+    data_dir: PathBuf,
+    log: String,
+}
+
+fn read_config(path: &Path) -> Result<ConfigFile> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
+}
+
+fn settle(args: ServeArgs) -> Result<Settings> {
+    let file = match &args.config {
+        Some(path) => read_config(path)?,
+        None => ConfigFile::default(),
+    };
+    Ok(Settings {
+        listen: args.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()),
+        data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+        log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+    })
+}
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let settings = settle(args)?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log).with_context(|| format!("log filter {:?} is not valid", settings.log))?;
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+    let store_path = settings.data_dir.join(STORE_FILE);
+    let store = kiln_store::EmbeddedStore::open(&store_path)
+        .with_context(|| format!("cannot open the store {} (is another kiln using this data directory?)", store_path.display()))?;
+    let store: Arc<dyn kiln_store::KvStore> = Arc::new(store);
+    let recovered = kiln_server::recover(store.clone()).await.map_err(|e| anyhow::anyhow!("recovering interrupted work: {}", e.message))?;
+    if recovered > 0 {
+        tracing::info!(recovered, "finished work interrupted by the last stop");
+    }
+
+    let listener = tokio::net::TcpListener::bind(&settings.listen).await.with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    println!("listening on http://{address}");
+    tracing::info!(%address, data_dir = %settings.data_dir.display(), "kiln is serving");
+
+    let app = kiln_server::app(kiln_server::AppState::new(store));
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(listen: Option<&str>, config: Option<PathBuf>) -> ServeArgs {
+        ServeArgs { listen: listen.map(str::to_string), data_dir: None, config, log: None }
+    }
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kiln.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\ndata_dir = \"/tmp/k\"\n").unwrap();
+        let from_file = settle(args(None, Some(path.clone()))).unwrap();
+        assert_eq!((from_file.listen.as_str(), from_file.data_dir.as_path()), ("127.0.0.1:9999", Path::new("/tmp/k")));
+        let from_flag = settle(args(Some("127.0.0.1:0"), Some(path))).unwrap();
+        assert_eq!(from_flag.listen, "127.0.0.1:0");
+        let defaults = settle(args(None, None)).unwrap();
+        assert_eq!((defaults.listen.as_str(), defaults.log.as_str()), (DEFAULT_LISTEN, "info"));
+    }
+
+    #[test]
+    fn unknown_config_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kiln.toml");
+        std::fs::write(&path, "listne = \"x\"\n").unwrap();
+        let err = settle(args(None, Some(path))).unwrap_err();
+        assert!(format!("{err:#}").contains("listne"), "{err:#}");
+    }
+}

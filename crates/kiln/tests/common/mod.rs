@@ -1,0 +1,155 @@
+//! Starts the real `kiln` binary on a free loopback port with its own data directory, and
+//! runs the CLI against it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const KILN: &str = env!("CARGO_BIN_EXE_kiln");
+
+pub struct Server {
+    pub url: String,
+    pub child: Child,
+    pub data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// A server with a fresh data directory.
+    pub fn start() -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let data_dir = temp.path().join("data");
+        let mut server = Server::start_in(&data_dir);
+        server._temp = Some(temp);
+        server
+    }
+
+    /// A server on an existing data directory (for restarts).
+    pub fn start_in(data_dir: &Path) -> Server {
+        let mut child = Command::new(KILN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("KILN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start kiln serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+        let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
+        Server { url, child, data_dir: data_dir.to_path_buf(), _temp: None }
+    }
+
+    pub fn http(&self) -> Http {
+        Http { base: self.url.clone(), client: reqwest::blocking::Client::new() }
+    }
+
+    /// Runs the CLI against this server.
+    pub fn kiln(&self, args: &[&str]) -> Output {
+        self.kiln_in(args, None)
+    }
+
+    pub fn kiln_in(&self, args: &[&str], dir: Option<&Path>) -> Output {
+        let mut command = Command::new(KILN);
+        command.args(args).env("KILN_URL", &self.url);
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        command.output().expect("run kiln")
+    }
+
+    /// `kill -9`: no chance to flush or shut down.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("send SIGTERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Http {
+    pub base: String,
+    pub client: reqwest::blocking::Client,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+    pub text: String,
+}
+
+impl Http {
+    pub fn call(&self, method: &str, path: &str, body: Option<&serde_json::Value>, headers: &[(&str, &str)]) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        answer(request.send().expect("request"))
+    }
+
+    pub fn raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        answer(self.client.request(method, format!("{}{path}", self.base)).header("content-type", content_type).body(body).send().expect("request"))
+    }
+
+    pub fn get(&self, path: &str) -> Answer {
+        self.call("GET", path, None, &[])
+    }
+    pub fn post(&self, path: &str, body: serde_json::Value) -> Answer {
+        self.call("POST", path, Some(&body), &[])
+    }
+    pub fn put(&self, path: &str, body: serde_json::Value) -> Answer {
+        self.call("PUT", path, Some(&body), &[])
+    }
+    pub fn delete(&self, path: &str) -> Answer {
+        self.call("DELETE", path, None, &[])
+    }
+}
+
+fn answer(response: reqwest::blocking::Response) -> Answer {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    Answer { status, headers, body, text }
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn base_image(name: &str) -> serde_json::Value {
+    serde_json::json!({"name": name, "reference": format!("registry.example/kiln/{name}:1.0"), "language": "python3"})
+}
