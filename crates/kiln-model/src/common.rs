@@ -54,16 +54,9 @@ impl Status {
     }
 
     pub fn parse(text: &str) -> Option<Status> {
-        [
-            Status::Initialized,
-            Status::Creating,
-            Status::Ready,
-            Status::Updating,
-            Status::Error,
-            Status::Deleting,
-        ]
-        .into_iter()
-        .find(|s| s.as_str().eq_ignore_ascii_case(text))
+        [Status::Initialized, Status::Creating, Status::Ready, Status::Updating, Status::Error, Status::Deleting]
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(text))
     }
 }
 

@@ -155,7 +155,12 @@ impl Image {
                 check_text(&mut errors, field, value, 255);
             }
         }
-        check_packages(&mut errors, "systemDependencies.packages", &self.system_dependencies.packages, is_system_package_name);
+        check_packages(
+            &mut errors,
+            "systemDependencies.packages",
+            &self.system_dependencies.packages,
+            is_system_package_name,
+        );
         let runtime = &self.runtime_dependencies;
         check_packages(&mut errors, "runtimeDependencies.packages", &runtime.packages, is_runtime_package_name);
         if let Some(manifest) = &runtime.manifest {
@@ -163,7 +168,10 @@ impl Image {
                 errors.push("runtimeDependencies", "give either manifest or packages, not both");
             }
             if manifest.len() > MAX_MANIFEST_BYTES {
-                errors.push("runtimeDependencies.manifest", format!("is {} bytes; the limit is {MAX_MANIFEST_BYTES}", manifest.len()));
+                errors.push(
+                    "runtimeDependencies.manifest",
+                    format!("is {} bytes; the limit is {MAX_MANIFEST_BYTES}", manifest.len()),
+                );
             } else if self.manifest_format() == Some(ManifestFormat::PackageJson) {
                 check_package_json(&mut errors, manifest);
             } else {
@@ -278,7 +286,8 @@ mod tests {
 
     #[test]
     fn unquoted_versions_become_text() {
-        let img: Image = serde_json::from_value(serde_json::json!({"name": "i", "baseImageName": "b", "version": 1.1})).unwrap();
+        let img: Image =
+            serde_json::from_value(serde_json::json!({"name": "i", "baseImageName": "b", "version": 1.1})).unwrap();
         assert_eq!(img.version.as_deref(), Some("1.1"));
     }
 }

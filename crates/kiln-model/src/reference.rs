@@ -34,7 +34,9 @@ pub enum ReferenceError {
 
 static PATH_COMPONENT: LazyLock<Regex> = LazyLock::new(|| built(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$"));
 static DOMAIN: LazyLock<Regex> = LazyLock::new(|| {
-    built(r"^(?:(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])(?:\.(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]))*|\[[0-9A-Fa-f:]+\])(?::[0-9]{1,5})?$")
+    built(
+        r"^(?:(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])(?:\.(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]))*|\[[0-9A-Fa-f:]+\])(?::[0-9]{1,5})?$",
+    )
 });
 static TAG: LazyLock<Regex> = LazyLock::new(|| built(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"));
 static DIGEST: LazyLock<Regex> = LazyLock::new(|| built(r"^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$"));
@@ -72,7 +74,10 @@ impl Reference {
         }
         let (registry, repository) = match name.split_once('/') {
             Some((first, remainder))
-                if first.contains('.') || first.contains(':') || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) =>
+                if first.contains('.')
+                    || first.contains(':')
+                    || first == "localhost"
+                    || first.chars().any(|c| c.is_ascii_uppercase()) =>
             {
                 if !DOMAIN.is_match(first) {
                     return Err(ReferenceError::BadRegistry(first.to_string()));
@@ -116,7 +121,10 @@ mod tests {
     #[test]
     fn parses_common_forms() {
         let r = Reference::parse("berndtj/my-python-base:0.0.1").unwrap();
-        assert_eq!((r.registry, r.repository.as_str(), r.tag.as_deref()), (None, "berndtj/my-python-base", Some("0.0.1")));
+        assert_eq!(
+            (r.registry, r.repository.as_str(), r.tag.as_deref()),
+            (None, "berndtj/my-python-base", Some("0.0.1"))
+        );
         let r = Reference::parse("127.0.0.1:5000/org/py3:latest").unwrap();
         assert_eq!(r.registry.as_deref(), Some("127.0.0.1:5000"));
         assert_eq!(r.repository, "org/py3");

@@ -25,13 +25,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-            line: None,
-            column: None,
-            document: None,
-        }
+        Self { field: field.into(), message: message.into(), line: None, column: None, document: None }
     }
 }
 
@@ -103,10 +97,7 @@ pub fn check_name(errors: &mut ValidationErrors, field: &str, value: &str) {
     if value.is_empty() {
         errors.push(field, "is required");
     } else if value.len() > MAX_NAME_LEN {
-        errors.push(
-            field,
-            format!("is {} characters long; the limit is {MAX_NAME_LEN}", value.len()),
-        );
+        errors.push(field, format!("is {} characters long; the limit is {MAX_NAME_LEN}", value.len()));
     } else if !NAME_RE.is_match(value) {
         errors.push(
             field,
@@ -130,10 +121,7 @@ pub fn check_language(errors: &mut ValidationErrors, field: &str, value: &str) {
 
 pub fn check_env_name(errors: &mut ValidationErrors, field: &str, value: &str) {
     if !ENV_NAME_RE.is_match(value) || value.len() > 255 {
-        errors.push(
-            field,
-            format!("{value:?} is not a valid environment variable name"),
-        );
+        errors.push(field, format!("{value:?} is not a valid environment variable name"));
     }
 }
 
@@ -145,10 +133,7 @@ pub fn check_version(errors: &mut ValidationErrors, field: &str, value: &str) {
 
 pub fn check_text(errors: &mut ValidationErrors, field: &str, value: &str, max: usize) {
     if value.len() > max {
-        errors.push(
-            field,
-            format!("is {} bytes long; the limit is {max}", value.len()),
-        );
+        errors.push(field, format!("is {} bytes long; the limit is {max}", value.len()));
     }
     if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
         errors.push(field, "contains control characters");

@@ -26,7 +26,11 @@ pub fn in_use(message: &str, dependents: &[Image]) -> ApiError {
 pub trait Parent: Resource {
     fn set_status(&mut self, status: Status);
     fn set_reason(&mut self, reason: &str);
-    fn dependents(view: &View, org: &str, name: &str) -> impl std::future::Future<Output = ApiResult<Vec<Image>>> + Send;
+    fn dependents(
+        view: &View,
+        org: &str,
+        name: &str,
+    ) -> impl std::future::Future<Output = ApiResult<Vec<Image>>> + Send;
 }
 
 impl Parent for BaseImage {
@@ -78,7 +82,10 @@ pub async fn delete<P: Parent>(view: &View, org: &str, name: &str, expected: Opt
             let mut restored = current.clone();
             restored.set_status(if previous_status == Status::Deleting { Status::Error } else { previous_status });
             store.put(&object_key, encode(&restored)?, Precondition::Revision(marked_revision)).await?;
-            return Err(in_use(&format!("{} {name:?} cannot be deleted: delete its images first or pass force=true", P::NOUN), &dependents));
+            return Err(in_use(
+                &format!("{} {name:?} cannot be deleted: delete its images first or pass force=true", P::NOUN),
+                &dependents,
+            ));
         }
         let mut ops = vec![Op::Delete { key: object_key.clone(), expect: Precondition::Revision(marked_revision) }];
         for mut dependent in dependents {
@@ -86,7 +93,11 @@ pub async fn delete<P: Parent>(view: &View, org: &str, name: &str, expected: Opt
             dependent.status = Status::Error;
             dependent.reason.push(format!("{} {name:?} it was built on was deleted", P::NOUN));
             dependent.updated_time = Some(Utc::now());
-            ops.push(Op::Put { key: key::<Image>(org, &dependent.name), value: encode(&dependent)?, expect: Precondition::Revision(dep_revision) });
+            ops.push(Op::Put {
+                key: key::<Image>(org, &dependent.name),
+                value: encode(&dependent)?,
+                expect: Precondition::Revision(dep_revision),
+            });
         }
         match store.txn(ops).await {
             Ok(_) => return Ok(current),

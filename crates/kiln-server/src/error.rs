@@ -59,9 +59,9 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
-            StoreError::Conflict { key, .. } => ApiError::conflict(format!(
-                "{key} was changed by another request meanwhile: fetch it again and retry"
-            )),
+            StoreError::Conflict { key, .. } => {
+                ApiError::conflict(format!("{key} was changed by another request meanwhile: fetch it again and retry"))
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the metadata store failed: {other}"))

@@ -99,6 +99,10 @@ fn json_error(field: String, inner: serde_json::Error) -> ApiError {
         detail.line = Some(inner.line() as u64);
         detail.column = Some(inner.column() as u64);
     }
-    let message = if field.is_empty() { format!("invalid JSON body: {inner}") } else { format!("invalid JSON body at {field}: {inner}") };
+    let message = if field.is_empty() {
+        format!("invalid JSON body: {inner}")
+    } else {
+        format!("invalid JSON body at {field}: {inner}")
+    };
     ApiError::bad_request(message).with_details(vec![detail])
 }

@@ -60,7 +60,12 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(images::create, images::list))
         .routes(routes!(images::get, images::replace, images::patch, images::delete))
         .routes(routes!(package_sources::create, package_sources::list))
-        .routes(routes!(package_sources::get, package_sources::replace, package_sources::patch, package_sources::delete))
+        .routes(routes!(
+            package_sources::get,
+            package_sources::replace,
+            package_sources::patch,
+            package_sources::delete
+        ))
         .routes(routes!(packages::create, packages::list))
         .routes(routes!(packages::get, packages::replace, packages::patch, packages::delete))
         .routes(routes!(api::apply::apply))
@@ -90,7 +95,10 @@ async fn no_route(uri: Uri) -> ApiError {
 }
 
 async fn wrong_method(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {}: see /docs for the API", uri.path()))
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}: see /docs for the API", uri.path()),
+    )
 }
 
 /// Finishes work a previous run left half done (deletes interrupted by a crash).

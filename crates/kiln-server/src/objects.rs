@@ -31,7 +31,13 @@ pub async fn plan_create<R: Resource>(view: &mut View, org: &str, mut object: R)
 }
 
 /// `expected` is the revision the caller says it read (`If-Match` or the body's `revision`).
-pub async fn plan_update<R: Resource>(view: &mut View, org: &str, name: &str, mut object: R, expected: Option<u64>) -> ApiResult<Planned<R>> {
+pub async fn plan_update<R: Resource>(
+    view: &mut View,
+    org: &str,
+    name: &str,
+    mut object: R,
+    expected: Option<u64>,
+) -> ApiResult<Planned<R>> {
     let object_key = key::<R>(org, name);
     if view.is_staged(&object_key) {
         return Err(ApiError::conflict(format!("{} {name:?} appears twice in one request", R::NOUN)));
@@ -39,7 +45,10 @@ pub async fn plan_update<R: Resource>(view: &mut View, org: &str, name: &str, mu
     let current: R = view.get(org, name).await?.ok_or_else(|| not_found::<R>(name))?;
     let revision = current.revision().unwrap_or(0);
     if object.key_name() != current.key_name() {
-        return Err(ApiError::field("name", format!("{:?} does not match the object being updated, {name:?}; names cannot change", object.key_name())));
+        return Err(ApiError::field(
+            "name",
+            format!("{:?} does not match the object being updated, {name:?}; names cannot change", object.key_name()),
+        ));
     }
     if let Some(expected) = expected.or(object.revision())
         && expected != revision
@@ -76,14 +85,26 @@ pub async fn create<R: Resource>(view: &mut View, org: &str, object: R) -> ApiRe
     Ok(object)
 }
 
-pub async fn update<R: Resource>(view: &mut View, org: &str, name: &str, object: R, expected: Option<u64>) -> ApiResult<R> {
+pub async fn update<R: Resource>(
+    view: &mut View,
+    org: &str,
+    name: &str,
+    object: R,
+    expected: Option<u64>,
+) -> ApiResult<R> {
     let Planned { mut object, ops } = plan_update(view, org, name, object, expected).await?;
     object.set_revision(Some(commit(view, ops, R::NOUN, name).await?));
     Ok(object)
 }
 
 /// Applies an RFC 7396 merge patch to the stored object, then updates as with PUT.
-pub async fn patch<R: Resource>(view: &mut View, org: &str, name: &str, patch: serde_json::Value, expected: Option<u64>) -> ApiResult<R> {
+pub async fn patch<R: Resource>(
+    view: &mut View,
+    org: &str,
+    name: &str,
+    patch: serde_json::Value,
+    expected: Option<u64>,
+) -> ApiResult<R> {
     let current: R = view.get(org, name).await?.ok_or_else(|| not_found::<R>(name))?;
     let mut document = serde_json::to_value(&current).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let patch_revision = patch.get("revision").and_then(serde_json::Value::as_u64);
@@ -102,7 +123,13 @@ pub const MAX_PAGE: usize = 1000;
 pub const DEFAULT_PAGE: usize = 100;
 
 /// One page of matching objects, in name order, and the token for the next page.
-pub async fn list<R: Resource>(view: &View, org: &str, filter: &ListFilter, limit: usize, page_token: Option<&str>) -> ApiResult<(Vec<R>, Option<String>)> {
+pub async fn list<R: Resource>(
+    view: &View,
+    org: &str,
+    filter: &ListFilter,
+    limit: usize,
+    page_token: Option<&str>,
+) -> ApiResult<(Vec<R>, Option<String>)> {
     let prefix = records::prefix::<R>(org);
     let mut after = page_token.map(|t| format!("{prefix}{t}"));
     let mut items = Vec::new();

@@ -18,7 +18,9 @@ pub async fn resolve(view: &View, org: &str, image: &mut Image) -> ApiResult<Vec
     let (field, parent_name) = match (&image.parent_image_name, &image.base_image_name) {
         (Some(parent), _) => ("parentImageName", parent.clone()),
         (None, Some(base)) => ("baseImageName", base.clone()),
-        (None, None) => return Err(ApiError::field("baseImageName", "is required: name a base image or an extendable image")),
+        (None, None) => {
+            return Err(ApiError::field("baseImageName", "is required: name a base image or an extendable image"));
+        }
     };
     let parent_image = if image.parent_image_name.is_none()
         && let Some(base) = view.base_image(org, &parent_name).await?
@@ -36,7 +38,10 @@ pub async fn resolve(view: &View, org: &str, image: &mut Image) -> ApiResult<Vec
     };
     if let Some(parent) = parent_image {
         if !parent.extendable {
-            return Err(ApiError::field(field, format!("image {parent_name:?} is not extendable: set extendable on it first")));
+            return Err(ApiError::field(
+                field,
+                format!("image {parent_name:?} is not extendable: set extendable on it first"),
+            ));
         }
         refuse_if_deleting(parent.status, "image", &parent.name)?;
         if let Some(revision) = parent.revision {
@@ -46,7 +51,10 @@ pub async fn resolve(view: &View, org: &str, image: &mut Image) -> ApiResult<Vec
         let mut ancestor = parent.clone();
         for _ in 0..MAX_DEPTH {
             if ancestor.name == image.name {
-                return Err(ApiError::field(field, format!("image {:?} cannot be built on its own descendant {parent_name:?}", image.name)));
+                return Err(ApiError::field(
+                    field,
+                    format!("image {:?} cannot be built on its own descendant {parent_name:?}", image.name),
+                ));
             }
             match &ancestor.parent_image_name {
                 Some(next) => match view.get::<Image>(org, next).await? {
@@ -57,10 +65,12 @@ pub async fn resolve(view: &View, org: &str, image: &mut Image) -> ApiResult<Vec
             }
         }
         let root = parent.base_image_name.clone().unwrap_or_default();
-        let base = view
-            .base_image(org, &root)
-            .await?
-            .ok_or_else(|| ApiError::field(field, format!("image {parent_name:?} rests on base image {root:?}, which no longer exists")))?;
+        let base = view.base_image(org, &root).await?.ok_or_else(|| {
+            ApiError::field(
+                field,
+                format!("image {parent_name:?} rests on base image {root:?}, which no longer exists"),
+            )
+        })?;
         image.parent_image_name = Some(parent.name.clone());
         settle_base(image, &base, &mut checks, org)?;
     } else {
@@ -76,7 +86,10 @@ fn settle_base(image: &mut Image, base: &BaseImage, checks: &mut Vec<Op>, org: &
     {
         return Err(ApiError::field(
             "language",
-            format!("{language:?} does not match the base image {:?}, whose language is {:?}", base.name, base.language),
+            format!(
+                "{language:?} does not match the base image {:?}, whose language is {:?}",
+                base.name, base.language
+            ),
         ));
     }
     image.language = Some(base.language.clone());

@@ -40,7 +40,12 @@ pub trait Resource: Record + Clone + Send + Sync + 'static {
 
     /// Checks against other objects, and the extra operations the write needs (checks that
     /// what it depends on is unchanged, secrets). May adjust derived fields.
-    fn prepare(&mut self, view: &View, org: &str, previous: Option<&Self>) -> impl Future<Output = ApiResult<Vec<Op>>> + Send {
+    fn prepare(
+        &mut self,
+        view: &View,
+        org: &str,
+        previous: Option<&Self>,
+    ) -> impl Future<Output = ApiResult<Vec<Op>>> + Send {
         let _ = (view, org, previous);
         async { Ok(Vec::new()) }
     }
@@ -224,7 +229,8 @@ impl Resource for PackageSource {
         let key = secret_key::<PackageSource>(org, &self.name);
         Ok(match &self.credentials {
             Some(Some(credentials)) => {
-                let value = serde_json::to_vec(credentials).map_err(|e| crate::error::ApiError::bad_request(e.to_string()))?;
+                let value =
+                    serde_json::to_vec(credentials).map_err(|e| crate::error::ApiError::bad_request(e.to_string()))?;
                 vec![Op::Put { key, value, expect: kiln_store::Precondition::Any }]
             }
             Some(None) => vec![Op::Delete { key, expect: kiln_store::Precondition::Any }],

@@ -32,7 +32,8 @@ async fn every_documented_operation_is_routed() {
             let response = app.clone().oneshot(request).await.expect("response");
             let status = response.status();
             let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
-            let routed = status != StatusCode::METHOD_NOT_ALLOWED && !String::from_utf8_lossy(&bytes).contains("no such endpoint");
+            let routed = status != StatusCode::METHOD_NOT_ALLOWED
+                && !String::from_utf8_lossy(&bytes).contains("no such endpoint");
             assert_eq!(routed, present, "{method} {path}: documented={present} but answered {status}");
             checked += usize::from(present);
         }
@@ -45,7 +46,8 @@ async fn undocumented_routes_are_only_the_docs() {
     let (_dir, state) = state();
     let app = app(state);
     for path in UNDOCUMENTED_ROUTES {
-        let response = app.clone().oneshot(Request::get(path).body(Body::empty()).expect("request")).await.expect("response");
+        let response =
+            app.clone().oneshot(Request::get(path).body(Body::empty()).expect("request")).await.expect("response");
         assert!(response.status().is_success() || response.status().is_redirection(), "{path}: {}", response.status());
         assert!(!openapi().paths.paths.contains_key(path));
     }

@@ -88,7 +88,12 @@ impl View {
 
     /// Images whose direct parent is this image.
     pub async fn children_of_image(&self, org: &str, image: &str) -> ApiResult<Vec<Image>> {
-        Ok(self.all::<Image>(org).await?.into_iter().filter(|i| i.parent_image_name.as_deref() == Some(image)).collect())
+        Ok(self
+            .all::<Image>(org)
+            .await?
+            .into_iter()
+            .filter(|i| i.parent_image_name.as_deref() == Some(image))
+            .collect())
     }
 
     pub async fn base_image(&self, org: &str, name: &str) -> ApiResult<Option<BaseImage>> {

@@ -48,7 +48,10 @@ fn word(bytes: &[u8], at: usize) -> u64 {
 
 fn decode_entry(key: &str, bytes: &[u8]) -> Result<Entry, StoreError> {
     if bytes.len() < HEADER {
-        return Err(StoreError::Corrupt { key: key.to_string(), message: format!("record of {} bytes is shorter than its header", bytes.len()) });
+        return Err(StoreError::Corrupt {
+            key: key.to_string(),
+            message: format!("record of {} bytes is shorter than its header", bytes.len()),
+        });
     }
     Ok(Entry {
         key: key.to_string(),
@@ -87,7 +90,13 @@ fn decode_event(revision: u64, bytes: &[u8]) -> Result<WatchEvent, StoreError> {
         0 => Ok(WatchEvent { kind: WatchEventKind::Put, entry: decode_entry(key, rest)? }),
         _ => Ok(WatchEvent {
             kind: WatchEventKind::Delete,
-            entry: Entry { key: key.to_string(), value: Vec::new(), create_revision: 0, mod_revision: revision, version: 0 },
+            entry: Entry {
+                key: key.to_string(),
+                value: Vec::new(),
+                create_revision: 0,
+                mod_revision: revision,
+                version: 0,
+            },
         }),
     }
 }
@@ -108,7 +117,9 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Opens (or creates) the store file at `path`.
     pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
-        let db = Arc::new(Database::create(path).map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?);
+        let db = Arc::new(
+            Database::create(path).map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?,
+        );
         let txn = db.begin_write().map_err(backend)?;
         {
             txn.open_table(KV).map_err(backend)?;
@@ -190,18 +201,43 @@ fn commit_batch(db: &Database, batch: Vec<Vec<Op>>) -> Result<Outcomes, StoreErr
                                 let (create, version) = existing.map_or((revision, 1), |(c, _, v)| (c, v + 1));
                                 let record = encode_entry(create, revision, version, &value);
                                 kv.insert(key.as_str(), record.as_slice()).map_err(backend)?;
-                                history.insert((revision, index as u32), encode_event(WatchEventKind::Put, &key, &record).as_slice()).map_err(backend)?;
-                                WatchEvent { kind: WatchEventKind::Put, entry: Entry { key, value, create_revision: create, mod_revision: revision, version } }
+                                history
+                                    .insert(
+                                        (revision, index as u32),
+                                        encode_event(WatchEventKind::Put, &key, &record).as_slice(),
+                                    )
+                                    .map_err(backend)?;
+                                WatchEvent {
+                                    kind: WatchEventKind::Put,
+                                    entry: Entry {
+                                        key,
+                                        value,
+                                        create_revision: create,
+                                        mod_revision: revision,
+                                        version,
+                                    },
+                                }
                             }
                             Op::Delete { key, .. } => {
                                 if existing.is_none() {
                                     continue;
                                 }
                                 kv.remove(key.as_str()).map_err(backend)?;
-                                history.insert((revision, index as u32), encode_event(WatchEventKind::Delete, &key, &[]).as_slice()).map_err(backend)?;
+                                history
+                                    .insert(
+                                        (revision, index as u32),
+                                        encode_event(WatchEventKind::Delete, &key, &[]).as_slice(),
+                                    )
+                                    .map_err(backend)?;
                                 WatchEvent {
                                     kind: WatchEventKind::Delete,
-                                    entry: Entry { key, value: Vec::new(), create_revision: 0, mod_revision: revision, version: 0 },
+                                    entry: Entry {
+                                        key,
+                                        value: Vec::new(),
+                                        create_revision: 0,
+                                        mod_revision: revision,
+                                        version: 0,
+                                    },
                                 }
                             }
                         };
@@ -237,7 +273,11 @@ fn check_preconditions(kv: &redb::Table<&str, &[u8]>, ops: &[Op]) -> Result<Vec<
             if bytes.len() < HEADER { (0, 0, 0) } else { (word(bytes, 0), word(bytes, 8), word(bytes, 16)) }
         });
         if !op.expect().holds(found.map(|f| f.1)) {
-            return Err(StoreError::Conflict { key: op.key().to_string(), expected: op.expect(), actual: found.map(|f| f.1) });
+            return Err(StoreError::Conflict {
+                key: op.key().to_string(),
+                expected: op.expect(),
+                actual: found.map(|f| f.1),
+            });
         }
         current.push(found);
     }
@@ -289,7 +329,9 @@ impl KvStore for EmbeddedStore {
             return Err(StoreError::Invalid("a transaction needs at least one operation".into()));
         }
         let (reply, answer) = oneshot::channel();
-        self.writer.send(Request { ops, reply }).map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
+        self.writer
+            .send(Request { ops, reply })
+            .map_err(|_| StoreError::Backend("the store writer has stopped".into()))?;
         answer.await.map_err(|_| StoreError::Backend("the store writer has stopped".into()))?
     }
 
@@ -329,10 +371,11 @@ impl KvStore for EmbeddedStore {
                 match live.recv().await {
                     Ok(batch) => {
                         for event in batch.iter() {
-                            if event.entry.mod_revision > seen && event.entry.key.starts_with(&prefix) {
-                                if tx.send(Ok(event.clone())).await.is_err() {
-                                    return;
-                                }
+                            if event.entry.mod_revision > seen
+                                && event.entry.key.starts_with(&prefix)
+                                && tx.send(Ok(event.clone())).await.is_err()
+                            {
+                                return;
                             }
                         }
                         if let Some(last) = batch.last() {

@@ -40,10 +40,20 @@ impl Precondition {
 /// One step of a transaction; every precondition is checked before anything is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    Put { key: String, value: Vec<u8>, expect: Precondition },
-    Delete { key: String, expect: Precondition },
+    Put {
+        key: String,
+        value: Vec<u8>,
+        expect: Precondition,
+    },
+    Delete {
+        key: String,
+        expect: Precondition,
+    },
     /// Writes nothing; fails the transaction unless the precondition holds.
-    Check { key: String, expect: Precondition },
+    Check {
+        key: String,
+        expect: Precondition,
+    },
 }
 
 impl Op {

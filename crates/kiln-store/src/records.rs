@@ -58,7 +58,8 @@ pub fn encode<R: Record>(record: &R) -> Result<Vec<u8>, StoreError> {
     if let Some(object) = data.as_object_mut() {
         object.remove("revision");
     }
-    serde_json::to_vec(&Envelope { format_version: R::FORMAT_VERSION, data }).map_err(|e| StoreError::Invalid(e.to_string()))
+    serde_json::to_vec(&Envelope { format_version: R::FORMAT_VERSION, data })
+        .map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
 pub fn decode<R: Record>(entry: &Entry) -> Result<R, StoreError> {
@@ -95,11 +96,19 @@ mod tests {
 
     #[test]
     fn round_trips_with_revision_from_the_entry() {
-        let mut base: BaseImage =
-            serde_json::from_value(serde_json::json!({"name": "b", "reference": "x/y:1", "language": "python3", "revision": 7})).unwrap();
+        let mut base: BaseImage = serde_json::from_value(
+            serde_json::json!({"name": "b", "reference": "x/y:1", "language": "python3", "revision": 7}),
+        )
+        .unwrap();
         let bytes = encode(&base).unwrap();
         assert!(!String::from_utf8_lossy(&bytes).contains("revision"));
-        let entry = Entry { key: key::<BaseImage>("default", "b"), value: bytes, create_revision: 3, mod_revision: 9, version: 2 };
+        let entry = Entry {
+            key: key::<BaseImage>("default", "b"),
+            value: bytes,
+            create_revision: 3,
+            mod_revision: 9,
+            version: 2,
+        };
         let back: BaseImage = decode(&entry).unwrap();
         base.revision = Some(9);
         assert_eq!(back, base);
@@ -107,7 +116,13 @@ mod tests {
 
     #[test]
     fn unknown_format_versions_are_refused() {
-        let entry = Entry { key: "images/default/x".into(), value: br#"{"formatVersion":99,"data":{}}"#.to_vec(), create_revision: 1, mod_revision: 1, version: 1 };
+        let entry = Entry {
+            key: "images/default/x".into(),
+            value: br#"{"formatVersion":99,"data":{}}"#.to_vec(),
+            create_revision: 1,
+            mod_revision: 1,
+            version: 1,
+        };
         let err = decode::<Image>(&entry).unwrap_err();
         assert!(err.to_string().contains("format version 99"), "{err}");
     }

@@ -25,7 +25,10 @@ async fn revisions_and_preconditions<S: KvStore>(store: &S) {
     let stale = store.put("c/a", b"3".to_vec(), Precondition::Revision(r1)).await;
     assert!(matches!(stale, Err(StoreError::Conflict { .. })), "stale update must conflict");
     let entry = store.get("c/a").await.expect("get").expect("present");
-    assert_eq!((entry.value.as_slice(), entry.create_revision, entry.mod_revision, entry.version), (b"2".as_slice(), r1, r2, 2));
+    assert_eq!(
+        (entry.value.as_slice(), entry.create_revision, entry.mod_revision, entry.version),
+        (b"2".as_slice(), r1, r2, 2)
+    );
     assert!(store.delete("c/a", Precondition::Revision(r1)).await.is_err(), "stale delete must conflict");
     assert!(store.delete("c/a", Precondition::Revision(r2)).await.expect("delete").is_some());
     assert!(store.get("c/a").await.expect("get").is_none());
@@ -54,7 +57,10 @@ async fn transactions_are_atomic<S: KvStore>(store: &S) {
     assert_eq!(y.mod_revision, done);
     assert!(store.get("t/x").await.expect("get").is_none());
     let dup = store
-        .txn(vec![Op::Delete { key: "t/y".into(), expect: Precondition::Any }, Op::Delete { key: "t/y".into(), expect: Precondition::Any }])
+        .txn(vec![
+            Op::Delete { key: "t/y".into(), expect: Precondition::Any },
+            Op::Delete { key: "t/y".into(), expect: Precondition::Any },
+        ])
         .await;
     assert!(matches!(dup, Err(StoreError::Invalid(_))), "{dup:?}");
 }
@@ -86,14 +92,20 @@ async fn watch_replays_and_follows<S: KvStore>(store: &S) {
     let start = store.put("w/a", b"1".to_vec(), Precondition::Any).await.expect("put");
     store.put("other/z", b"z".to_vec(), Precondition::Any).await.expect("put");
     let mut watch = store.watch("w/", start).await.expect("watch");
-    let first = tokio::time::timeout(Duration::from_secs(5), watch.recv()).await.expect("replayed").expect("open").expect("ok");
+    let first =
+        tokio::time::timeout(Duration::from_secs(5), watch.recv()).await.expect("replayed").expect("open").expect("ok");
     assert_eq!((first.kind, first.entry.key.as_str(), first.entry.mod_revision), (WatchEventKind::Put, "w/a", start));
     let deleted = store.delete("w/a", Precondition::Any).await.expect("delete").expect("existed");
-    let second = tokio::time::timeout(Duration::from_secs(5), watch.recv()).await.expect("live event").expect("open").expect("ok");
+    let second = tokio::time::timeout(Duration::from_secs(5), watch.recv())
+        .await
+        .expect("live event")
+        .expect("open")
+        .expect("ok");
     assert_eq!((second.kind, second.entry.mod_revision), (WatchEventKind::Delete, deleted));
     let mut from_now = store.watch("w/", 0).await.expect("watch");
     let r = store.put("w/b", b"2".to_vec(), Precondition::Any).await.expect("put");
-    let event = tokio::time::timeout(Duration::from_secs(5), from_now.recv()).await.expect("event").expect("open").expect("ok");
+    let event =
+        tokio::time::timeout(Duration::from_secs(5), from_now.recv()).await.expect("event").expect("open").expect("ok");
     assert_eq!(event.entry.mod_revision, r);
 }
 

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// `kiln serve` runs the server; every other command talks to a running server
 /// (`--server` or KILN_URL).
 #[derive(Debug, Parser)]
-#[command(name = "kiln", version, propagate_version = true)]
+#[command(name = "kiln", version)]
 pub struct Cli {
     #[command(flatten)]
     pub connection: Connection,
@@ -213,4 +213,14 @@ pub struct DeleteArgs {
     /// Delete even if images are built on it; they move to ERROR.
     #[arg(long)]
     pub force: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

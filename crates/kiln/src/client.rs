@@ -33,7 +33,10 @@ impl Client {
         }
         let response = request.send().await.map_err(|e| {
             if e.is_connect() {
-                anyhow!("cannot reach Kiln at {}: start it with `kiln serve` or point --server / KILN_URL at it", self.base)
+                anyhow!(
+                    "cannot reach Kiln at {}: start it with `kiln serve` or point --server / KILN_URL at it",
+                    self.base
+                )
             } else {
                 anyhow!("{method} {url} failed: {e}")
             }
@@ -44,7 +47,8 @@ impl Client {
             if text.is_empty() {
                 return Ok(Value::Null);
             }
-            return serde_json::from_str(&text).with_context(|| format!("the server's answer to {method} {path} is not JSON"));
+            return serde_json::from_str(&text)
+                .with_context(|| format!("the server's answer to {method} {path} is not JSON"));
         }
         Err(server_error(status, &text))
     }
@@ -72,7 +76,9 @@ fn server_error(status: StatusCode, text: &str) -> anyhow::Error {
             if let Some(doc) = detail.get("document").and_then(Value::as_u64) {
                 line.push_str(&format!("document {doc}: "));
             }
-            if let (Some(l), Some(c)) = (detail.get("line").and_then(Value::as_u64), detail.get("column").and_then(Value::as_u64)) {
+            if let (Some(l), Some(c)) =
+                (detail.get("line").and_then(Value::as_u64), detail.get("column").and_then(Value::as_u64))
+            {
                 line.push_str(&format!("line {l} column {c}: "));
             }
             let field = detail.get("field").and_then(Value::as_str).unwrap_or("");

@@ -71,14 +71,26 @@ async fn create(client: &Client, output: Output, args: CreateArgs) -> Result<()>
     let kind = match (args.kind, args.file) {
         (Some(kind), None) => kind,
         (None, Some(file)) => return apply_file(client, output, &file, args.work_dir.as_deref(), "create").await,
-        _ => bail!("name what to create (kiln create base-image|image|package|package-source …) or give a file with -f"),
+        _ => {
+            bail!("name what to create (kiln create base-image|image|package|package-source …) or give a file with -f")
+        }
     };
     let (target, body) = match kind {
         CreateKind::BaseImage { name, reference, language, tags: t, public } => (
             Kind::BaseImages,
             json!({"name": name, "reference": reference, "language": language, "tags": tags(&t), "visibility": visibility(public)}),
         ),
-        CreateKind::Image { name, base, runtime_deps, system_deps, version, extendable, environment, tags: t, public } => {
+        CreateKind::Image {
+            name,
+            base,
+            runtime_deps,
+            system_deps,
+            version,
+            extendable,
+            environment,
+            tags: t,
+            public,
+        } => {
             let mut body = json!({"name": name, "baseImageName": base, "extendable": extendable, "tags": tags(&t), "visibility": visibility(public)});
             if let Some(version) = version {
                 body["version"] = json!(version);
@@ -118,7 +130,11 @@ async fn create(client: &Client, output: Output, args: CreateArgs) -> Result<()>
                 body["suite"] = json!(suite);
             }
             if username.is_some() || password_stdin {
-                let password = if password_stdin { read_text(Path::new("-"))?.trim_end_matches(['\r', '\n']).to_string() } else { String::new() };
+                let password = if password_stdin {
+                    read_text(Path::new("-"))?.trim_end_matches(['\r', '\n']).to_string()
+                } else {
+                    String::new()
+                };
                 body["credentials"] = json!({"username": username.unwrap_or_default(), "password": password});
             }
             (Kind::PackageSources, body)
@@ -147,7 +163,8 @@ fn read_system_deps(path: &Path) -> Result<SystemDependencies> {
         List(Vec<PackageRequest>),
     }
     let text = read_text(path)?;
-    let parsed: Either = serde_saphyr::from_str(&text).with_context(|| format!("{} is not a list of system packages", path.display()))?;
+    let parsed: Either = serde_saphyr::from_str(&text)
+        .with_context(|| format!("{} is not a list of system packages", path.display()))?;
     Ok(match parsed {
         Either::Wrapped(deps) => deps,
         Either::List(packages) => SystemDependencies { packages },
@@ -160,7 +177,10 @@ async fn apply_file(client: &Client, output: Output, file: &Path, work_dir: Opti
     let text = read_text(file)?;
     let base: PathBuf = match work_dir {
         Some(dir) => dir.to_path_buf(),
-        None => file.parent().filter(|p| !p.as_os_str().is_empty() && file != Path::new("-")).map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        None => file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty() && file != Path::new("-"))
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
     };
     let resolve = |reference: &str| -> Result<String, String> {
         let path = base.join(reference);
@@ -180,7 +200,8 @@ async fn apply_file(client: &Client, output: Output, file: &Path, work_dir: Opti
         };
         documents.push(as_document(kind, &object));
     }
-    let answer = client.send(Method::POST, &format!("/v1/apply?mode={mode}"), Some(Body::Json(Value::Array(documents)))).await?;
+    let answer =
+        client.send(Method::POST, &format!("/v1/apply?mode={mode}"), Some(Body::Json(Value::Array(documents)))).await?;
     let items = answer.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
     if output == Output::Table {
         for item in &items {
@@ -211,7 +232,9 @@ fn package_source_with_credentials(source: &kiln_model::PackageSource) -> Result
 
 fn item_path(kind: Kind, name: &str) -> Result<String> {
     if kind == Kind::Packages {
-        let (ecosystem, package) = name.split_once('/').ok_or_else(|| anyhow!("name a package as ECOSYSTEM/NAME, such as deb/libpq5 or npm/@types/node"))?;
+        let (ecosystem, package) = name
+            .split_once('/')
+            .ok_or_else(|| anyhow!("name a package as ECOSYSTEM/NAME, such as deb/libpq5 or npm/@types/node"))?;
         return Ok(format!("{}/{}/{}", kind.collection(), segment(ecosystem), segment(package)));
     }
     Ok(format!("{}/{}", kind.collection(), segment(name)))

@@ -27,12 +27,20 @@ impl Kind {
     }
 
     pub fn from_document_kind(kind: &str) -> Option<Kind> {
-        [Kind::BaseImages, Kind::Images, Kind::Packages, Kind::PackageSources].into_iter().find(|k| k.document_kind() == kind)
+        [Kind::BaseImages, Kind::Images, Kind::Packages, Kind::PackageSources]
+            .into_iter()
+            .find(|k| k.document_kind() == kind)
     }
 
     fn columns(self) -> &'static [(&'static str, &'static str)] {
         match self {
-            Kind::BaseImages => &[("NAME", "name"), ("REFERENCE", "reference"), ("LANGUAGE", "language"), ("STATUS", "status"), ("CREATED DATE", "createdTime")],
+            Kind::BaseImages => &[
+                ("NAME", "name"),
+                ("REFERENCE", "reference"),
+                ("LANGUAGE", "language"),
+                ("STATUS", "status"),
+                ("CREATED DATE", "createdTime"),
+            ],
             Kind::Images => &[
                 ("NAME", "name"),
                 ("BASE IMAGE", "baseImageName"),
@@ -41,8 +49,20 @@ impl Kind {
                 ("REFERENCE", "reference"),
                 ("CREATED DATE", "createdTime"),
             ],
-            Kind::Packages => &[("ECOSYSTEM", "ecosystem"), ("NAME", "name"), ("VERSIONS", "allowedVersions"), ("LICENSE", "license"), ("DECISION", "decision")],
-            Kind::PackageSources => &[("NAME", "name"), ("ECOSYSTEM", "ecosystem"), ("URL", "url"), ("SUITE", "suite"), ("CREDENTIALS", "hasCredentials")],
+            Kind::Packages => &[
+                ("ECOSYSTEM", "ecosystem"),
+                ("NAME", "name"),
+                ("VERSIONS", "allowedVersions"),
+                ("LICENSE", "license"),
+                ("DECISION", "decision"),
+            ],
+            Kind::PackageSources => &[
+                ("NAME", "name"),
+                ("ECOSYSTEM", "ecosystem"),
+                ("URL", "url"),
+                ("SUITE", "suite"),
+                ("CREDENTIALS", "hasCredentials"),
+            ],
         }
     }
 }
@@ -73,7 +93,8 @@ fn cell(value: Option<&Value>) -> String {
 /// Times in tables are read by people: to the second, in UTC.
 fn when(value: Option<&Value>) -> String {
     let text = cell(value);
-    chrono::DateTime::parse_from_rfc3339(&text).map_or(text, |t| t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S UTC").to_string())
+    chrono::DateTime::parse_from_rfc3339(&text)
+        .map_or(text, |t| t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S UTC").to_string())
 }
 
 /// Prints objects of one kind in the chosen format.

@@ -48,20 +48,27 @@ fn settle(args: ServeArgs) -> Result<Settings> {
 
 pub async fn run(args: ServeArgs) -> Result<()> {
     let settings = settle(args)?;
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log).with_context(|| format!("log filter {:?} is not valid", settings.log))?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+        .with_context(|| format!("log filter {:?} is not valid", settings.log))?;
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
-    std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
     let store_path = settings.data_dir.join(STORE_FILE);
-    let store = kiln_store::EmbeddedStore::open(&store_path)
-        .with_context(|| format!("cannot open the store {} (is another kiln using this data directory?)", store_path.display()))?;
+    let store = kiln_store::EmbeddedStore::open(&store_path).with_context(|| {
+        format!("cannot open the store {} (is another kiln using this data directory?)", store_path.display())
+    })?;
     let store: Arc<dyn kiln_store::KvStore> = Arc::new(store);
-    let recovered = kiln_server::recover(store.clone()).await.map_err(|e| anyhow::anyhow!("recovering interrupted work: {}", e.message))?;
+    let recovered = kiln_server::recover(store.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("recovering interrupted work: {}", e.message))?;
     if recovered > 0 {
         tracing::info!(recovered, "finished work interrupted by the last stop");
     }
 
-    let listener = tokio::net::TcpListener::bind(&settings.listen).await.with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let address = listener.local_addr().context("reading the bound address")?;
     println!("listening on http://{address}");
     tracing::info!(%address, data_dir = %settings.data_dir.display(), "kiln is serving");

@@ -32,7 +32,12 @@ fn base_image_life_cycle() {
     assert_eq!(updated.body["createdTime"], created.body["createdTime"]);
     assert_eq!(updated.body["id"], created.body["id"]);
 
-    let patched = http.call("PATCH", "/v1/base-images/py", Some(&json!({"visibility": "public"})), &[("content-type", "application/merge-patch+json")]);
+    let patched = http.call(
+        "PATCH",
+        "/v1/base-images/py",
+        Some(&json!({"visibility": "public"})),
+        &[("content-type", "application/merge-patch+json")],
+    );
     assert_eq!(patched.status, 200, "{}", patched.text);
     assert_eq!(patched.body["visibility"], "public");
     assert_eq!(patched.body["tags"][0]["value"], "b");
@@ -105,7 +110,8 @@ fn twenty_concurrent_updates_at_one_revision_give_one_success() {
 fn bad_input_is_refused_with_the_field_named() {
     let server = Server::start();
     let http = server.http();
-    let malformed = http.raw("POST", "/v1/base-images", "application/json", b"{\"name\": \"x\",\n \"reference\": }".to_vec());
+    let malformed =
+        http.raw("POST", "/v1/base-images", "application/json", b"{\"name\": \"x\",\n \"reference\": }".to_vec());
     assert_eq!(malformed.status, 400, "{}", malformed.text);
     assert_eq!(malformed.body["details"][0]["line"], 2);
 
@@ -122,7 +128,12 @@ fn bad_input_is_refused_with_the_field_named() {
     let mut bad_ref = base_image("r");
     bad_ref["reference"] = json!("Not A Reference");
     let answer = http.post("/v1/base-images", bad_ref);
-    assert_eq!((answer.status, answer.body["details"][0]["field"].as_str()), (422, Some("reference")), "{}", answer.text);
+    assert_eq!(
+        (answer.status, answer.body["details"][0]["field"].as_str()),
+        (422, Some("reference")),
+        "{}",
+        answer.text
+    );
 
     let wrong_type = http.post("/v1/images", json!({"name": "i", "baseImageName": "b", "extendable": "yes"}));
     assert_eq!(wrong_type.status, 400);
@@ -158,7 +169,10 @@ fn lists_filter_and_paginate() {
         assert_eq!(http.post("/v1/base-images", body).status, 201);
     }
     let names = |answer: &common::Answer| -> Vec<String> {
-        answer.body["items"].as_array().map(|a| a.iter().filter_map(|o| o["name"].as_str().map(String::from)).collect()).unwrap_or_default()
+        answer.body["items"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|o| o["name"].as_str().map(String::from)).collect())
+            .unwrap_or_default()
     };
     assert_eq!(names(&http.get("/v1/base-images?language=nodejs")), ["b1", "b3", "b5"]);
     assert_eq!(names(&http.get("/v1/base-images?tag=group=one&language=python3")), ["b0", "b2"]);
@@ -198,7 +212,10 @@ fn images_rest_on_base_images_and_extendable_images() {
 
     let leaf = http.post("/v1/images", json!({"name": "leaf", "baseImageName": "mid"}));
     assert_eq!(leaf.status, 201, "{}", leaf.text);
-    assert_eq!((leaf.body["parentImageName"].as_str(), leaf.body["baseImageName"].as_str()), (Some("mid"), Some("root")));
+    assert_eq!(
+        (leaf.body["parentImageName"].as_str(), leaf.body["baseImageName"].as_str()),
+        (Some("mid"), Some("root"))
+    );
 
     // mid cannot stop being extendable while leaf is built on it.
     let mut not_extendable = http.get("/v1/images/mid").body;
@@ -207,9 +224,16 @@ fn images_rest_on_base_images_and_extendable_images() {
 
     let refused = http.delete("/v1/base-images/root");
     assert_eq!(refused.status, 409, "{}", refused.text);
-    let listed: Vec<&str> = refused.body["details"].as_array().map(|d| d.iter().filter_map(|x| x["message"].as_str()).collect()).unwrap_or_default();
+    let listed: Vec<&str> = refused.body["details"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|x| x["message"].as_str()).collect())
+        .unwrap_or_default();
     assert_eq!(listed, ["leaf", "mid", "plain"]);
-    assert_eq!(http.get("/v1/base-images/root").body["status"], "INITIALIZED", "a refused delete leaves the object as it was");
+    assert_eq!(
+        http.get("/v1/base-images/root").body["status"],
+        "INITIALIZED",
+        "a refused delete leaves the object as it was"
+    );
 
     let forced = http.delete("/v1/base-images/root?force=true");
     assert_eq!(forced.status, 200, "{}", forced.text);
@@ -222,7 +246,10 @@ fn images_rest_on_base_images_and_extendable_images() {
 fn packages_and_sources() {
     let server = Server::start();
     let http = server.http();
-    let deb = http.post("/v1/packages", json!({"ecosystem": "deb", "name": "libpq5", "allowedVersions": ["15.14-0+deb12u1"], "license": "PostgreSQL"}));
+    let deb = http.post(
+        "/v1/packages",
+        json!({"ecosystem": "deb", "name": "libpq5", "allowedVersions": ["15.14-0+deb12u1"], "license": "PostgreSQL"}),
+    );
     assert_eq!(deb.status, 201, "{}", deb.text);
     assert_eq!(deb.headers["location"], "/v1/packages/deb/libpq5");
     let pypi = http.post("/v1/packages", json!({"ecosystem": "pypi", "name": "Zope.Interface"}));
@@ -251,7 +278,8 @@ fn packages_and_sources() {
     let mut cleared = kept.body.clone();
     cleared["credentials"] = Value::Null;
     assert_eq!(http.put("/v1/package-sources/bookworm", cleared).body["hasCredentials"], false);
-    let missing_suite = http.post("/v1/package-sources", json!({"name": "x", "ecosystem": "deb", "url": "http://h/debian"}));
+    let missing_suite =
+        http.post("/v1/package-sources", json!({"name": "x", "ecosystem": "deb", "url": "http://h/debian"}));
     assert_eq!(missing_suite.status, 422);
     let bad_url = http.post("/v1/package-sources", json!({"name": "y", "ecosystem": "pypi", "url": "ftp://h/simple"}));
     assert_eq!((bad_url.status, bad_url.body["details"][0]["field"].as_str()), (422, Some("url")));
@@ -279,7 +307,8 @@ fn definition_files_apply_atomically() {
     let updated = http.raw("POST", "/v1/apply?mode=update", "application/yaml", update.as_bytes().to_vec());
     assert_eq!(updated.status, 200, "{}", updated.text);
     assert_eq!(http.get("/v1/images/img").body["environment"][0]["value"], "fast");
-    let manifest_ref = "kind: Image\nname: img3\nbaseImageName: base\nruntimeDependencies:\n  manifest: '@requirements.txt'\n";
+    let manifest_ref =
+        "kind: Image\nname: img3\nbaseImageName: base\nruntimeDependencies:\n  manifest: '@requirements.txt'\n";
     let refused = http.raw("POST", "/v1/apply", "application/yaml", manifest_ref.as_bytes().to_vec());
     assert_eq!(refused.status, 422);
     assert!(refused.text.contains("cannot read local files"), "{}", refused.text);

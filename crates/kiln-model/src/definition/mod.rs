@@ -115,7 +115,11 @@ fn load_document(mut doc: Document, resolve_file: FileResolver<'_>) -> Result<Lo
             Some(kind) => Some(kind),
             None => {
                 let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-                return Err(vec![doc.error_at("/kind", "kind", format!("{text:?} is not a kind: use one of {}", names.join(", ")))]);
+                return Err(vec![doc.error_at(
+                    "/kind",
+                    "kind",
+                    format!("{text:?} is not a kind: use one of {}", names.join(", ")),
+                )]);
             }
         },
         Some(_) => return Err(vec![doc.error_at("/kind", "kind", "must be a string")]),
@@ -139,7 +143,7 @@ fn load_document(mut doc: Document, resolve_file: FileResolver<'_>) -> Result<Lo
         Kind::Package => Definition::Package(decode(&doc)?),
         Kind::PackageSource => Definition::PackageSource(decode(&doc)?),
     };
-    definition.validate().map_err(|e| located(&doc, e, |f| field_to_pointer(f)))?;
+    definition.validate().map_err(|e| located(&doc, e, field_to_pointer))?;
     Ok(Loaded { document: doc.index, definition })
 }
 
@@ -165,7 +169,8 @@ fn check_schema(doc: &Document, schema_name: &str) -> Result<(), Vec<FieldError>
             match &problem.unexpected_key {
                 Some(key) => {
                     let key_pointer = format!("{}/{}", problem.pointer, key.replace('~', "~0").replace('/', "~1"));
-                    let mut error = doc.error_at(&key_pointer, &pointer_to_field(&key_pointer), format!("unknown field {key:?}"));
+                    let mut error =
+                        doc.error_at(&key_pointer, &pointer_to_field(&key_pointer), format!("unknown field {key:?}"));
                     if let Some((line, column)) = doc.locate_key(&key_pointer) {
                         error.line = Some(line);
                         error.column = Some(column);
@@ -189,7 +194,9 @@ fn resolve_manifest(doc: &mut Document, pointer: &str, resolve_file: FileResolve
             }
             Ok(())
         }
-        Err(message) => Err(vec![doc.error_at(pointer, &pointer_to_field(pointer), format!("cannot read {path:?}: {message}"))]),
+        Err(message) => {
+            Err(vec![doc.error_at(pointer, &pointer_to_field(pointer), format!("cannot read {path:?}: {message}"))])
+        }
     }
 }
 

@@ -36,11 +36,15 @@ fn build(name: &str) -> Option<Value> {
             s
         }
         "base-image" => {
-            let mut s = kind_document(schemars::schema_for!(BaseImage).to_value(), "BaseImage", "Kiln BaseImage document");
+            let mut s =
+                kind_document(schemars::schema_for!(BaseImage).to_value(), "BaseImage", "Kiln BaseImage document");
             // Dispatch files say `dockerUrl`; either spelling names the reference.
             if let Some(object) = s.as_object_mut() {
                 if let Some(Value::Object(properties)) = object.get_mut("properties") {
-                    properties.insert("dockerUrl".into(), json!({ "type": "string", "description": "Dispatch's name for `reference`" }));
+                    properties.insert(
+                        "dockerUrl".into(),
+                        json!({ "type": "string", "description": "Dispatch's name for `reference`" }),
+                    );
                 }
                 if let Some(Value::Array(required)) = object.get_mut("required") {
                     required.retain(|r| r != "reference");
@@ -51,9 +55,11 @@ fn build(name: &str) -> Option<Value> {
         }
         "image" => kind_document(schemars::schema_for!(Image).to_value(), "Image", "Kiln Image document"),
         "package" => kind_document(schemars::schema_for!(Package).to_value(), "Package", "Kiln Package document"),
-        "package-source" => {
-            kind_document(schemars::schema_for!(PackageSource).to_value(), "PackageSource", "Kiln PackageSource document")
-        }
+        "package-source" => kind_document(
+            schemars::schema_for!(PackageSource).to_value(),
+            "PackageSource",
+            "Kiln PackageSource document",
+        ),
         _ => return None,
     };
     Some(schema)
@@ -89,7 +95,11 @@ pub(super) struct Problem {
 
 pub(super) fn check(name: &str, instance: &Value) -> Vec<Problem> {
     let Some(validator) = VALIDATORS.get(name) else {
-        return vec![Problem { pointer: String::new(), message: format!("no schema called {name}"), unexpected_key: None }];
+        return vec![Problem {
+            pointer: String::new(),
+            message: format!("no schema called {name}"),
+            unexpected_key: None,
+        }];
     };
     let mut problems = Vec::new();
     for error in validator.iter_errors(instance) {
@@ -97,7 +107,11 @@ pub(super) fn check(name: &str, instance: &Value) -> Vec<Problem> {
         match error.kind() {
             jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
                 for key in unexpected {
-                    problems.push(Problem { pointer: pointer.clone(), message: format!("unknown field {key:?}"), unexpected_key: Some(key.clone()) });
+                    problems.push(Problem {
+                        pointer: pointer.clone(),
+                        message: format!("unknown field {key:?}"),
+                        unexpected_key: Some(key.clone()),
+                    });
                 }
             }
             _ => problems.push(Problem { pointer, message: error.to_string(), unexpected_key: None }),

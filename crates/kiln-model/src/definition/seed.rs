@@ -65,7 +65,11 @@ impl ImageDefinition {
             author: metadata.author,
             role: metadata.role,
             system_dependencies: SystemDependencies { packages: system },
-            runtime_dependencies: RuntimeDependencies { manifest: self.runtime_manifest, format: None, packages: self.runtime_packages },
+            runtime_dependencies: RuntimeDependencies {
+                manifest: self.runtime_manifest,
+                format: None,
+                packages: self.runtime_packages,
+            },
             environment: self.environment,
             tags: self.tags,
             visibility: Default::default(),

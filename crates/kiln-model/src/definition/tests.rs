@@ -55,7 +55,9 @@ tags:
   - key: role
     value: docs
 ";
-    let resolver = |path: &str| if path == "requirements.txt" { Ok("pandas==0.23.0\n".to_string()) } else { Err("missing".into()) };
+    let resolver = |path: &str| {
+        if path == "requirements.txt" { Ok("pandas==0.23.0\n".to_string()) } else { Err("missing".into()) }
+    };
     let loaded = load(text, &resolver).unwrap();
     assert_eq!(loaded.len(), 2);
     let Definition::BaseImage(base) = &loaded[0].definition else { panic!("not a base image") };

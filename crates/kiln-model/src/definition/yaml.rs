@@ -156,11 +156,7 @@ fn convert(node: Spanned<Node>, pointer: String, doc: &mut Document) -> Value {
         Node::Float(f) => Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null),
         Node::Text(s) => Value::String(s),
         Node::Seq(items) => Value::Array(
-            items
-                .into_iter()
-                .enumerate()
-                .map(|(i, item)| convert(item, format!("{pointer}/{i}"), doc))
-                .collect(),
+            items.into_iter().enumerate().map(|(i, item)| convert(item, format!("{pointer}/{i}"), doc)).collect(),
         ),
         Node::Map(entries) => {
             let mut object = Map::new();
@@ -202,10 +198,11 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, FieldError> {
         })
         .collect();
     // A single top-level list (as in a JSON array of objects) holds one document per item.
-    if documents.len() == 1 && documents[0].value.is_array() {
-        if let Some(list) = documents.pop() {
-            return Ok(split_list(list));
-        }
+    if documents.len() == 1
+        && documents[0].value.is_array()
+        && let Some(list) = documents.pop()
+    {
+        return Ok(split_list(list));
     }
     Ok(documents)
 }

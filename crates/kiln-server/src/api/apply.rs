@@ -70,14 +70,26 @@ fn refuse_file_references(path: &str) -> Result<String, String> {
         (status = 413, body = ErrorBody),
         (status = 422, description = "Invalid documents; `details` give document, line and column", body = ErrorBody),
     ))]
-pub async fn apply(State(state): State<AppState>, Query(params): Query<ApplyParams>, headers: HeaderMap, Body(bytes): Body) -> ApiResult<Response> {
+pub async fn apply(
+    State(state): State<AppState>,
+    Query(params): Query<ApplyParams>,
+    headers: HeaderMap,
+    Body(bytes): Body,
+) -> ApiResult<Response> {
     if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
         let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        if !matches!(essence.as_str(), "application/yaml" | "application/x-yaml" | "text/yaml" | "text/plain" | "application/json") {
-            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("content type {ct:?} is not accepted here: send application/yaml or application/json")));
+        if !matches!(
+            essence.as_str(),
+            "application/yaml" | "application/x-yaml" | "text/yaml" | "text/plain" | "application/json"
+        ) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("content type {ct:?} is not accepted here: send application/yaml or application/json"),
+            ));
         }
     }
-    let text = std::str::from_utf8(&bytes).map_err(|e| ApiError::bad_request(format!("the body is not UTF-8 text: {e}")))?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|e| ApiError::bad_request(format!("the body is not UTF-8 text: {e}")))?;
     let mode = params.mode.unwrap_or_default();
     let definitions = load(text, &refuse_file_references).map_err(ApiError::invalid)?;
     let mut view = View::new(state.store.clone());
@@ -119,7 +131,11 @@ pub async fn apply(State(state): State<AppState>, Query(params): Query<ApplyPara
     Ok((status, axum::Json(ApplyResult { items })).into_response())
 }
 
-async fn plan<R: Resource>(view: &mut View, mode: ApplyMode, object: R) -> ApiResult<(String, serde_json::Value, Vec<kiln_store::Op>)> {
+async fn plan<R: Resource>(
+    view: &mut View,
+    mode: ApplyMode,
+    object: R,
+) -> ApiResult<(String, serde_json::Value, Vec<kiln_store::Op>)> {
     let name = object.key_name();
     let Planned { object, ops } = match mode {
         ApplyMode::Create => objects::plan_create(view, DEFAULT_ORG, object).await?,
@@ -135,7 +151,8 @@ async fn plan<R: Resource>(view: &mut View, mode: ApplyMode, object: R) -> ApiRe
 /// One answer for all failed documents: their common status if they agree, else 422.
 fn combine(failures: Vec<(usize, ApiError)>) -> ApiError {
     let status = failures[0].1.status;
-    let status = if failures.iter().all(|(_, e)| e.status == status) { status } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let status =
+        if failures.iter().all(|(_, e)| e.status == status) { status } else { StatusCode::UNPROCESSABLE_ENTITY };
     let mut messages = Vec::new();
     let mut details = Vec::new();
     for (document, error) in failures {

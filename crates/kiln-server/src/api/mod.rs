@@ -50,16 +50,24 @@ pub fn parse_list_query(raw: Option<&str>, allowed: &[&str]) -> ApiResult<ListQu
     for (name, value) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
         let value = value.into_owned();
         if !allowed.contains(&name.as_ref()) && !matches!(name.as_ref(), "limit" | "pageToken") {
-            return Err(ApiError::bad_request(format!("unknown query parameter {name:?}: use one of {}, limit, pageToken", allowed.join(", "))));
+            return Err(ApiError::bad_request(format!(
+                "unknown query parameter {name:?}: use one of {}, limit, pageToken",
+                allowed.join(", ")
+            )));
         }
         match name.as_ref() {
             "tag" => query.filter.tags.push(value),
             "language" => query.filter.language = Some(value),
             "status" => {
-                query.filter.status = Some(Status::parse(&value).ok_or_else(|| ApiError::bad_request(format!("status {value:?} is not a status")))?)
+                query.filter.status = Some(
+                    Status::parse(&value)
+                        .ok_or_else(|| ApiError::bad_request(format!("status {value:?} is not a status")))?,
+                )
             }
             "ecosystem" => {
-                query.filter.ecosystem = Some(Ecosystem::parse(&value).ok_or_else(|| ApiError::bad_request(format!("ecosystem {value:?} is not known: use deb, rpm, apk, pypi or npm")))?)
+                query.filter.ecosystem = Some(Ecosystem::parse(&value).ok_or_else(|| {
+                    ApiError::bad_request(format!("ecosystem {value:?} is not known: use deb, rpm, apk, pypi or npm"))
+                })?)
             }
             "decision" => {
                 query.filter.decision = Some(match value.as_str() {
@@ -69,11 +77,9 @@ pub fn parse_list_query(raw: Option<&str>, allowed: &[&str]) -> ApiResult<ListQu
                 })
             }
             "limit" => {
-                query.limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=MAX_PAGE).contains(n))
-                    .ok_or_else(|| ApiError::bad_request(format!("limit {value:?} must be a number from 1 to {MAX_PAGE}")))?
+                query.limit = value.parse::<usize>().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| {
+                    ApiError::bad_request(format!("limit {value:?} must be a number from 1 to {MAX_PAGE}"))
+                })?
             }
             _ => query.page_token = Some(value),
         }
@@ -89,7 +95,9 @@ pub fn if_match(headers: &HeaderMap) -> ApiResult<Option<u64>> {
         return Ok(None);
     }
     let text = text.trim_start_matches("W/").trim_matches('"');
-    text.parse::<u64>().map(Some).map_err(|_| ApiError::bad_request(format!("If-Match {text:?} is not a revision: send the ETag a GET returned")))
+    text.parse::<u64>().map(Some).map_err(|_| {
+        ApiError::bad_request(format!("If-Match {text:?} is not a revision: send the ETag a GET returned"))
+    })
 }
 
 /// `?force=true` on deletes.
@@ -100,14 +108,23 @@ pub fn force_flag(raw: Option<&str>) -> ApiResult<bool> {
             ("force", "true" | "1" | "") => force = true,
             ("force", "false" | "0") => force = false,
             ("force", other) => return Err(ApiError::bad_request(format!("force {other:?} must be true or false"))),
-            (other, _) => return Err(ApiError::bad_request(format!("unknown query parameter {other:?}: only force is accepted"))),
+            (other, _) => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {other:?}: only force is accepted"
+                )));
+            }
         }
     }
     Ok(force)
 }
 
 /// A JSON answer with the object's revision as its `ETag`.
-pub fn with_etag<T: Serialize>(status: StatusCode, revision: Option<u64>, location: Option<String>, body: &T) -> Response {
+pub fn with_etag<T: Serialize>(
+    status: StatusCode,
+    revision: Option<u64>,
+    location: Option<String>,
+    body: &T,
+) -> Response {
     let mut response = (status, axum::Json(body)).into_response();
     if let Some(revision) = revision
         && let Ok(value) = HeaderValue::from_str(&format!("\"{revision}\""))

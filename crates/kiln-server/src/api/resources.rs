@@ -45,7 +45,12 @@ async fn delete_plain<R: Resource>(view: &View, name: &str, expected: Option<u64
     Ok(current)
 }
 
-async fn delete_package_source(view: &View, name: &str, expected: Option<u64>, force: bool) -> ApiResult<PackageSource> {
+async fn delete_package_source(
+    view: &View,
+    name: &str,
+    expected: Option<u64>,
+    force: bool,
+) -> ApiResult<PackageSource> {
     let _ = force;
     delete_plain::<PackageSource>(view, name, expected).await
 }
@@ -221,8 +226,9 @@ pub mod packages {
     }
 
     fn key_name(ecosystem: &str, name: &str) -> ApiResult<String> {
-        let ecosystem = Ecosystem::parse(ecosystem)
-            .ok_or_else(|| ApiError::not_found(format!("ecosystem {ecosystem:?} is not known: use deb, rpm, apk, pypi or npm")))?;
+        let ecosystem = Ecosystem::parse(ecosystem).ok_or_else(|| {
+            ApiError::not_found(format!("ecosystem {ecosystem:?} is not known: use deb, rpm, apk, pypi or npm"))
+        })?;
         Ok(format!("{}/{}", ecosystem.as_str(), ecosystem.normalize_name(name)))
     }
 
@@ -249,7 +255,9 @@ pub mod packages {
     pub async fn list(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<axum::Json<PackageList>> {
         let query = parse_list_query(raw.as_deref(), &["ecosystem", "decision"])?;
         let view = View::new(state.store.clone());
-        let (items, next_page_token) = objects::list::<Package>(&view, DEFAULT_ORG, &query.filter, query.limit, query.page_token.as_deref()).await?;
+        let (items, next_page_token) =
+            objects::list::<Package>(&view, DEFAULT_ORG, &query.filter, query.limit, query.page_token.as_deref())
+                .await?;
         Ok(axum::Json(PackageList { items, next_page_token }))
     }
 
@@ -257,7 +265,10 @@ pub mod packages {
     #[utoipa::path(get, path = "/v1/packages/{ecosystem}/{name}", tag = "packages",
         params(("ecosystem" = String, Path), ("name" = String, Path, description = "Percent-encode `/` in scoped npm names")),
         responses((status = 200, body = Package), (status = 404, body = ErrorBody)))]
-    pub async fn get(State(state): State<AppState>, Path((ecosystem, name)): Path<(String, String)>) -> ApiResult<Response> {
+    pub async fn get(
+        State(state): State<AppState>,
+        Path((ecosystem, name)): Path<(String, String)>,
+    ) -> ApiResult<Response> {
         let view = View::new(state.store.clone());
         let object = objects::get::<Package>(&view, DEFAULT_ORG, &key_name(&ecosystem, &name)?).await?;
         Ok(with_etag(StatusCode::OK, object.revision, None, &object))
@@ -280,7 +291,8 @@ pub mod packages {
         JsonBody(object): JsonBody<Package>,
     ) -> ApiResult<Response> {
         let mut view = View::new(state.store.clone());
-        let updated = objects::update(&mut view, DEFAULT_ORG, &key_name(&ecosystem, &name)?, object, if_match(&headers)?).await?;
+        let updated =
+            objects::update(&mut view, DEFAULT_ORG, &key_name(&ecosystem, &name)?, object, if_match(&headers)?).await?;
         Ok(with_etag(StatusCode::OK, updated.revision, None, &updated))
     }
 
@@ -305,7 +317,14 @@ pub mod packages {
             return Err(ApiError::bad_request("a merge patch must be a JSON object"));
         }
         let mut view = View::new(state.store.clone());
-        let updated = objects::patch::<Package>(&mut view, DEFAULT_ORG, &key_name(&ecosystem, &name)?, patch, if_match(&headers)?).await?;
+        let updated = objects::patch::<Package>(
+            &mut view,
+            DEFAULT_ORG,
+            &key_name(&ecosystem, &name)?,
+            patch,
+            if_match(&headers)?,
+        )
+        .await?;
         Ok(with_etag(StatusCode::OK, updated.revision, None, &updated))
     }
 

@@ -26,7 +26,10 @@ pub struct SchemaList {
 #[utoipa::path(get, path = "/v1/schemas", tag = "definitions", responses((status = 200, body = SchemaList)))]
 pub async fn list() -> axum::Json<SchemaList> {
     axum::Json(SchemaList {
-        items: SCHEMA_NAMES.iter().map(|n| SchemaLink { name: n.to_string(), url: format!("/v1/schemas/{n}") }).collect(),
+        items: SCHEMA_NAMES
+            .iter()
+            .map(|n| SchemaLink { name: n.to_string(), url: format!("/v1/schemas/{n}") })
+            .collect(),
     })
 }
 
@@ -35,7 +38,8 @@ pub async fn list() -> axum::Json<SchemaList> {
 #[utoipa::path(get, path = "/v1/schemas/{name}", tag = "definitions", params(("name" = String, Path)),
     responses((status = 200, description = "A JSON Schema (draft 2020-12)", body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get(Path(name): Path<String>) -> ApiResult<Response> {
-    let schema = schema(&name)
-        .ok_or_else(|| ApiError::not_found(format!("no schema called {name:?}: use one of {}", SCHEMA_NAMES.join(", "))))?;
+    let schema = schema(&name).ok_or_else(|| {
+        ApiError::not_found(format!("no schema called {name:?}: use one of {}", SCHEMA_NAMES.join(", ")))
+    })?;
     Ok(([(header::CONTENT_TYPE, "application/schema+json")], axum::Json(schema)).into_response())
 }

@@ -40,7 +40,11 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
-        let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_string();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
         Server { url, child, data_dir: data_dir.to_path_buf(), _temp: None }
     }
 
@@ -117,7 +121,14 @@ impl Http {
 
     pub fn raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> Answer {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        answer(self.client.request(method, format!("{}{path}", self.base)).header("content-type", content_type).body(body).send().expect("request"))
+        answer(
+            self.client
+                .request(method, format!("{}{path}", self.base))
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .expect("request"),
+        )
     }
 
     pub fn get(&self, path: &str) -> Answer {

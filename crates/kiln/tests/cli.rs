@@ -1,0 +1,175 @@
+//! The CLI against a real server: Dispatch's documented commands and files, the seed's
+//! image definition, the get → edit → update round trip, and error reporting.
+
+mod common;
+
+use common::{Server, stderr, stdout};
+
+fn ok(output: &std::process::Output) -> String {
+    assert!(output.status.success(), "kiln failed:\nstdout: {}\nstderr: {}", stdout(output), stderr(output));
+    stdout(output)
+}
+
+fn fails(output: &std::process::Output) -> String {
+    assert!(!output.status.success(), "kiln should have failed:\nstdout: {}", stdout(output));
+    stderr(output)
+}
+
+#[test]
+fn help_reads_well() {
+    let server = Server::start();
+    let help = ok(&server.kiln(&["--help"]));
+    for word in ["serve", "create", "update", "get", "delete", "KILN_URL"] {
+        assert!(help.contains(word), "--help lacks {word}:\n{help}");
+    }
+    let create = ok(&server.kiln(&["create", "--help"]));
+    assert!(create.contains("base-image") && create.contains("--file"), "{create}");
+    let image = ok(&server.kiln(&["create", "image", "--help"]));
+    assert!(image.contains("--runtime-deps") && image.contains("--system-deps"), "{image}");
+}
+
+#[test]
+fn dispatch_commands_and_documented_files() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let created = ok(&server.kiln(&[
+        "create",
+        "base-image",
+        "my-python-base",
+        "berndtj/my-python-base:0.0.1",
+        "--language",
+        "python3",
+    ]));
+    assert!(created.contains("my-python-base") && created.contains("INITIALIZED"), "{created}");
+
+    std::fs::write(dir.path().join("requirements.txt"), "pandas==0.23.0\n").expect("write");
+    std::fs::write(
+        dir.path().join("system.json"),
+        r#"{"packages": [{"name": "libpq5", "version": "15.14-0+deb12u1"}]}"#,
+    )
+    .expect("write");
+    let req = dir.path().join("requirements.txt");
+    let sys = dir.path().join("system.json");
+    ok(&server.kiln(&[
+        "create",
+        "image",
+        "my-pandas",
+        "my-python-base",
+        "--runtime-deps",
+        req.to_str().unwrap_or_default(),
+        "--system-deps",
+        sys.to_str().unwrap_or_default(),
+    ]));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&server.kiln(&["get", "image", "my-pandas", "-o", "json"]))).expect("json");
+    assert_eq!(json["kind"], "Image");
+    assert_eq!(json["runtimeDependencies"]["manifest"], "pandas==0.23.0\n");
+    assert_eq!(json["runtimeDependencies"]["format"], "requirements.txt");
+    assert_eq!(json["systemDependencies"]["packages"][0]["name"], "libpq5");
+    assert_eq!(json["language"], "python3");
+
+    // The Dispatch documentation's generic-create files, manifest resolved against -w.
+    std::fs::write(
+        dir.path().join("base-images.yaml"),
+        "kind: BaseImage\nname: docs-python-base\ndockerUrl: berndtj/my-python-base:0.0.1\nlanguage: python3\ntags:\n  - key: role\n    value: docs\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("images.yaml"),
+        "kind: Image\nname: docs-pandas\nbaseImageName: docs-python-base\nruntimeDependencies:\n  manifest: '@requirements.txt'\ntags:\n  - key: role\n    value: docs\n",
+    )
+    .expect("write");
+    let work = dir.path().to_str().unwrap_or_default();
+    ok(&server.kiln_in(&["create", "-f", "base-images.yaml"], Some(dir.path())));
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let images = dir.path().join("images.yaml");
+    let out =
+        ok(&server.kiln_in(&["create", "-f", images.to_str().unwrap_or_default(), "-w", work], Some(elsewhere.path())));
+    assert!(out.contains("Image docs-pandas created"), "{out}");
+    let listed = ok(&server.kiln(&["get", "images", "--tag", "role=docs"]));
+    assert!(listed.contains("docs-pandas") && !listed.contains("my-pandas"), "{listed}");
+    let base_images = ok(&server.kiln(&["get", "base-images"]));
+    assert!(
+        base_images.contains("docs-python-base") && base_images.contains("NAME") && base_images.contains("STATUS"),
+        "{base_images}"
+    );
+}
+
+#[test]
+fn the_seed_definition_loads() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    ok(&server.kiln(&["create", "base-image", "photon-python3", "vmware/photon-python3:3.6", "--language", "python3"]));
+    let seed = "name: python3-postgres\nversion: 1.1\nparent: photon-python3\nlanguage: python3\nmetadata:\n    role: x-labs-admins\n    extendable: true\n    author: bjung@vmware.com\nphoton-packages:\n    - name: libpq-dev\n      version: 9.6.4-1\n    - name: python2-dev\n      version: 3.5.3-3\nruntime-packages:\n    - name: psycopg2\n      version: 2.7.3.1\n";
+    let path = dir.path().join("python3-postgres.yaml");
+    std::fs::write(&path, seed).expect("write");
+    ok(&server.kiln(&["create", "-f", path.to_str().unwrap_or_default()]));
+    let yaml = ok(&server.kiln(&["get", "image", "python3-postgres", "-o", "yaml"]));
+    assert!(yaml.starts_with("kind: Image"), "{yaml}");
+    assert!(yaml.contains("extendable: true") && yaml.contains("libpq-dev") && yaml.contains("psycopg2"), "{yaml}");
+    // An image may be built on it, since it is extendable.
+    ok(&server.kiln(&["create", "image", "app", "python3-postgres"]));
+    let app: serde_json::Value =
+        serde_json::from_str(&ok(&server.kiln(&["get", "image", "app", "-o", "json"]))).expect("json");
+    assert_eq!(
+        (app["parentImageName"].as_str(), app["baseImageName"].as_str()),
+        (Some("python3-postgres"), Some("photon-python3"))
+    );
+}
+
+#[test]
+fn get_edit_update_round_trip_and_stale_files() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    ok(&server.kiln(&["create", "base-image", "base", "example.org/base:1", "--language", "nodejs"]));
+    ok(&server.kiln(&["create", "image", "web", "base", "--env", "MODE=slow"]));
+    let yaml = ok(&server.kiln(&["get", "image", "web", "-o", "yaml"]));
+    let path = dir.path().join("web.yaml");
+    std::fs::write(&path, yaml.replace("value: slow", "value: fast")).expect("write");
+    let file = path.to_str().unwrap_or_default();
+    let updated = ok(&server.kiln(&["update", "-f", file]));
+    assert!(updated.contains("Image web updated"), "{updated}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&server.kiln(&["get", "image", "web", "-o", "json"]))).expect("json");
+    assert_eq!(json["environment"][0]["value"], "fast");
+    // The file still carries the old revision: a second update is refused, not applied.
+    let err = fails(&server.kiln(&["update", "-f", file]));
+    assert!(err.contains("409") && err.contains("revision"), "{err}");
+}
+
+#[test]
+fn errors_are_clear_and_exit_non_zero() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "kind: BaseImage\nname: b\nreference: r.example/b:1\nlanguage: python3\n---\nkind: Image\nname: i\nbaseImageName: b\nsystemDependencies:\n  packages:\n    - nmae: libpq5\n").expect("write");
+    let err = fails(&server.kiln(&["create", "-f", bad.to_str().unwrap_or_default()]));
+    assert!(err.contains("document 1") && err.contains("line 11") && err.contains("nmae"), "{err}");
+    assert!(fails(&server.kiln(&["get", "base-image", "b"])).contains("not found"), "nothing of a bad file is stored");
+
+    let missing = dir.path().join("missing.yaml");
+    std::fs::write(&missing, "kind: Image\nname: i\nbaseImageName: b\nruntimeDependencies:\n  manifest: '@nope.txt'\n")
+        .expect("write");
+    let err = fails(&server.kiln(&["create", "-f", missing.to_str().unwrap_or_default()]));
+    assert!(err.contains("nope.txt"), "{err}");
+
+    ok(&server.kiln(&["create", "base-image", "b", "r.example/b:1", "--language", "python3"]));
+    let dup = fails(&server.kiln(&["create", "base-image", "b", "r.example/b:1", "--language", "python3"]));
+    assert!(dup.contains("already exists"), "{dup}");
+    ok(&server.kiln(&["create", "image", "i", "b"]));
+    let in_use = fails(&server.kiln(&["delete", "base-image", "b"]));
+    assert!(in_use.contains("force") && in_use.contains('i'), "{in_use}");
+    ok(&server.kiln(&["delete", "base-image", "b", "--force"]));
+    assert!(ok(&server.kiln(&["get", "image", "i"])).contains("ERROR"));
+
+    ok(&server.kiln(&["create", "package", "npm", "@types/node", "--version", "^20", "--license", "MIT"]));
+    assert!(ok(&server.kiln(&["get", "package", "npm/@types/node"])).contains("MIT"));
+    assert!(fails(&server.kiln(&["get", "package", "libpq5"])).contains("ECOSYSTEM/NAME"));
+    ok(&server.kiln(&["delete", "package", "npm/@types/node"]));
+
+    let unreachable = std::process::Command::new(common::KILN)
+        .args(["get", "images", "--server", "http://127.0.0.1:9"])
+        .output()
+        .expect("run kiln");
+    assert!(fails(&unreachable).contains("cannot reach Kiln"));
+}
