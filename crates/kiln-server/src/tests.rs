@@ -52,3 +52,15 @@ async fn undocumented_routes_are_only_the_docs() {
         assert!(!openapi().paths.paths.contains_key(path));
     }
 }
+
+#[test]
+fn operation_ids_are_unique() {
+    let document = openapi();
+    let mut seen = std::collections::HashSet::new();
+    for item in document.paths.paths.values() {
+        for operation in [&item.get, &item.post, &item.put, &item.patch, &item.delete].into_iter().flatten() {
+            let id = operation.operation_id.clone().unwrap_or_default();
+            assert!(seen.insert(id.clone()), "operationId {id:?} is used twice");
+        }
+    }
+}

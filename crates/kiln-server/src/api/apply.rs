@@ -33,6 +33,7 @@ pub enum ApplyMode {
 #[serde(deny_unknown_fields)]
 pub struct ApplyParams {
     /// `create` (default) or `update`.
+    #[param(inline)]
     mode: Option<ApplyMode>,
 }
 
@@ -59,7 +60,7 @@ fn refuse_file_references(path: &str) -> Result<String, String> {
 }
 
 /// Create or update every object of a definition file at once.
-#[utoipa::path(post, path = "/v1/apply", tag = "definitions", params(ApplyParams),
+#[utoipa::path(post, path = "/v1/apply", tag = "definitions", operation_id = "apply", params(ApplyParams),
     request_body(description = "A definition file: YAML documents separated by `---`, or JSON (one object or a list)",
         content((String = "application/yaml"), (Object = "application/json"))),
     responses(

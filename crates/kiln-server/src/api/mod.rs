@@ -19,7 +19,7 @@ use crate::resource::ListFilter;
 
 /// Query parameters of list endpoints. Filters that do not apply to a kind are refused.
 #[derive(Debug, Default, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
 #[allow(dead_code)] // Documents the query; parsing is done by `parse_list_query`.
 pub struct ListParams {
     /// Tag filter, `key` or `key=value`; repeat to require several.

@@ -65,7 +65,9 @@ macro_rules! named_resource {
         tag: $tag:tt,
         filters: [$($filter:tt),*],
         delete: $delete:ident,
-        force_doc: $force_doc:tt
+        force_doc: $force_doc:tt,
+        one: $one:tt,
+        many: $many:tt
     ) => {
         pub mod $module {
             use super::*;
@@ -81,7 +83,7 @@ macro_rules! named_resource {
             }
 
             /// Create. Read-only fields in the body are ignored.
-            #[utoipa::path(post, path = $collection, tag = $tag, request_body = $ty, responses(
+            #[utoipa::path(post, path = $collection, tag = $tag, operation_id = concat!("create", $one), request_body = $ty, responses(
                 (status = 201, description = "Created; the object rests in INITIALIZED until the controller acts on it", body = $ty),
                 (status = 400, description = "Malformed body or unknown field", body = ErrorBody),
                 (status = 409, description = "An object of that name exists", body = ErrorBody),
@@ -96,7 +98,7 @@ macro_rules! named_resource {
             }
 
             /// List, filtered and paginated in name order.
-            #[utoipa::path(get, path = $collection, tag = $tag, params(ListParams), responses(
+            #[utoipa::path(get, path = $collection, tag = $tag, operation_id = concat!("list", $many), params(ListParams), responses(
                 (status = 200, body = $list),
                 (status = 400, description = "Unknown or invalid query parameter", body = ErrorBody),
             ))]
@@ -109,7 +111,7 @@ macro_rules! named_resource {
             }
 
             /// Read one; the `ETag` is its revision.
-            #[utoipa::path(get, path = $item, tag = $tag, params(("name" = String, Path)), responses(
+            #[utoipa::path(get, path = $item, tag = $tag, operation_id = concat!("get", $one), params(("name" = String, Path)), responses(
                 (status = 200, body = $ty),
                 (status = 404, body = ErrorBody),
             ))]
@@ -121,7 +123,7 @@ macro_rules! named_resource {
 
             /// Replace. Send the object as GET returned it; its `revision` (or `If-Match`)
             /// makes a stale update fail with 409 instead of overwriting.
-            #[utoipa::path(put, path = $item, tag = $tag, request_body = $ty,
+            #[utoipa::path(put, path = $item, tag = $tag, operation_id = concat!("replace", $one), request_body = $ty,
                 params(("name" = String, Path), ("If-Match" = Option<String>, Header, description = "Revision (ETag) the change is based on")),
                 responses(
                     (status = 200, body = $ty),
@@ -142,7 +144,7 @@ macro_rules! named_resource {
             }
 
             /// Change some fields with a JSON merge patch (RFC 7396).
-            #[utoipa::path(patch, path = $item, tag = $tag,
+            #[utoipa::path(patch, path = $item, tag = $tag, operation_id = concat!("patch", $one),
                 request_body(content = Object, content_type = "application/merge-patch+json"),
                 params(("name" = String, Path), ("If-Match" = Option<String>, Header, description = "Revision (ETag) the change is based on")),
                 responses(
@@ -167,7 +169,7 @@ macro_rules! named_resource {
             }
 
             /// Delete; answers with the object as it was.
-            #[utoipa::path(delete, path = $item, tag = $tag,
+            #[utoipa::path(delete, path = $item, tag = $tag, operation_id = concat!("delete", $one),
                 params(
                     ("name" = String, Path),
                     ("force" = Option<bool>, Query, description = $force_doc),
@@ -196,21 +198,24 @@ named_resource! {
     module: base_images, object: BaseImage, list: BaseImageList,
     collection: "/v1/base-images", item: "/v1/base-images/{name}", tag: "base-images",
     filters: ["tag", "language", "status"], delete: delete_base_image,
-    force_doc: "Delete even if images are built on it; they move to ERROR with the reason"
+    force_doc: "Delete even if images are built on it; they move to ERROR with the reason",
+    one: "BaseImage", many: "BaseImages"
 }
 
 named_resource! {
     module: images, object: Image, list: ImageList,
     collection: "/v1/images", item: "/v1/images/{name}", tag: "images",
     filters: ["tag", "language", "status"], delete: delete_image,
-    force_doc: "Delete even if images are built on it; they move to ERROR with the reason"
+    force_doc: "Delete even if images are built on it; they move to ERROR with the reason",
+    one: "Image", many: "Images"
 }
 
 named_resource! {
     module: package_sources, object: PackageSource, list: PackageSourceList,
     collection: "/v1/package-sources", item: "/v1/package-sources/{name}", tag: "package-sources",
     filters: ["tag", "ecosystem"], delete: delete_package_source,
-    force_doc: "Accepted for symmetry; nothing is built on a package source directly"
+    force_doc: "Accepted for symmetry; nothing is built on a package source directly",
+    one: "PackageSource", many: "PackageSources"
 }
 
 /// The package catalog, addressed by ecosystem and name (`/v1/packages/npm/%40types%2Fnode`).
@@ -233,7 +238,7 @@ pub mod packages {
     }
 
     /// Add a catalog entry.
-    #[utoipa::path(post, path = "/v1/packages", tag = "packages", request_body = Package, responses(
+    #[utoipa::path(post, path = "/v1/packages", tag = "packages", operation_id = "createPackage", request_body = Package, responses(
         (status = 201, body = Package),
         (status = 400, body = ErrorBody),
         (status = 409, description = "The ecosystem already has an entry of that name", body = ErrorBody),
@@ -248,7 +253,7 @@ pub mod packages {
     }
 
     /// List catalog entries, by ecosystem and name.
-    #[utoipa::path(get, path = "/v1/packages", tag = "packages", params(ListParams), responses(
+    #[utoipa::path(get, path = "/v1/packages", tag = "packages", operation_id = "listPackages", params(ListParams), responses(
         (status = 200, body = PackageList),
         (status = 400, body = ErrorBody),
     ))]
@@ -262,7 +267,7 @@ pub mod packages {
     }
 
     /// Read one catalog entry.
-    #[utoipa::path(get, path = "/v1/packages/{ecosystem}/{name}", tag = "packages",
+    #[utoipa::path(get, path = "/v1/packages/{ecosystem}/{name}", tag = "packages", operation_id = "getPackage",
         params(("ecosystem" = String, Path), ("name" = String, Path, description = "Percent-encode `/` in scoped npm names")),
         responses((status = 200, body = Package), (status = 404, body = ErrorBody)))]
     pub async fn get(
@@ -275,7 +280,7 @@ pub mod packages {
     }
 
     /// Replace a catalog entry.
-    #[utoipa::path(put, path = "/v1/packages/{ecosystem}/{name}", tag = "packages", request_body = Package,
+    #[utoipa::path(put, path = "/v1/packages/{ecosystem}/{name}", tag = "packages", operation_id = "replacePackage", request_body = Package,
         params(("ecosystem" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header)),
         responses(
             (status = 200, body = Package),
@@ -297,7 +302,7 @@ pub mod packages {
     }
 
     /// Change some fields of a catalog entry with a JSON merge patch.
-    #[utoipa::path(patch, path = "/v1/packages/{ecosystem}/{name}", tag = "packages",
+    #[utoipa::path(patch, path = "/v1/packages/{ecosystem}/{name}", tag = "packages", operation_id = "patchPackage",
         request_body(content = Object, content_type = "application/merge-patch+json"),
         params(("ecosystem" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header)),
         responses(
@@ -329,7 +334,7 @@ pub mod packages {
     }
 
     /// Remove a catalog entry.
-    #[utoipa::path(delete, path = "/v1/packages/{ecosystem}/{name}", tag = "packages",
+    #[utoipa::path(delete, path = "/v1/packages/{ecosystem}/{name}", tag = "packages", operation_id = "deletePackage",
         params(("ecosystem" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header)),
         responses((status = 200, body = Package), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
     pub async fn delete(

@@ -17,7 +17,7 @@ pub struct Health {
 }
 
 /// Health check.
-#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = Health), (status = 500, body = ErrorBody)))]
+#[utoipa::path(get, path = "/healthz", tag = "system", operation_id = "health", responses((status = 200, body = Health), (status = 500, body = ErrorBody)))]
 pub async fn health(State(state): State<AppState>) -> ApiResult<axum::Json<Health>> {
     let revision = state.store.revision().await?;
     Ok(axum::Json(Health { status: "ok".into(), revision, version: env!("CARGO_PKG_VERSION").into() }))

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Every check the project has, in the order CI runs them: formatting, lints, the OpenAPI
+# document against a real validator, then the whole test suite. `.ci/run` calls this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi
+}
+
+# apt-get can fail once with "failed to read archive"; retry once after refreshing lists.
+apt_install() {
+    as_root apt-get update -qq || true
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" \
+        || { sleep 3; as_root apt-get update -qq; as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; }
+}
+
+missing=()
+command -v python3 >/dev/null || missing+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing ${missing[*]}"
+    apt_install "${missing[@]}"
+fi
+
+# The OpenAPI validator lives in a venv under target/ so the system Python stays untouched.
+venv=target/tools-venv
+if [ ! -x "$venv/bin/openapi-spec-validator" ]; then
+    echo "== installing openapi-spec-validator"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q openapi-spec-validator || { sleep 3; "$venv/bin/pip" install -q openapi-spec-validator; }
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== build"
+cargo build --workspace --all-targets --locked
+echo "== OpenAPI document"
+target/debug/kiln openapi > target/openapi.json
+"$venv/bin/openapi-spec-validator" target/openapi.json 2>&1 | cut -c1-2000
+echo "== tests"
+cargo test --workspace --locked
