@@ -300,6 +300,11 @@ fn definition_files_apply_atomically() {
     assert_eq!(refused.body["details"][0]["document"], 1);
     assert_eq!(http.get("/v1/base-images/other").status, 404, "nothing of a refused file is stored");
 
+    // Many images on one stored base image in one file.
+    let siblings = "kind: Image\nname: s1\nbaseImageName: base\n---\nkind: Image\nname: s2\nbaseImageName: base\n";
+    let applied = http.raw("POST", "/v1/apply", "application/yaml", siblings.as_bytes().to_vec());
+    assert_eq!(applied.status, 201, "{}", applied.text);
+
     let duplicate = http.raw("POST", "/v1/apply", "application/yaml", good.as_bytes().to_vec());
     assert_eq!(duplicate.status, 409, "{}", duplicate.text);
 

@@ -121,7 +121,7 @@ pub async fn apply(
     if !failures.is_empty() {
         return Err(combine(failures));
     }
-    let revision = objects::commit(&view, ops, "object", "").await?;
+    let revision = objects::commit(&view, merge_checks(ops), "object", "").await?;
     for item in &mut items {
         item.object["revision"] = serde_json::json!(revision);
     }
@@ -147,6 +147,21 @@ async fn plan<R: Resource>(
     };
     let value = serde_json::to_value(&object).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok((name, value, ops))
+}
+
+/// Several documents may depend on the same object (many images on one base image): keep
+/// one check per key, and none where the batch writes that key itself.
+fn merge_checks(ops: Vec<kiln_store::Op>) -> Vec<kiln_store::Op> {
+    use kiln_store::Op;
+    let written: std::collections::HashSet<String> =
+        ops.iter().filter(|op| !matches!(op, Op::Check { .. })).map(|op| op.key().to_string()).collect();
+    let mut checked = std::collections::HashSet::new();
+    ops.into_iter()
+        .filter(|op| match op {
+            Op::Check { key, .. } => !written.contains(key) && checked.insert(key.clone()),
+            _ => true,
+        })
+        .collect()
 }
 
 /// One answer for all failed documents: their common status if they agree, else 422.
