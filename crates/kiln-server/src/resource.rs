@@ -51,6 +51,27 @@ pub trait Resource: Record + Clone + Send + Sync + 'static {
     }
 }
 
+/// Sets the fields every kind shares: organisation, id, times; `carry` fields are kept from
+/// the stored version on update, `reset` fields get their initial value on create.
+macro_rules! settle_fields {
+    ($object:ident, $org:ident, $now:ident, $previous:ident, carry [$($carry:ident),*], reset [$($reset:ident = $value:expr),*]) => {{
+        $object.organization = $org.to_string();
+        $object.updated_time = Some($now);
+        match $previous {
+            Some(previous) => {
+                $object.id = previous.id.clone();
+                $object.created_time = previous.created_time;
+                $($object.$carry = Clone::clone(&previous.$carry);)*
+            }
+            None => {
+                $object.id = uuid::Uuid::new_v4().to_string();
+                $object.created_time = Some($now);
+                $($object.$reset = $value;)*
+            }
+        }
+    }};
+}
+
 fn tags_match(tags: &[kiln_model::Tag], filter: &ListFilter) -> bool {
     filter.tags.iter().all(|f| kiln_model::common::tags_match(tags, f))
 }
@@ -65,25 +86,9 @@ impl Resource for BaseImage {
         BaseImage::validate(self)
     }
     fn settle(&mut self, org: &str, now: DateTime<Utc>, previous: Option<&Self>) {
-        self.organization = org.to_string();
-        self.updated_time = Some(now);
-        match previous {
-            Some(p) => {
-                self.id = p.id.clone();
-                self.created_time = p.created_time;
-                self.status = p.status;
-                self.reason = p.reason.clone();
-                self.digest = p.digest.clone();
-            }
-            None => {
-                self.id = uuid::Uuid::new_v4().to_string();
-                self.created_time = Some(now);
-                self.status = Status::Initialized;
-                self.reason = Vec::new();
-                self.digest = None;
-            }
-        }
+        settle_fields!(self, org, now, previous, carry [status, reason, digest], reset [status = Status::Initialized, reason = Vec::new(), digest = None]);
     }
+
     fn matches(&self, filter: &ListFilter) -> bool {
         tags_match(&self.tags, filter)
             && filter.language.as_ref().is_none_or(|l| *l == self.language)
@@ -118,27 +123,9 @@ impl Resource for Image {
         Image::validate(self)
     }
     fn settle(&mut self, org: &str, now: DateTime<Utc>, previous: Option<&Self>) {
-        self.organization = org.to_string();
-        self.updated_time = Some(now);
-        match previous {
-            Some(p) => {
-                self.id = p.id.clone();
-                self.created_time = p.created_time;
-                self.status = p.status;
-                self.reason = p.reason.clone();
-                self.digest = p.digest.clone();
-                self.reference = p.reference.clone();
-            }
-            None => {
-                self.id = uuid::Uuid::new_v4().to_string();
-                self.created_time = Some(now);
-                self.status = Status::Initialized;
-                self.reason = Vec::new();
-                self.digest = None;
-                self.reference = None;
-            }
-        }
+        settle_fields!(self, org, now, previous, carry [status, reason, digest, reference], reset [status = Status::Initialized, reason = Vec::new(), digest = None, reference = None]);
     }
+
     fn matches(&self, filter: &ListFilter) -> bool {
         tags_match(&self.tags, filter)
             && filter.language.as_ref().is_none_or(|l| Some(l) == self.language.as_ref())
@@ -176,19 +163,9 @@ impl Resource for Package {
     }
     fn settle(&mut self, org: &str, now: DateTime<Utc>, previous: Option<&Self>) {
         self.name = self.ecosystem.normalize_name(&self.name);
-        self.organization = org.to_string();
-        self.updated_time = Some(now);
-        match previous {
-            Some(p) => {
-                self.id = p.id.clone();
-                self.created_time = p.created_time;
-            }
-            None => {
-                self.id = uuid::Uuid::new_v4().to_string();
-                self.created_time = Some(now);
-            }
-        }
+        settle_fields!(self, org, now, previous, carry [], reset []);
     }
+
     fn matches(&self, filter: &ListFilter) -> bool {
         filter.ecosystem.is_none_or(|e| e == self.ecosystem) && filter.decision.is_none_or(|d| d == self.decision)
     }
@@ -204,24 +181,14 @@ impl Resource for PackageSource {
         PackageSource::validate(self)
     }
     fn settle(&mut self, org: &str, now: DateTime<Utc>, previous: Option<&Self>) {
-        self.organization = org.to_string();
-        self.updated_time = Some(now);
         self.has_credentials = match (&self.credentials, previous) {
             (Some(Some(_)), _) => true,
             (Some(None), _) | (None, None) => false,
             (None, Some(p)) => p.has_credentials,
         };
-        match previous {
-            Some(p) => {
-                self.id = p.id.clone();
-                self.created_time = p.created_time;
-            }
-            None => {
-                self.id = uuid::Uuid::new_v4().to_string();
-                self.created_time = Some(now);
-            }
-        }
+        settle_fields!(self, org, now, previous, carry [], reset []);
     }
+
     fn matches(&self, filter: &ListFilter) -> bool {
         tags_match(&self.tags, filter) && filter.ecosystem.is_none_or(|e| e == self.ecosystem)
     }

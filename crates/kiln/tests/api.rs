@@ -243,6 +243,46 @@ fn images_rest_on_base_images_and_extendable_images() {
 }
 
 #[test]
+fn image_and_package_updates() {
+    let server = Server::start();
+    let http = server.http();
+    assert_eq!(http.post("/v1/base-images", base_image("base")).status, 201);
+    let image = http.post(
+        "/v1/images",
+        json!({"name": "img", "baseImageName": "base", "version": "1.0",
+        "runtimeDependencies": {"packages": [{"name": "requests", "version": ">=2.31"}]}}),
+    );
+    assert_eq!(image.status, 201, "{}", image.text);
+    let mut edited = image.body.clone();
+    edited["systemDependencies"] = json!({"packages": [{"name": "libpq5"}]});
+    let put = http.put("/v1/images/img", edited);
+    assert_eq!(put.status, 200, "{}", put.text);
+    assert_eq!(put.body["systemDependencies"]["packages"][0]["name"], "libpq5");
+    let renamed = http.put("/v1/images/img", json!({"name": "other", "baseImageName": "base"}));
+    assert_eq!((renamed.status, renamed.body["details"][0]["field"].as_str()), (422, Some("name")), "{}", renamed.text);
+    let etag = put.headers["etag"].to_str().unwrap_or_default().to_string();
+    let patched = http.call("PATCH", "/v1/images/img", Some(&json!({"version": "1.1"})), &[("if-match", &etag)]);
+    assert_eq!((patched.status, patched.body["version"].as_str()), (200, Some("1.1")), "{}", patched.text);
+    let stale_patch = http.call("PATCH", "/v1/images/img", Some(&json!({"version": "1.2"})), &[("if-match", &etag)]);
+    assert_eq!(stale_patch.status, 409);
+    assert_eq!(http.delete("/v1/images/img").status, 200);
+    assert_eq!(http.get("/v1/images/img").status, 404);
+
+    let package =
+        http.post("/v1/packages", json!({"ecosystem": "pypi", "name": "psycopg2", "license": "LGPL-3.0-or-later"}));
+    assert_eq!(package.status, 201);
+    let mut denied = package.body.clone();
+    denied["decision"] = json!("denied");
+    denied["notes"] = json!("use psycopg instead");
+    let put = http.put("/v1/packages/pypi/psycopg2", denied);
+    assert_eq!((put.status, put.body["decision"].as_str()), (200, Some("denied")), "{}", put.text);
+    let patched = http.call("PATCH", "/v1/packages/pypi/psycopg2", Some(&json!({"allowedVersions": ["2.9.9"]})), &[]);
+    assert_eq!(patched.body["allowedVersions"], json!(["2.9.9"]));
+    assert_eq!(patched.body["notes"], "use psycopg instead");
+    assert_eq!(http.get("/v1/packages/cargo/serde").status, 404);
+}
+
+#[test]
 fn packages_and_sources() {
     let server = Server::start();
     let http = server.http();
