@@ -105,7 +105,7 @@ pub fn tags_match(tags: &[Tag], filter: &str) -> bool {
     }
 }
 
-/// Versions written in YAML without quotes (`version: 1.1`) arrive as numbers; keep them as text.
+/// A version may arrive as a JSON number; integers are taken as text, decimals refused.
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum StringOrNumber {
@@ -117,10 +117,15 @@ pub fn string_or_number<'de, D>(deserializer: D) -> Result<Option<String>, D::Er
 where
     D: serde::Deserializer<'de>,
 {
-    Ok(Option::<StringOrNumber>::deserialize(deserializer)?.map(|v| match v {
-        StringOrNumber::String(s) => s,
-        StringOrNumber::Number(n) => n.to_string(),
-    }))
+    match Option::<StringOrNumber>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(StringOrNumber::String(s)) => Ok(Some(s)),
+        Some(StringOrNumber::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
+        // 1.10 and 1.1 are the same number but different versions: make the writer say which.
+        Some(StringOrNumber::Number(n)) => Err(serde::de::Error::custom(format!(
+            "version {n} is a decimal number: write it as a string, such as \"{n}\""
+        ))),
+    }
 }
 
 /// Tells a field that was left out (keep what is stored) from one sent as `null` (clear it).

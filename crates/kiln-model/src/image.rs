@@ -287,7 +287,11 @@ mod tests {
     #[test]
     fn unquoted_versions_become_text() {
         let img: Image =
-            serde_json::from_value(serde_json::json!({"name": "i", "baseImageName": "b", "version": 1.1})).unwrap();
-        assert_eq!(img.version.as_deref(), Some("1.1"));
+            serde_json::from_value(serde_json::json!({"name": "i", "baseImageName": "b", "version": 2})).unwrap();
+        assert_eq!(img.version.as_deref(), Some("2"));
+        let err =
+            serde_json::from_value::<Image>(serde_json::json!({"name": "i", "baseImageName": "b", "version": 1.1}))
+                .unwrap_err();
+        assert!(err.to_string().contains("write it as a string"), "{err}");
     }
 }

@@ -24,8 +24,6 @@ pub fn in_use(message: &str, dependents: &[Image]) -> ApiError {
 
 /// Objects that images can be built on.
 pub trait Parent: Resource {
-    fn set_status(&mut self, status: Status);
-    fn set_reason(&mut self, reason: &str);
     fn dependents(
         view: &View,
         org: &str,
@@ -34,60 +32,54 @@ pub trait Parent: Resource {
 }
 
 impl Parent for BaseImage {
-    fn set_status(&mut self, status: Status) {
-        self.status = status;
-    }
-    fn set_reason(&mut self, reason: &str) {
-        self.reason = vec![reason.to_string()];
-    }
     async fn dependents(view: &View, org: &str, name: &str) -> ApiResult<Vec<Image>> {
         view.dependents_of_base(org, name).await
     }
 }
 
 impl Parent for Image {
-    fn set_status(&mut self, status: Status) {
-        self.status = status;
-    }
-    fn set_reason(&mut self, reason: &str) {
-        self.reason = vec![reason.to_string()];
-    }
     async fn dependents(view: &View, org: &str, name: &str) -> ApiResult<Vec<Image>> {
         view.children_of_image(org, name).await
     }
 }
 
-/// Deletes `name`, honouring `expected` (a revision the caller read) and `force`.
-pub async fn delete<P: Parent>(view: &View, org: &str, name: &str, expected: Option<u64>, force: bool) -> ApiResult<P> {
-    let store = view.store();
-    let object_key = key::<P>(org, name);
-    let current: P = view.get(org, name).await?.ok_or_else(|| not_found::<P>(name))?;
-    let revision = current.revision().unwrap_or(0);
-    if let Some(expected) = expected
-        && expected != revision
-    {
-        return Err(stale::<P>(name, expected, revision));
-    }
-    let previous_status = current.status().unwrap_or_default();
-    let mut marked = current.clone();
-    marked.set_status(Status::Deleting);
-    let marked_revision = if previous_status == Status::Deleting {
-        revision
-    } else {
-        store.put(&object_key, encode(&marked)?, Precondition::Revision(revision)).await?
+/// The operation a new or moved dependent adds to its write.
+pub fn touch<P: Record>(org: &str, parent: &str) -> Op {
+    Op::Put { key: dependents_key::<P>(org, parent), value: Vec::new(), expect: Precondition::Any }
+}
+
+/// Lists the dependents of `name` and returns a check that they stay the same until commit.
+pub async fn guard<P: Parent>(view: &View, org: &str, name: &str) -> ApiResult<(Vec<Image>, Op)> {
+    let guard_key = dependents_key::<P>(org, name);
+    let expect = match view.store().get(&guard_key).await? {
+        Some(entry) => Precondition::Revision(entry.mod_revision),
+        None => Precondition::Absent,
     };
+    let dependents = P::dependents(view, org, name).await?;
+    Ok((dependents, Op::Check { key: guard_key, expect }))
+}
+
+/// Deletes `name`, honouring `expected` (a revision the caller read) and `force`: without
+/// force, dependents make it a `409` that lists them; with force, they move to `ERROR`.
+pub async fn delete<P: Parent>(view: &View, org: &str, name: &str, expected: Option<u64>, force: bool) -> ApiResult<P> {
+    let object_key = key::<P>(org, name);
     for _ in 0..ATTEMPTS {
-        let dependents = P::dependents(view, org, name).await?;
+        let current: P = view.get(org, name).await?.ok_or_else(|| not_found::<P>(name))?;
+        let revision = current.revision().unwrap_or(0);
+        if let Some(expected) = expected
+            && expected != revision
+        {
+            return Err(stale::<P>(name, expected, revision));
+        }
+        let (dependents, check) = guard::<P>(view, org, name).await?;
         if !dependents.is_empty() && !force {
-            let mut restored = current.clone();
-            restored.set_status(if previous_status == Status::Deleting { Status::Error } else { previous_status });
-            store.put(&object_key, encode(&restored)?, Precondition::Revision(marked_revision)).await?;
             return Err(in_use(
                 &format!("{} {name:?} cannot be deleted: delete its images first or pass force=true", P::NOUN),
                 &dependents,
             ));
         }
-        let mut ops = vec![Op::Delete { key: object_key.clone(), expect: Precondition::Revision(marked_revision) }];
+        let mut ops =
+            vec![Op::Delete { key: object_key.clone(), expect: Precondition::Revision(revision) }, check.clone()];
         for mut dependent in dependents {
             let Some(dep_revision) = dependent.revision else { continue };
             dependent.status = Status::Error;
@@ -99,50 +91,14 @@ pub async fn delete<P: Parent>(view: &View, org: &str, name: &str, expected: Opt
                 expect: Precondition::Revision(dep_revision),
             });
         }
-        match store.txn(ops).await {
+        match view.store().txn(ops).await {
             Ok(_) => return Ok(current),
-            Err(StoreError::Conflict { key, .. }) if key != object_key => continue,
+            // New or changed dependents, or the object changed: look again.
+            Err(StoreError::Conflict { key, .. }) if key != object_key || expected.is_none() => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    // Left marked DELETING: the next delete, or a restart, finishes the job.
-    Err(ApiError::conflict(format!("{} {name:?} kept gaining dependents while being deleted: retry", P::NOUN)))
-}
-
-/// Finishes deletes a crash interrupted: objects still `DELETING` are deleted if nothing
-/// depends on them, else put in `ERROR` with the reason.
-pub async fn recover(view: &View, org: &str) -> ApiResult<usize> {
-    let mut finished = 0;
-    for base in view.all::<BaseImage>(org).await? {
-        if base.status == Status::Deleting {
-            finish::<BaseImage>(view, org, base).await?;
-            finished += 1;
-        }
-    }
-    for image in view.all::<Image>(org).await? {
-        if image.status == Status::Deleting {
-            finish::<Image>(view, org, image).await?;
-            finished += 1;
-        }
-    }
-    Ok(finished)
-}
-
-async fn finish<P: Parent>(view: &View, org: &str, mut object: P) -> ApiResult<()> {
-    let name = object.key_name();
-    let object_key = key::<P>(org, &name);
-    let revision = object.revision().unwrap_or(0);
-    let dependents = P::dependents(view, org, &name).await?;
-    if dependents.is_empty() {
-        view.store().delete(&object_key, Precondition::Revision(revision)).await?;
-        tracing::info!(kind = P::NOUN, name, "finished an interrupted delete");
-    } else {
-        object.set_status(Status::Error);
-        object.set_reason("a delete was interrupted and images still depend on this object: delete them, or delete again with force=true");
-        view.store().put(&object_key, encode(&object)?, Precondition::Revision(revision)).await?;
-        tracing::warn!(kind = P::NOUN, name, "an interrupted delete left dependents; marked ERROR");
-    }
-    Ok(())
+    Err(ApiError::conflict(format!("{} {name:?} kept changing while being deleted: retry", P::NOUN)))
 }
 
 pub fn not_found<R: Resource>(name: &str) -> ApiError {

@@ -12,17 +12,12 @@ mod resource;
 mod state;
 mod view;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
-
-use kiln_model::DEFAULT_ORG;
-use kiln_store::KvStore;
 
 pub use error::{ApiError, ErrorBody};
 pub use extract::MAX_BODY_BYTES;
@@ -99,11 +94,6 @@ async fn wrong_method(method: Method, uri: Uri) -> ApiError {
         StatusCode::METHOD_NOT_ALLOWED,
         format!("{method} is not allowed on {}: see /docs for the API", uri.path()),
     )
-}
-
-/// Finishes work a previous run left half done (deletes interrupted by a crash).
-pub async fn recover(store: Arc<dyn KvStore>) -> Result<usize, ApiError> {
-    dependents::recover(&view::View::new(store), DEFAULT_ORG).await
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ pub async fn plan_create<R: Resource>(view: &mut View, org: &str, mut object: R)
         return Err(ApiError::conflict(format!("{} {name:?} already exists", R::NOUN)));
     }
     let mut ops = object.prepare(view, org, None).await?;
+    // Again: prepare fills derived fields (an image's language) that some rules depend on.
+    object.validate().map_err(ApiError::invalid)?;
     object.settle(org, Utc::now(), None);
     ops.push(Op::Put { key: object_key.clone(), value: encode(&object)?, expect: Precondition::Absent });
     view.stage(object_key, &object)?;
@@ -57,6 +59,7 @@ pub async fn plan_update<R: Resource>(
     }
     object.validate().map_err(ApiError::invalid)?;
     let mut ops = object.prepare(view, org, Some(&current)).await?;
+    object.validate().map_err(ApiError::invalid)?;
     object.settle(org, Utc::now(), Some(&current));
     // Always guarded by the revision read here, so a concurrent writer is never overwritten.
     ops.push(Op::Put { key: object_key.clone(), value: encode(&object)?, expect: Precondition::Revision(revision) });

@@ -47,6 +47,7 @@ pub async fn resolve(view: &View, org: &str, image: &mut Image) -> ApiResult<Vec
         if let Some(revision) = parent.revision {
             checks.push(Op::Check { key: key::<Image>(org, &parent.name), expect: Precondition::Revision(revision) });
         }
+        checks.push(crate::dependents::touch::<Image>(org, &parent.name));
         // Walk up to refuse cycles (an update could make an image its own ancestor).
         let mut ancestor = parent.clone();
         for _ in 0..MAX_DEPTH {
@@ -65,6 +66,18 @@ pub async fn resolve(view: &View, org: &str, image: &mut Image) -> ApiResult<Vec
             }
         }
         let root = parent.base_image_name.clone().unwrap_or_default();
+        if image.parent_image_name.is_some()
+            && let Some(named) = &image.base_image_name
+            && named != &root
+            && named != &parent.name
+        {
+            return Err(ApiError::field(
+                "baseImageName",
+                format!(
+                    "{named:?} is not the base image of parent image {parent_name:?} ({root:?}): drop parentImageName to build on {named:?} directly"
+                ),
+            ));
+        }
         let base = view.base_image(org, &root).await?.ok_or_else(|| {
             ApiError::field(
                 field,
@@ -97,10 +110,12 @@ fn settle_base(image: &mut Image, base: &BaseImage, checks: &mut Vec<Op>, org: &
     if let Some(revision) = base.revision {
         checks.push(Op::Check { key: key::<BaseImage>(org, &base.name), expect: Precondition::Revision(revision) });
     }
+    checks.push(crate::dependents::touch::<BaseImage>(org, &base.name));
     Ok(())
 }
 
 fn refuse_if_deleting(status: Status, noun: &str, name: &str) -> ApiResult<()> {
+    // Nothing marks objects DELETING yet; the registry's deferred deletes will.
     if status == Status::Deleting {
         return Err(ApiError::conflict(format!("{noun} {name:?} is being deleted: choose another parent")));
     }

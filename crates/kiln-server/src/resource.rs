@@ -34,9 +34,6 @@ pub trait Resource: Record + Clone + Send + Sync + 'static {
     /// `previous` on update.
     fn settle(&mut self, org: &str, now: DateTime<Utc>, previous: Option<&Self>);
     fn matches(&self, filter: &ListFilter) -> bool;
-    fn status(&self) -> Option<Status> {
-        None
-    }
 
     /// Checks against other objects, and the extra operations the write needs (checks that
     /// what it depends on is unchanged, secrets). May adjust derived fields.
@@ -94,20 +91,18 @@ impl Resource for BaseImage {
             && filter.language.as_ref().is_none_or(|l| *l == self.language)
             && filter.status.is_none_or(|s| s == self.status)
     }
-    fn status(&self) -> Option<Status> {
-        Some(self.status)
-    }
     async fn prepare(&mut self, view: &View, org: &str, previous: Option<&Self>) -> ApiResult<Vec<Op>> {
         if let Some(previous) = previous
             && previous.language != self.language
         {
-            let dependents = view.dependents_of_base(org, &self.name).await?;
+            let (dependents, check) = crate::dependents::guard::<BaseImage>(view, org, &self.name).await?;
             if !dependents.is_empty() {
                 return Err(crate::dependents::in_use(
                     &format!("the language of base image {:?} cannot change while images are built on it", self.name),
                     &dependents,
                 ));
             }
+            return Ok(vec![check]);
         }
         Ok(Vec::new())
     }
@@ -131,24 +126,22 @@ impl Resource for Image {
             && filter.language.as_ref().is_none_or(|l| Some(l) == self.language.as_ref())
             && filter.status.is_none_or(|s| s == self.status)
     }
-    fn status(&self) -> Option<Status> {
-        Some(self.status)
-    }
     async fn prepare(&mut self, view: &View, org: &str, previous: Option<&Self>) -> ApiResult<Vec<Op>> {
-        let checks = crate::parents::resolve(view, org, self).await?;
+        let mut ops = crate::parents::resolve(view, org, self).await?;
         if let Some(previous) = previous
             && previous.extendable
             && !self.extendable
         {
-            let children = view.children_of_image(org, &self.name).await?;
+            let (children, check) = crate::dependents::guard::<Image>(view, org, &self.name).await?;
             if !children.is_empty() {
                 return Err(crate::dependents::in_use(
                     &format!("image {:?} must stay extendable while images are built on it", self.name),
                     &children,
                 ));
             }
+            ops.push(check);
         }
-        Ok(checks)
+        Ok(ops)
     }
 }
 

@@ -4,6 +4,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 
+use std::sync::Arc;
+
 use super::*;
 
 fn state() -> (tempfile::TempDir, AppState) {
@@ -63,54 +65,4 @@ fn operation_ids_are_unique() {
             assert!(seen.insert(id.clone()), "operationId {id:?} is used twice");
         }
     }
-}
-
-#[tokio::test]
-async fn restart_finishes_interrupted_deletes() {
-    use kiln_model::{BaseImage, Image, Status};
-    use kiln_store::Precondition;
-    use kiln_store::records::{encode, key};
-
-    let (_dir, state) = state();
-    let store = state.store.clone();
-    let base = |name: &str, status: Status| {
-        let mut b: BaseImage = serde_json::from_value(
-            serde_json::json!({"name": name, "reference": "r.example/b:1", "language": "python3"}),
-        )
-        .expect("base image");
-        b.status = status;
-        b
-    };
-    // A delete that crashed after marking: nothing depends on it, so it goes.
-    let lonely = base("lonely", Status::Deleting);
-    store
-        .put(&key::<BaseImage>(DEFAULT_ORG, "lonely"), encode(&lonely).expect("encode"), Precondition::Absent)
-        .await
-        .expect("put");
-    // One whose image appeared before the crash: kept, in ERROR, with the reason.
-    let used = base("used", Status::Deleting);
-    store
-        .put(&key::<BaseImage>(DEFAULT_ORG, "used"), encode(&used).expect("encode"), Precondition::Absent)
-        .await
-        .expect("put");
-    let image: Image =
-        serde_json::from_value(serde_json::json!({"name": "img", "baseImageName": "used"})).expect("image");
-    store
-        .put(&key::<Image>(DEFAULT_ORG, "img"), encode(&image).expect("encode"), Precondition::Absent)
-        .await
-        .expect("put");
-    let untouched = base("fine", Status::Initialized);
-    store
-        .put(&key::<BaseImage>(DEFAULT_ORG, "fine"), encode(&untouched).expect("encode"), Precondition::Absent)
-        .await
-        .expect("put");
-
-    assert_eq!(recover(store.clone()).await.expect("recover"), 2);
-    assert!(store.get(&key::<BaseImage>(DEFAULT_ORG, "lonely")).await.expect("get").is_none());
-    let entry = store.get(&key::<BaseImage>(DEFAULT_ORG, "used")).await.expect("get").expect("kept");
-    let kept: BaseImage = kiln_store::records::decode(&entry).expect("decode");
-    assert_eq!(kept.status, Status::Error);
-    assert!(kept.reason[0].contains("interrupted"));
-    assert!(store.get(&key::<BaseImage>(DEFAULT_ORG, "fine")).await.expect("get").is_some());
-    assert_eq!(recover(store).await.expect("recover again"), 0, "recovery is idempotent");
 }

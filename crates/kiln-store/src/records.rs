@@ -46,6 +46,12 @@ pub fn secret_key<R: Record>(org: &str, name: &str) -> String {
     format!("secrets/{}/{org}/{name}", R::COLLECTION)
 }
 
+/// A key every write that adds or moves a dependent of `name` touches. A change that must
+/// not race with new dependents (a delete, a language change) checks its revision.
+pub fn dependents_key<R: Record>(org: &str, name: &str) -> String {
+    format!("dependents/{}/{org}/{name}", R::COLLECTION)
+}
+
 #[derive(Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Envelope {

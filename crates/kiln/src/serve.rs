@@ -59,12 +59,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         format!("cannot open the store {} (is another kiln using this data directory?)", store_path.display())
     })?;
     let store: Arc<dyn kiln_store::KvStore> = Arc::new(store);
-    let recovered = kiln_server::recover(store.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("recovering interrupted work: {}", e.message))?;
-    if recovered > 0 {
-        tracing::info!(recovered, "finished work interrupted by the last stop");
-    }
 
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await

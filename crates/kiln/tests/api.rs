@@ -379,3 +379,102 @@ fn documents_and_schemas_are_served() {
     assert_eq!(http.get("/v1/schemas/nope").status, 404);
     assert_eq!(http.get("/healthz").body["status"], "ok");
 }
+
+/// Parents and dependents written at the same time: whatever wins, no image may end up on a
+/// base image that is gone or whose language no longer matches.
+#[test]
+fn racing_parent_changes_and_new_images_leave_no_skew() {
+    let server = Server::start();
+    let http = server.http();
+    let race = |a: Box<dyn FnOnce() -> u16 + Send>, b: Box<dyn FnOnce() -> u16 + Send>| {
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let (ba, bb) = (barrier.clone(), barrier);
+        let ta = std::thread::spawn(move || {
+            ba.wait();
+            a()
+        });
+        let tb = std::thread::spawn(move || {
+            bb.wait();
+            b()
+        });
+        (ta.join().unwrap_or(0), tb.join().unwrap_or(0))
+    };
+    for round in 0..30 {
+        let base = format!("lang{round}");
+        assert_eq!(http.post("/v1/base-images", base_image(&base)).status, 201);
+        let mut changed = http.get(&format!("/v1/base-images/{base}")).body;
+        changed["language"] = json!("nodejs");
+        let url = http.base.clone();
+        let (b1, b2, u1, u2) = (base.clone(), base.clone(), url.clone(), url);
+        race(
+            Box::new(move || {
+                let c = reqwest::blocking::Client::new();
+                c.put(format!("{u1}/v1/base-images/{b1}"))
+                    .json(&changed)
+                    .send()
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            }),
+            Box::new(move || {
+                let c = reqwest::blocking::Client::new();
+                let body = json!({"name": format!("img-{b2}"), "baseImageName": b2});
+                c.post(format!("{u2}/v1/images")).json(&body).send().map(|r| r.status().as_u16()).unwrap_or(0)
+            }),
+        );
+        let image = http.get(&format!("/v1/images/img-{base}"));
+        if image.status == 200 {
+            let base_now = http.get(&format!("/v1/base-images/{base}"));
+            assert_eq!(image.body["language"], base_now.body["language"], "round {round}: image and base disagree");
+        }
+
+        let doomed = format!("gone{round}");
+        assert_eq!(http.post("/v1/base-images", base_image(&doomed)).status, 201);
+        let url = http.base.clone();
+        let (d1, d2, u1, u2) = (doomed.clone(), doomed.clone(), url.clone(), url);
+        race(
+            Box::new(move || {
+                let c = reqwest::blocking::Client::new();
+                c.delete(format!("{u1}/v1/base-images/{d1}")).send().map(|r| r.status().as_u16()).unwrap_or(0)
+            }),
+            Box::new(move || {
+                let c = reqwest::blocking::Client::new();
+                let body = json!({"name": format!("img-{d2}"), "baseImageName": d2});
+                c.post(format!("{u2}/v1/images")).json(&body).send().map(|r| r.status().as_u16()).unwrap_or(0)
+            }),
+        );
+        if http.get(&format!("/v1/images/img-{doomed}")).status == 200 {
+            assert_eq!(
+                http.get(&format!("/v1/base-images/{doomed}")).status,
+                200,
+                "round {round}: image left on a deleted base"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_refused_delete_changes_nothing() {
+    let server = Server::start();
+    let http = server.http();
+    let base = http.post("/v1/base-images", base_image("kept"));
+    assert_eq!(http.post("/v1/images", json!({"name": "on-kept", "baseImageName": "kept"})).status, 201);
+    assert_eq!(http.delete("/v1/base-images/kept").status, 409);
+    let after = http.get("/v1/base-images/kept");
+    assert_eq!(after.body["revision"], base.body["revision"], "a refused delete must not write");
+    assert_eq!(http.put("/v1/base-images/kept", after.body.clone()).status, 200, "{}", after.text);
+}
+
+#[test]
+fn a_node_image_with_a_broken_package_json_is_refused_on_create() {
+    let server = Server::start();
+    let http = server.http();
+    let mut node = base_image("node");
+    node["language"] = json!("nodejs");
+    assert_eq!(http.post("/v1/base-images", node).status, 201);
+    let answer = http.post(
+        "/v1/images",
+        json!({"name": "n1", "baseImageName": "node", "runtimeDependencies": {"manifest": "not json"}}),
+    );
+    assert_eq!(answer.status, 422, "{}", answer.text);
+    assert_eq!(answer.body["details"][0]["field"], "runtimeDependencies.manifest");
+}

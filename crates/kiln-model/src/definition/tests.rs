@@ -30,6 +30,9 @@ fn loads_the_seed_definition() {
     let Definition::Image(image) = &loaded[0].definition else { panic!("not an image") };
     assert_eq!(image.name, "python3-postgres");
     assert_eq!(image.version.as_deref(), Some("1.1"));
+    let trailing_zero = load(&SEED.replace("version: 1.1", "version: 1.10"), &no_files).unwrap();
+    let Definition::Image(image) = &trailing_zero[0].definition else { panic!("not an image") };
+    assert_eq!(image.version.as_deref(), Some("1.10"), "a version keeps its spelling");
     assert_eq!(image.base_image_name.as_deref(), Some("photon-python3"));
     assert!(image.extendable);
     assert_eq!(image.system_dependencies.packages[1].version.as_deref(), Some("3.5.3-3"));

@@ -146,24 +146,50 @@ fn position(node: &Spanned<impl Sized>) -> Position {
     (node.referenced.line(), node.referenced.column())
 }
 
-fn convert(node: Spanned<Node>, pointer: String, doc: &mut Document) -> Value {
+/// The scalar as written, for numbers whose value would lose how they were spelled.
+fn source_text<'a>(node: &Spanned<Node>, source: &'a str) -> Option<&'a str> {
+    let span = node.referenced.span();
+    let start = usize::try_from(span.byte_offset()?).ok()?;
+    let len = usize::try_from(span.byte_len()?).ok()?;
+    source.get(start..start + len).map(str::trim)
+}
+
+/// Plain decimal integers stay numbers; `1.10`, `010`, `1e3` or `0x1F` keep their spelling
+/// as text, since in a definition they are versions, and `1.10` is not `1.1`.
+fn number(node: &Spanned<Node>, source: &str, value: Value, is_float: bool) -> Value {
+    match source_text(node, source) {
+        Some(text) if !text.is_empty() => {
+            let plain_integer = text.strip_prefix('-').unwrap_or(text);
+            let plain = (plain_integer == "0" || !plain_integer.starts_with('0'))
+                && plain_integer.chars().all(|c| c.is_ascii_digit());
+            if plain && !is_float { value } else { Value::String(text.to_string()) }
+        }
+        _ => value,
+    }
+}
+
+fn convert(node: Spanned<Node>, pointer: String, doc: &mut Document, source: &str) -> Value {
     doc.values.insert(pointer.clone(), position(&node));
     match node.value {
         Node::Null => Value::Null,
         Node::Bool(b) => Value::Bool(b),
-        Node::Signed(n) => Value::Number(n.into()),
-        Node::Unsigned(n) => Value::Number(n.into()),
-        Node::Float(f) => Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null),
+        Node::Signed(n) => number(&node, source, Value::Number(n.into()), false),
+        Node::Unsigned(n) => number(&node, source, Value::Number(n.into()), false),
+        Node::Float(f) => number(&node, source, Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null), true),
         Node::Text(s) => Value::String(s),
         Node::Seq(items) => Value::Array(
-            items.into_iter().enumerate().map(|(i, item)| convert(item, format!("{pointer}/{i}"), doc)).collect(),
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| convert(item, format!("{pointer}/{i}"), doc, source))
+                .collect(),
         ),
         Node::Map(entries) => {
             let mut object = Map::new();
             for (key, value) in entries {
                 let child = format!("{pointer}/{}", escape(&key.value));
                 doc.keys.insert(child.clone(), position(&key));
-                let converted = convert(value, child, doc);
+                let converted = convert(value, child, doc, source);
                 object.insert(key.value, converted);
             }
             Value::Object(object)
@@ -193,7 +219,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, FieldError> {
         .enumerate()
         .map(|(index, node)| {
             let mut doc = Document { index, value: Value::Null, values: HashMap::new(), keys: HashMap::new() };
-            doc.value = convert(node, String::new(), &mut doc);
+            doc.value = convert(node, String::new(), &mut doc, text);
             doc
         })
         .collect();
@@ -282,6 +308,20 @@ mod tests {
         let docs = parse_documents("[{\"name\": \"a\"},\n {\"name\": 7}]").unwrap();
         assert_eq!(docs.len(), 2);
         assert_eq!((docs[1].index, docs[1].locate("/name")), (1, Some((2, 11))));
+    }
+
+    #[test]
+    fn numbers_keep_their_spelling_unless_plain_integers() {
+        let docs =
+            parse_documents("a: 1.10\nb: 010\nc: 1e3\nd: 0x1F\ne: 12\nf: -3\ng: '1.10'\nh: 18446744073709551616\n")
+                .unwrap();
+        let v = &docs[0].value;
+        assert_eq!(
+            (v["a"].as_str(), v["b"].as_str(), v["c"].as_str(), v["d"].as_str()),
+            (Some("1.10"), Some("010"), Some("1e3"), Some("0x1F"))
+        );
+        assert_eq!((v["e"].as_u64(), v["f"].as_i64(), v["g"].as_str()), (Some(12), Some(-3), Some("1.10")));
+        assert!(v["h"].is_string(), "{}", v["h"]);
     }
 
     #[test]

@@ -150,15 +150,17 @@ async fn plan<R: Resource>(
 }
 
 /// Several documents may depend on the same object (many images on one base image): keep
-/// one check per key, and none where the batch writes that key itself.
+/// one check and one dependents touch per key, and no check where the batch writes the key.
 fn merge_checks(ops: Vec<kiln_store::Op>) -> Vec<kiln_store::Op> {
     use kiln_store::Op;
+    let is_touch = |op: &Op| matches!(op, Op::Put { key, .. } if key.starts_with("dependents/"));
     let written: std::collections::HashSet<String> =
         ops.iter().filter(|op| !matches!(op, Op::Check { .. })).map(|op| op.key().to_string()).collect();
-    let mut checked = std::collections::HashSet::new();
+    let mut seen = std::collections::HashSet::new();
     ops.into_iter()
         .filter(|op| match op {
-            Op::Check { key, .. } => !written.contains(key) && checked.insert(key.clone()),
+            Op::Check { key, .. } => !written.contains(key) && seen.insert(key.clone()),
+            op if is_touch(op) => seen.insert(op.key().to_string()),
             _ => true,
         })
         .collect()
