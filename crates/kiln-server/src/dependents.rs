@@ -1,11 +1,12 @@
-//! Deleting objects others are built on. A delete first marks the object `DELETING` (so no
-//! new image can be built on it), then looks for dependents: without `force` it refuses
-//! and restores the object; with `force` it deletes and marks every dependent `ERROR`
-//! with the reason. A restart finishes any delete that a crash interrupted.
+//! Objects images are built on. Every write that gives a parent a new dependent also
+//! touches the parent's dependents key (`records::dependents_key`); a delete or a change
+//! that would break dependents lists them and commits only if that key is unchanged, so a
+//! dependent created meanwhile makes one of the two writes fail with `409` instead of
+//! leaving an image on a base image that is gone or changed.
 
 use chrono::Utc;
 use kiln_model::{BaseImage, FieldError, Image, Status};
-use kiln_store::records::{encode, key};
+use kiln_store::records::{Record, dependents_key, encode, key};
 use kiln_store::{Op, Precondition, StoreError};
 
 use crate::error::{ApiError, ApiResult};

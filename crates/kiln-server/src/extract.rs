@@ -106,3 +106,17 @@ fn json_error(field: String, inner: serde_json::Error) -> ApiError {
     };
     ApiError::bad_request(message).with_details(vec![detail])
 }
+
+/// A path parameter, with Kiln's error shape when it cannot be read (bad percent-encoding).
+pub struct PathParam<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S> for PathParam<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<PathParam<T>, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| PathParam(value))
+            .map_err(|e| ApiError::bad_request(format!("the path cannot be read: {}", e.body_text().to_lowercase())))
+    }
+}

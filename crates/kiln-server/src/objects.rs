@@ -112,6 +112,13 @@ pub async fn patch<R: Resource>(
     let mut document = serde_json::to_value(&current).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let patch_revision = patch.get("revision").and_then(serde_json::Value::as_u64);
     json_patch::merge(&mut document, &patch);
+    // A merge patch drops members set to null; write-only credentials need the explicit
+    // null to mean "remove them" rather than "keep what is stored".
+    if patch.get("credentials").is_some_and(serde_json::Value::is_null)
+        && let Some(object) = document.as_object_mut()
+    {
+        object.insert("credentials".into(), serde_json::Value::Null);
+    }
     let object: R = crate::extract::decode_json(document.to_string().as_bytes())?;
     let expected = expected.or(patch_revision).or(current.revision());
     update(view, org, name, object, expected).await

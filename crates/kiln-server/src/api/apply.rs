@@ -2,10 +2,10 @@
 //! multi-document YAML, or JSON) created or updated in one transaction: every document is
 //! checked first, and either all are written or none.
 
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
 use kiln_model::definition::{Definition, Kind, load};
@@ -18,7 +18,7 @@ use crate::resource::Resource;
 use crate::state::AppState;
 use crate::view::View;
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ApplyMode {
     /// Every document must name a new object.
@@ -28,9 +28,9 @@ pub enum ApplyMode {
     Update,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Documents the query; `parse_mode` reads it.
 pub struct ApplyParams {
     /// `create` (default) or `update`.
     #[param(inline)]
@@ -55,6 +55,19 @@ pub struct ApplyResult {
     pub items: Vec<AppliedItem>,
 }
 
+fn parse_mode(raw: Option<&str>) -> ApiResult<ApplyMode> {
+    let mut mode = ApplyMode::default();
+    for (name, value) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        match (name.as_ref(), value.as_ref()) {
+            ("mode", "create") => mode = ApplyMode::Create,
+            ("mode", "update") => mode = ApplyMode::Update,
+            ("mode", other) => return Err(ApiError::bad_request(format!("mode {other:?} is not known: use create or update"))),
+            (other, _) => return Err(ApiError::bad_request(format!("unknown query parameter {other:?}: only mode is accepted"))),
+        }
+    }
+    Ok(mode)
+}
+
 fn refuse_file_references(path: &str) -> Result<String, String> {
     Err(format!("the server cannot read local files; inline the text of {path:?} (the kiln CLI does this for you)"))
 }
@@ -73,7 +86,7 @@ fn refuse_file_references(path: &str) -> Result<String, String> {
     ))]
 pub async fn apply(
     State(state): State<AppState>,
-    Query(params): Query<ApplyParams>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
     Body(bytes): Body,
 ) -> ApiResult<Response> {
@@ -91,7 +104,7 @@ pub async fn apply(
     }
     let text =
         std::str::from_utf8(&bytes).map_err(|e| ApiError::bad_request(format!("the body is not UTF-8 text: {e}")))?;
-    let mode = params.mode.unwrap_or_default();
+    let mode = parse_mode(raw.as_deref())?;
     let definitions = load(text, &refuse_file_references).map_err(ApiError::invalid)?;
     let mut view = View::new(state.store.clone());
     let mut ops = Vec::new();

@@ -1,7 +1,7 @@
 //! CRUD endpoints for base images, images, packages and package sources. One macro writes
 //! the handlers of the kinds addressed by a single name, so every kind behaves the same.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
@@ -14,7 +14,7 @@ use kiln_store::records::{key, secret_key};
 use super::{ListParams, encode_segment, force_flag, if_match, parse_list_query, with_etag};
 use crate::dependents::{self, not_found, stale};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, PathParam};
 use crate::objects;
 use crate::resource::Resource;
 use crate::state::AppState;
@@ -115,7 +115,7 @@ macro_rules! named_resource {
                 (status = 200, body = $ty),
                 (status = 404, body = ErrorBody),
             ))]
-            pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
+            pub async fn get(State(state): State<AppState>, PathParam(name): PathParam<String>) -> ApiResult<Response> {
                 let view = View::new(state.store.clone());
                 let object = objects::get::<$ty>(&view, DEFAULT_ORG, &name).await?;
                 Ok(with_etag(StatusCode::OK, object.revision, None, &object))
@@ -134,7 +134,7 @@ macro_rules! named_resource {
                 ))]
             pub async fn replace(
                 State(state): State<AppState>,
-                Path(name): Path<String>,
+                PathParam(name): PathParam<String>,
                 headers: HeaderMap,
                 JsonBody(object): JsonBody<$ty>,
             ) -> ApiResult<Response> {
@@ -156,7 +156,7 @@ macro_rules! named_resource {
                 ))]
             pub async fn patch(
                 State(state): State<AppState>,
-                Path(name): Path<String>,
+                PathParam(name): PathParam<String>,
                 headers: HeaderMap,
                 JsonBody(patch): JsonBody<serde_json::Value>,
             ) -> ApiResult<Response> {
@@ -182,7 +182,7 @@ macro_rules! named_resource {
                 ))]
             pub async fn delete(
                 State(state): State<AppState>,
-                Path(name): Path<String>,
+                PathParam(name): PathParam<String>,
                 headers: HeaderMap,
                 RawQuery(raw): RawQuery,
             ) -> ApiResult<axum::Json<$ty>> {
@@ -272,7 +272,7 @@ pub mod packages {
         responses((status = 200, body = Package), (status = 404, body = ErrorBody)))]
     pub async fn get(
         State(state): State<AppState>,
-        Path((ecosystem, name)): Path<(String, String)>,
+        PathParam((ecosystem, name)): PathParam<(String, String)>,
     ) -> ApiResult<Response> {
         let view = View::new(state.store.clone());
         let object = objects::get::<Package>(&view, DEFAULT_ORG, &key_name(&ecosystem, &name)?).await?;
@@ -291,7 +291,7 @@ pub mod packages {
         ))]
     pub async fn replace(
         State(state): State<AppState>,
-        Path((ecosystem, name)): Path<(String, String)>,
+        PathParam((ecosystem, name)): PathParam<(String, String)>,
         headers: HeaderMap,
         JsonBody(object): JsonBody<Package>,
     ) -> ApiResult<Response> {
@@ -314,7 +314,7 @@ pub mod packages {
         ))]
     pub async fn patch(
         State(state): State<AppState>,
-        Path((ecosystem, name)): Path<(String, String)>,
+        PathParam((ecosystem, name)): PathParam<(String, String)>,
         headers: HeaderMap,
         JsonBody(patch): JsonBody<serde_json::Value>,
     ) -> ApiResult<Response> {
@@ -339,7 +339,7 @@ pub mod packages {
         responses((status = 200, body = Package), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
     pub async fn delete(
         State(state): State<AppState>,
-        Path((ecosystem, name)): Path<(String, String)>,
+        PathParam((ecosystem, name)): PathParam<(String, String)>,
         headers: HeaderMap,
     ) -> ApiResult<axum::Json<Package>> {
         let view = View::new(state.store.clone());

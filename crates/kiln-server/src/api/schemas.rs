@@ -1,7 +1,6 @@
 //! The JSON Schemas of definition files, published so editors and CI can check files
 //! before they reach Kiln.
 
-use axum::extract::Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -10,6 +9,7 @@ use utoipa::ToSchema;
 use kiln_model::definition::{SCHEMA_NAMES, schema};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::PathParam;
 
 #[derive(Serialize, ToSchema)]
 pub struct SchemaLink {
@@ -37,7 +37,7 @@ pub async fn list() -> axum::Json<SchemaList> {
 /// `package-source` (documents with `kind`).
 #[utoipa::path(get, path = "/v1/schemas/{name}", tag = "definitions", operation_id = "getSchema", params(("name" = String, Path)),
     responses((status = 200, description = "A JSON Schema (draft 2020-12)", body = Object), (status = 404, body = ErrorBody)))]
-pub async fn get(Path(name): Path<String>) -> ApiResult<Response> {
+pub async fn get(PathParam(name): PathParam<String>) -> ApiResult<Response> {
     let schema = schema(&name).ok_or_else(|| {
         ApiError::not_found(format!("no schema called {name:?}: use one of {}", SCHEMA_NAMES.join(", ")))
     })?;
