@@ -42,6 +42,7 @@ impl ApiError {
     }
     pub fn invalid(errors: ValidationErrors) -> ApiError {
         let message = match errors.0.as_slice() {
+            [one] if one.field.is_empty() => one.to_string(),
             [one] => format!("invalid {one}"),
             many => format!("{} problems: {errors}", many.len()),
         };

@@ -66,3 +66,27 @@ fn operation_ids_are_unique() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_documented_query_parameter_is_accepted() {
+    let (_dir, state) = state();
+    let app = app(state);
+    let document = serde_json::to_value(openapi()).expect("document");
+    let mut checked = 0;
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        let Some(parameters) = item["get"]["parameters"].as_array() else { continue };
+        for parameter in parameters.iter().filter(|p| p["in"] == "query") {
+            let name = parameter["name"].as_str().expect("name");
+            let uri = format!("{}?{name}=1", path.replace("{name}", "x").replace("{ecosystem}", "deb"));
+            let response =
+                app.clone().oneshot(Request::get(&uri).body(Body::empty()).expect("request")).await.expect("response");
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains("unknown query parameter"),
+                "{uri} is documented but refused"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} query parameters documented");
+}

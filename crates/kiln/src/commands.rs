@@ -155,20 +155,35 @@ fn manifest_format(path: &Path) -> Option<&'static str> {
     }
 }
 
+/// Reads `{"packages": [...]}` or just the list, naming the entry and field that is wrong.
 fn read_system_deps(path: &Path) -> Result<SystemDependencies> {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        Wrapped(SystemDependencies),
-        List(Vec<PackageRequest>),
-    }
     let text = read_text(path)?;
-    let parsed: Either = serde_saphyr::from_str(&text)
-        .with_context(|| format!("{} is not a list of system packages", path.display()))?;
-    Ok(match parsed {
-        Either::Wrapped(deps) => deps,
-        Either::List(packages) => SystemDependencies { packages },
-    })
+    let value: Value =
+        serde_saphyr::from_str(&text).with_context(|| format!("{} is not valid JSON or YAML", path.display()))?;
+    let list = match &value {
+        Value::Array(items) => items.clone(),
+        Value::Object(fields) => {
+            if let Some(other) = fields.keys().find(|k| *k != "packages") {
+                bail!(
+                    "{}: unknown field {other:?}: write {{\"packages\": [{{\"name\": …, \"version\": …}}]}} or just the list",
+                    path.display()
+                );
+            }
+            match fields.get("packages") {
+                Some(Value::Array(items)) => items.clone(),
+                Some(_) => bail!("{}: packages must be a list of {{name, version}}", path.display()),
+                None => Vec::new(),
+            }
+        }
+        _ => bail!("{}: expected a list of packages or {{\"packages\": [...]}}", path.display()),
+    };
+    let mut packages = Vec::with_capacity(list.len());
+    for (i, item) in list.into_iter().enumerate() {
+        let package: PackageRequest =
+            serde_json::from_value(item).map_err(|e| anyhow!("{}: packages[{i}]: {e}", path.display()))?;
+        packages.push(package);
+    }
+    Ok(SystemDependencies { packages })
 }
 
 /// Loads a definition file locally (so errors name lines and `@file` references are

@@ -148,6 +148,23 @@ fn bad_input_is_refused_with_the_field_named() {
     assert_eq!(yaml.status, 422, "{}", yaml.text);
     assert!(yaml.body["details"][0]["line"].is_number(), "{}", yaml.text);
 
+    let bad_mode = http.raw(
+        "POST",
+        "/v1/apply?mode=bogus",
+        "application/yaml",
+        b"kind: Image\nname: x\nbaseImageName: y\n".to_vec(),
+    );
+    assert_eq!((bad_mode.status, bad_mode.body["code"].as_u64()), (400, Some(400)), "{}", bad_mode.text);
+    let bad_path = http.get("/v1/images/%FF");
+    assert_eq!((bad_path.status, bad_path.body["code"].as_u64()), (400, Some(400)), "{}", bad_path.text);
+    let both = http.raw(
+        "POST",
+        "/v1/apply",
+        "application/yaml",
+        b"kind: BaseImage\nname: b\nreference: r.example/b:1\ndockerUrl: r.example/b:2\nlanguage: python3\n".to_vec(),
+    );
+    assert_eq!((both.status, both.body["details"][0]["field"].as_str()), (422, Some("dockerUrl")), "{}", both.text);
+
     let bad_query = http.get("/v1/images?status=SLEEPING");
     assert_eq!(bad_query.status, 400);
     assert_eq!(http.get("/v1/images?colour=red").status, 400);
@@ -315,7 +332,18 @@ fn packages_and_sources() {
     assert!(!fetched.text.contains("s3cret") && fetched.body.get("credentials").is_none());
     let kept = http.put("/v1/package-sources/bookworm", fetched.body.clone());
     assert_eq!(kept.body["hasCredentials"], true, "{}", kept.text);
-    let mut cleared = kept.body.clone();
+    let patched = http.call(
+        "PATCH",
+        "/v1/package-sources/bookworm",
+        Some(&json!({"credentials": null})),
+        &[("content-type", "application/merge-patch+json")],
+    );
+    assert_eq!(patched.body["hasCredentials"], false, "{}", patched.text);
+    let mut again = patched.body.clone();
+    again["credentials"] = json!({"username": "u", "password": "other"});
+    let restored = http.put("/v1/package-sources/bookworm", again);
+    assert_eq!(restored.body["hasCredentials"], true);
+    let mut cleared = restored.body.clone();
     cleared["credentials"] = Value::Null;
     assert_eq!(http.put("/v1/package-sources/bookworm", cleared).body["hasCredentials"], false);
     let missing_suite =

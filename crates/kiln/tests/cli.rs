@@ -154,6 +154,10 @@ fn errors_are_clear_and_exit_non_zero() {
     assert!(err.contains("nope.txt"), "{err}");
 
     ok(&server.kiln(&["create", "base-image", "b", "r.example/b:1", "--language", "python3"]));
+    let sys = dir.path().join("sys.yaml");
+    std::fs::write(&sys, "packages:\n  - name: libpq5\n  - name: x\n    bogus: 1\n").expect("write");
+    let err = fails(&server.kiln(&["create", "image", "i", "b", "--system-deps", sys.to_str().unwrap_or_default()]));
+    assert!(err.contains("packages[1]") && err.contains("bogus"), "{err}");
     let dup = fails(&server.kiln(&["create", "base-image", "b", "r.example/b:1", "--language", "python3"]));
     assert!(dup.contains("already exists"), "{dup}");
     ok(&server.kiln(&["create", "image", "i", "b"]));

@@ -127,8 +127,16 @@ fn load_document(mut doc: Document, resolve_file: FileResolver<'_>) -> Result<Lo
     let Some(kind) = kind else {
         return load_seed(doc, resolve_file);
     };
-    if kind == Kind::BaseImage && doc.value.get("reference").is_none() {
-        doc.rename_key("dockerUrl", "reference");
+    if kind == Kind::BaseImage {
+        if doc.value.get("reference").is_none() {
+            doc.rename_key("dockerUrl", "reference");
+        } else if doc.value.get("dockerUrl").is_some() {
+            return Err(vec![doc.error_at(
+                "/dockerUrl",
+                "dockerUrl",
+                "give either reference or dockerUrl (its Dispatch name), not both",
+            )]);
+        }
     }
     check_schema(&doc, kind.schema_name())?;
     if let Some(object) = doc.value.as_object_mut() {

@@ -103,26 +103,77 @@ pub(super) fn check(name: &str, instance: &Value) -> Vec<Problem> {
     };
     let mut problems = Vec::new();
     for error in validator.iter_errors(instance) {
-        let pointer = error.instance_path().as_str().to_string();
-        match error.kind() {
-            jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
-                for key in unexpected {
-                    problems.push(Problem {
-                        pointer: pointer.clone(),
-                        message: format!("unknown field {key:?}"),
-                        unexpected_key: Some(key.clone()),
-                    });
-                }
-            }
-            _ => problems.push(Problem { pointer, message: error.to_string(), unexpected_key: None }),
-        }
+        collect(&error, &mut problems);
     }
     problems
+}
+
+/// Turns one validation error into problems a user can act on. An `anyOf` (how optional
+/// fields and string-or-number versions are written) is explained by its branches, leaving
+/// out the `null` branch nobody meant.
+fn collect(error: &jsonschema::ValidationError<'_>, problems: &mut Vec<Problem>) {
+    use jsonschema::error::{TypeKind, ValidationErrorKind};
+    let pointer = error.instance_path().as_str().to_string();
+    match error.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            for key in unexpected {
+                problems.push(Problem {
+                    pointer: pointer.clone(),
+                    message: format!("unknown field {key:?}"),
+                    unexpected_key: Some(key.clone()),
+                });
+            }
+        }
+        ValidationErrorKind::AnyOf { context } => {
+            let is_null_branch = |branch: &Vec<jsonschema::ValidationError<'_>>| {
+                branch.iter().all(|e| matches!(e.kind(), ValidationErrorKind::Type { kind: TypeKind::Single(t) } if format!("{t:?}").eq_ignore_ascii_case("null")))
+            };
+            let branches: Vec<_> = context.iter().filter(|b| !is_null_branch(b)).collect();
+            let only_types =
+                branches.iter().all(|b| b.iter().all(|e| matches!(e.kind(), ValidationErrorKind::Type { .. })));
+            if branches.len() == 1 {
+                for sub in branches[0] {
+                    collect(sub, problems);
+                }
+            } else if only_types && !branches.is_empty() {
+                let expected: Vec<String> = branches
+                    .iter()
+                    .flat_map(|b| b.iter())
+                    .filter_map(|e| match e.kind() {
+                        ValidationErrorKind::Type { kind: TypeKind::Single(t) } => {
+                            Some(format!("{t:?}").to_lowercase())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                problems.push(Problem {
+                    pointer,
+                    message: format!("must be a {}", expected.join(" or ")),
+                    unexpected_key: None,
+                });
+            } else {
+                problems.push(Problem { pointer, message: error.to_string(), unexpected_key: None });
+            }
+        }
+        _ => problems.push(Problem { pointer, message: error.to_string(), unexpected_key: None }),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn optional_and_either_type_fields_explain_themselves() {
+        let problems =
+            check(super::SEED_SCHEMA, &json!({"name": "a", "parent": "b", "metadata": {"extendable": "yes"}}));
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].pointer, "/metadata/extendable");
+        assert!(problems[0].message.contains("boolean"), "{}", problems[0].message);
+        let problems = check(super::SEED_SCHEMA, &json!({"name": "a", "parent": "b", "version": [1]}));
+        assert_eq!(problems[0].pointer, "/version");
+        assert!(problems[0].message.contains("must be a string or number"), "{}", problems[0].message);
+    }
 
     #[test]
     fn every_schema_compiles() {

@@ -61,8 +61,12 @@ fn parse_mode(raw: Option<&str>) -> ApiResult<ApplyMode> {
         match (name.as_ref(), value.as_ref()) {
             ("mode", "create") => mode = ApplyMode::Create,
             ("mode", "update") => mode = ApplyMode::Update,
-            ("mode", other) => return Err(ApiError::bad_request(format!("mode {other:?} is not known: use create or update"))),
-            (other, _) => return Err(ApiError::bad_request(format!("unknown query parameter {other:?}: only mode is accepted"))),
+            ("mode", other) => {
+                return Err(ApiError::bad_request(format!("mode {other:?} is not known: use create or update")));
+            }
+            (other, _) => {
+                return Err(ApiError::bad_request(format!("unknown query parameter {other:?}: only mode is accepted")));
+            }
         }
     }
     Ok(mode)
@@ -134,7 +138,32 @@ pub async fn apply(
     if !failures.is_empty() {
         return Err(combine(failures));
     }
-    let revision = objects::commit(&view, merge_checks(ops), "object", "").await?;
+    let revision = match view.store().txn(merge_checks(ops)).await {
+        Ok(revision) => revision,
+        Err(kiln_store::StoreError::Conflict { key, expected, .. }) => {
+            let owner = items.iter().find(|item| key.ends_with(&format!("/{}", item.name)));
+            return Err(ApiError::conflict(match (owner, expected) {
+                (Some(item), kiln_store::Precondition::Absent) => {
+                    format!(
+                        "document {}: {} {:?} was created by another request meanwhile",
+                        item.document,
+                        item.kind.as_str(),
+                        item.name
+                    )
+                }
+                (Some(item), _) => format!(
+                    "document {}: {} {:?} was changed by another request meanwhile: fetch it again and retry",
+                    item.document,
+                    item.kind.as_str(),
+                    item.name
+                ),
+                (None, _) => {
+                    "an object the file depends on was changed by another request meanwhile: retry".to_string()
+                }
+            }));
+        }
+        Err(e) => return Err(e.into()),
+    };
     for item in &mut items {
         item.object["revision"] = serde_json::json!(revision);
     }

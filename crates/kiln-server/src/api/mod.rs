@@ -17,20 +17,47 @@ use crate::error::{ApiError, ApiResult};
 use crate::objects::{DEFAULT_PAGE, MAX_PAGE};
 use crate::resource::ListFilter;
 
-/// Query parameters of list endpoints. Filters that do not apply to a kind are refused.
+/// Query parameters of the base-image and image lists. (The structs below document the
+/// queries; `parse_list_query` reads them and refuses anything else.)
 #[derive(Debug, Default, IntoParams)]
 #[into_params(parameter_in = Query, rename_all = "camelCase")]
-#[allow(dead_code)] // Documents the query; parsing is done by `parse_list_query`.
-pub struct ListParams {
+#[allow(dead_code)]
+pub struct ImageListParams {
     /// Tag filter, `key` or `key=value`; repeat to require several.
     tag: Option<Vec<String>>,
     /// Only objects of this language.
     language: Option<String>,
     /// Only objects in this status (`INITIALIZED`, `READY`, `ERROR`, …).
     status: Option<String>,
-    /// Only entries of this ecosystem (packages and package sources).
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<usize>,
+    /// `nextPageToken` of the previous page.
+    page_token: Option<String>,
+}
+
+/// Query parameters of the package-source list.
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct SourceListParams {
+    /// Tag filter, `key` or `key=value`; repeat to require several.
+    tag: Option<Vec<String>>,
+    /// Only sources of this ecosystem (`deb`, `pypi`, `npm`, …).
     ecosystem: Option<String>,
-    /// Only `approved` or `denied` catalog entries (packages).
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<usize>,
+    /// `nextPageToken` of the previous page.
+    page_token: Option<String>,
+}
+
+/// Query parameters of the package catalog list.
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct PackageListParams {
+    /// Only entries of this ecosystem (`deb`, `pypi`, `npm`, …).
+    ecosystem: Option<String>,
+    /// Only `approved` or `denied` entries.
     decision: Option<String>,
     /// Page size, 1 to 1000 (default 100).
     limit: Option<usize>,

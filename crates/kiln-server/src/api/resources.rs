@@ -11,7 +11,10 @@ use kiln_model::{BaseImage, DEFAULT_ORG, Ecosystem, Image, Package, PackageSourc
 use kiln_store::Precondition;
 use kiln_store::records::{key, secret_key};
 
-use super::{ListParams, encode_segment, force_flag, if_match, parse_list_query, with_etag};
+use super::{
+    ImageListParams, PackageListParams, SourceListParams, encode_segment, force_flag, if_match, parse_list_query,
+    with_etag,
+};
 use crate::dependents::{self, not_found, stale};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, PathParam};
@@ -65,6 +68,7 @@ macro_rules! named_resource {
         tag: $tag:tt,
         filters: [$($filter:tt),*],
         delete: $delete:ident,
+        params: $params:ident,
         force_doc: $force_doc:tt,
         one: $one:tt,
         many: $many:tt
@@ -98,7 +102,7 @@ macro_rules! named_resource {
             }
 
             /// List, filtered and paginated in name order.
-            #[utoipa::path(get, path = $collection, tag = $tag, operation_id = concat!("list", $many), params(ListParams), responses(
+            #[utoipa::path(get, path = $collection, tag = $tag, operation_id = concat!("list", $many), params($params), responses(
                 (status = 200, body = $list),
                 (status = 400, description = "Unknown or invalid query parameter", body = ErrorBody),
             ))]
@@ -197,7 +201,7 @@ macro_rules! named_resource {
 named_resource! {
     module: base_images, object: BaseImage, list: BaseImageList,
     collection: "/v1/base-images", item: "/v1/base-images/{name}", tag: "base-images",
-    filters: ["tag", "language", "status"], delete: delete_base_image,
+    filters: ["tag", "language", "status"], delete: delete_base_image, params: ImageListParams,
     force_doc: "Delete even if images are built on it; they move to ERROR with the reason",
     one: "BaseImage", many: "BaseImages"
 }
@@ -205,7 +209,7 @@ named_resource! {
 named_resource! {
     module: images, object: Image, list: ImageList,
     collection: "/v1/images", item: "/v1/images/{name}", tag: "images",
-    filters: ["tag", "language", "status"], delete: delete_image,
+    filters: ["tag", "language", "status"], delete: delete_image, params: ImageListParams,
     force_doc: "Delete even if images are built on it; they move to ERROR with the reason",
     one: "Image", many: "Images"
 }
@@ -213,7 +217,7 @@ named_resource! {
 named_resource! {
     module: package_sources, object: PackageSource, list: PackageSourceList,
     collection: "/v1/package-sources", item: "/v1/package-sources/{name}", tag: "package-sources",
-    filters: ["tag", "ecosystem"], delete: delete_package_source,
+    filters: ["tag", "ecosystem"], delete: delete_package_source, params: SourceListParams,
     force_doc: "Accepted for symmetry; nothing is built on a package source directly",
     one: "PackageSource", many: "PackageSources"
 }
@@ -253,7 +257,7 @@ pub mod packages {
     }
 
     /// List catalog entries, by ecosystem and name.
-    #[utoipa::path(get, path = "/v1/packages", tag = "packages", operation_id = "listPackages", params(ListParams), responses(
+    #[utoipa::path(get, path = "/v1/packages", tag = "packages", operation_id = "listPackages", params(PackageListParams), responses(
         (status = 200, body = PackageList),
         (status = 400, body = ErrorBody),
     ))]
