@@ -1,6 +1,7 @@
 //! Kiln's domain: the objects users manage, their validation rules and the definition files
 //! that describe them. Pure data and rules; no I/O, so every other crate can trust it.
 
+pub mod auth;
 pub mod base_image;
 pub mod common;
 pub mod definition;

@@ -3,6 +3,7 @@
 //! Handlers stay thin: validate, plan, commit one transaction, answer.
 
 mod api;
+pub mod auth;
 mod dependents;
 mod error;
 mod extract;
@@ -11,6 +12,8 @@ mod parents;
 mod resource;
 mod state;
 mod view;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
@@ -40,9 +43,21 @@ pub use state::AppState;
         (name = "package-sources", description = "Where each ecosystem's packages come from"),
         (name = "definitions", description = "Definition files and their JSON Schemas"),
         (name = "system", description = "Health"),
-    )
+    ),
+    modifiers(&BearerScheme)
 )]
 struct ApiDoc;
+
+/// Declares the bearer-token scheme every `security` requirement refers to.
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
 
 /// Routes that are served but are not API operations, so are not in the document.
 pub const UNDOCUMENTED_ROUTES: [&str; 2] = ["/v1/openapi.json", "/docs"];
@@ -67,6 +82,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::schemas::list))
         .routes(routes!(api::schemas::get))
         .routes(routes!(api::system::health))
+        .routes(routes!(api::system::whoami))
 }
 
 /// The OpenAPI document, as served at `/v1/openapi.json`.
@@ -77,7 +93,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let (router, document) = api_router().split_for_parts();
+    let auth = Arc::new(auth::Auth {
+        store: state.store.clone(),
+        routes: auth::route_table(&document),
+        limiter: auth::limiter::Limiter::default(),
+    });
     router
+        .route_layer(axum::middleware::from_fn_with_state(auth, auth::authorize))
         .merge(SwaggerUi::new("/docs").url("/v1/openapi.json", document))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)

@@ -147,7 +147,7 @@ pub async fn list<R: Resource>(
         let page = view.store().list(&prefix, after.as_deref(), 512).await?;
         for entry in &page.entries {
             let object: R = records::decode(entry)?;
-            if object.matches(filter) {
+            if object.matches(filter) && (!filter.public_only || object.is_public()) {
                 items.push(object);
                 if items.len() == limit {
                     let next = entry.key.strip_prefix(&prefix).map(str::to_string);

@@ -21,6 +21,8 @@ pub struct ListFilter {
     pub status: Option<Status>,
     pub ecosystem: Option<Ecosystem>,
     pub decision: Option<kiln_model::Decision>,
+    /// Only objects visible to every organisation.
+    pub public_only: bool,
 }
 
 pub trait Resource: Record + Clone + Send + Sync + 'static {
@@ -34,6 +36,10 @@ pub trait Resource: Record + Clone + Send + Sync + 'static {
     /// `previous` on update.
     fn settle(&mut self, org: &str, now: DateTime<Utc>, previous: Option<&Self>);
     fn matches(&self, filter: &ListFilter) -> bool;
+    /// Whether every organisation may read the object.
+    fn is_public(&self) -> bool {
+        false
+    }
 
     /// Checks against other objects, and the extra operations the write needs (checks that
     /// what it depends on is unchanged, secrets). May adjust derived fields.
@@ -86,6 +92,9 @@ impl Resource for BaseImage {
         settle_fields!(self, org, now, previous, carry [status, reason, digest], reset [status = Status::Initialized, reason = Vec::new(), digest = None]);
     }
 
+    fn is_public(&self) -> bool {
+        self.visibility == kiln_model::Visibility::Public
+    }
     fn matches(&self, filter: &ListFilter) -> bool {
         tags_match(&self.tags, filter)
             && filter.language.as_ref().is_none_or(|l| *l == self.language)
@@ -121,6 +130,9 @@ impl Resource for Image {
         settle_fields!(self, org, now, previous, carry [status, reason, digest, reference], reset [status = Status::Initialized, reason = Vec::new(), digest = None, reference = None]);
     }
 
+    fn is_public(&self) -> bool {
+        self.visibility == kiln_model::Visibility::Public
+    }
     fn matches(&self, filter: &ListFilter) -> bool {
         tags_match(&self.tags, filter)
             && filter.language.as_ref().is_none_or(|l| Some(l) == self.language.as_ref())
@@ -182,6 +194,9 @@ impl Resource for PackageSource {
         settle_fields!(self, org, now, previous, carry [], reset []);
     }
 
+    fn is_public(&self) -> bool {
+        self.visibility == kiln_model::Visibility::Public
+    }
     fn matches(&self, filter: &ListFilter) -> bool {
         tags_match(&self.tags, filter) && filter.ecosystem.is_none_or(|e| e == self.ecosystem)
     }

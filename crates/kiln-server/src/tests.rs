@@ -8,15 +8,29 @@ use std::sync::Arc;
 
 use super::*;
 
-fn state() -> (tempfile::TempDir, AppState) {
+const TOKEN: &str = "unit-test-admin-token-000000";
+
+/// A store with the first administrator, whose token is `TOKEN`.
+async fn state() -> (tempfile::TempDir, AppState) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = kiln_store::EmbeddedStore::open(&dir.path().join("kiln.redb")).expect("store");
+    auth::bootstrap::ensure_admin(&store, Some(TOKEN)).await.expect("administrator");
     (dir, AppState::new(Arc::new(store)))
+}
+
+fn request(method: &str, uri: &str, body: Body) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .expect("request")
 }
 
 #[tokio::test]
 async fn every_documented_operation_is_routed() {
-    let (_dir, state) = state();
+    let (_dir, state) = state().await;
     let app = app(state);
     let document = openapi();
     let mut checked = 0;
@@ -30,8 +44,7 @@ async fn every_documented_operation_is_routed() {
             ("DELETE", item.delete.is_some()),
         ];
         for (method, present) in operations {
-            let request = Request::builder().method(method).uri(&concrete).body(Body::from("{}")).expect("request");
-            let response = app.clone().oneshot(request).await.expect("response");
+            let response = app.clone().oneshot(request(method, &concrete, Body::from("{}"))).await.expect("response");
             let status = response.status();
             let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
             let routed = status != StatusCode::METHOD_NOT_ALLOWED
@@ -45,7 +58,7 @@ async fn every_documented_operation_is_routed() {
 
 #[tokio::test]
 async fn undocumented_routes_are_only_the_docs() {
-    let (_dir, state) = state();
+    let (_dir, state) = state().await;
     let app = app(state);
     for path in UNDOCUMENTED_ROUTES {
         let response =
@@ -69,7 +82,7 @@ fn operation_ids_are_unique() {
 
 #[tokio::test]
 async fn every_documented_query_parameter_is_accepted() {
-    let (_dir, state) = state();
+    let (_dir, state) = state().await;
     let app = app(state);
     let document = serde_json::to_value(openapi()).expect("document");
     let mut checked = 0;
@@ -78,8 +91,7 @@ async fn every_documented_query_parameter_is_accepted() {
         for parameter in parameters.iter().filter(|p| p["in"] == "query") {
             let name = parameter["name"].as_str().expect("name");
             let uri = format!("{}?{name}=1", path.replace("{name}", "x").replace("{ecosystem}", "deb"));
-            let response =
-                app.clone().oneshot(Request::get(&uri).body(Body::empty()).expect("request")).await.expect("response");
+            let response = app.clone().oneshot(request("GET", &uri, Body::empty())).await.expect("response");
             let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
             assert!(
                 !String::from_utf8_lossy(&bytes).contains("unknown query parameter"),
@@ -89,4 +101,27 @@ async fn every_documented_query_parameter_is_accepted() {
         }
     }
     assert!(checked >= 10, "only {checked} query parameters documented");
+}
+
+#[test]
+fn every_operation_declares_its_permission() {
+    let document = openapi();
+    let table = auth::route_table(&document);
+    for (path, item) in &document.paths.paths {
+        for (method, operation) in [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PUT", &item.put),
+            ("PATCH", &item.patch),
+            ("DELETE", &item.delete),
+        ] {
+            if operation.is_some() {
+                let method = axum::http::Method::from_bytes(method.as_bytes()).expect("method");
+                assert!(
+                    table.contains_key(&(method.clone(), path.clone())),
+                    "{method} {path} declares no permission in its security"
+                );
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use kiln_model::auth::{Organization, Role, RoleBinding, Token, User};
 use kiln_model::{BaseImage, Image, Package, PackageSource};
 
 use crate::kv::{Entry, StoreError};
@@ -95,6 +96,15 @@ record!(BaseImage, "base-images");
 record!(Image, "images");
 record!(Package, "packages");
 record!(PackageSource, "package-sources");
+record!(User, "users");
+record!(Role, "roles");
+record!(RoleBinding, "role-bindings");
+record!(Organization, "organizations");
+record!(Token, "tokens");
+
+/// The organisation segment of objects that belong to no organisation (users, roles,
+/// tokens…); `*` can never be an organisation's name.
+pub const GLOBAL: &str = "*";
 
 #[cfg(test)]
 mod tests {

@@ -25,6 +25,12 @@ pub struct Connection {
     /// URL of the Kiln server.
     #[arg(long, global = true, env = "KILN_URL", default_value = "http://127.0.0.1:8080")]
     pub server: String,
+    /// API token (the administrator's is printed at first start).
+    #[arg(long, global = true, env = "KILN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Organisation to act in (default: default).
+    #[arg(long, global = true, env = "KILN_ORG")]
+    pub org: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -8,10 +8,12 @@ use serde_json::Value;
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    token: Option<String>,
+    org: Option<String>,
 }
 
 impl Client {
-    pub fn new(server: &str) -> Result<Client> {
+    pub fn new(server: &str, token: Option<String>, org: Option<String>) -> Result<Client> {
         let base = server.trim_end_matches('/').to_string();
         if !base.starts_with("http://") && !base.starts_with("https://") {
             return Err(anyhow!("server {server:?} is not an http:// or https:// URL: set --server or KILN_URL"));
@@ -20,13 +22,19 @@ impl Client {
             .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("cannot set up the HTTP client")?;
-        Ok(Client { http, base })
+        Ok(Client { http, base, token, org })
     }
 
     /// Sends a request; `Ok` holds the JSON of a 2xx answer.
     pub async fn send(&self, method: Method, path: &str, body: Option<Body>) -> Result<Value> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method.clone(), &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(org) = &self.org {
+            request = request.header("x-kiln-org", org);
+        }
         match body {
             Some(Body::Json(value)) => request = request.json(&value),
             None => {}

@@ -14,7 +14,7 @@ use crate::client::{Body, Client, segment};
 use crate::output::{as_document, print};
 
 pub async fn run(connection: &Connection, output: Output, command: Command) -> Result<()> {
-    let client = Client::new(&connection.server)?;
+    let client = Client::new(&connection.server, connection.token.clone(), connection.org.clone())?;
     match command {
         Command::Create(args) => create(&client, output, args).await,
         Command::Update(args) => apply_file(&client, output, &args.file, args.work_dir.as_deref(), "update").await,

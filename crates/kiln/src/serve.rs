@@ -60,6 +60,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     })?;
     let store: Arc<dyn kiln_store::KvStore> = Arc::new(store);
 
+    let given = std::env::var("KILN_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    match kiln_server::auth::bootstrap::ensure_admin(store.as_ref(), given.as_deref()).await {
+        Ok(Some(secret)) => {
+            println!("created the administrator \"admin\"; its token is shown this once: {secret}");
+        }
+        Ok(None) => {}
+        Err(e) => anyhow::bail!("creating the first administrator: {}", e.message),
+    }
+
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -68,7 +77,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     tracing::info!(%address, data_dir = %settings.data_dir.display(), "kiln is serving");
 
     let app = kiln_server::app(kiln_server::AppState::new(store));
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -95,7 +95,7 @@ fn twenty_concurrent_updates_at_one_revision_give_one_success() {
             let base = http.base.clone();
             let barrier = barrier.clone();
             std::thread::spawn(move || {
-                let client = reqwest::blocking::Client::new();
+                let client = common::admin_client();
                 barrier.wait();
                 client.put(format!("{base}/v1/images/img")).json(&body).send().map(|r| r.status().as_u16()).unwrap_or(0)
             })
@@ -436,7 +436,7 @@ fn racing_parent_changes_and_new_images_leave_no_skew() {
         let (b1, b2, u1, u2) = (base.clone(), base.clone(), url.clone(), url);
         race(
             Box::new(move || {
-                let c = reqwest::blocking::Client::new();
+                let c = common::admin_client();
                 c.put(format!("{u1}/v1/base-images/{b1}"))
                     .json(&changed)
                     .send()
@@ -444,7 +444,7 @@ fn racing_parent_changes_and_new_images_leave_no_skew() {
                     .unwrap_or(0)
             }),
             Box::new(move || {
-                let c = reqwest::blocking::Client::new();
+                let c = common::admin_client();
                 let body = json!({"name": format!("img-{b2}"), "baseImageName": b2});
                 c.post(format!("{u2}/v1/images")).json(&body).send().map(|r| r.status().as_u16()).unwrap_or(0)
             }),
@@ -461,11 +461,11 @@ fn racing_parent_changes_and_new_images_leave_no_skew() {
         let (d1, d2, u1, u2) = (doomed.clone(), doomed.clone(), url.clone(), url);
         race(
             Box::new(move || {
-                let c = reqwest::blocking::Client::new();
+                let c = common::admin_client();
                 c.delete(format!("{u1}/v1/base-images/{d1}")).send().map(|r| r.status().as_u16()).unwrap_or(0)
             }),
             Box::new(move || {
-                let c = reqwest::blocking::Client::new();
+                let c = common::admin_client();
                 let body = json!({"name": format!("img-{d2}"), "baseImageName": d2});
                 c.post(format!("{u2}/v1/images")).json(&body).send().map(|r| r.status().as_u16()).unwrap_or(0)
             }),

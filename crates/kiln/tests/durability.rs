@@ -21,7 +21,7 @@ fn accepted_writes_survive_kill_9() {
             let base = http.base.clone();
             let stop = stop.clone();
             std::thread::spawn(move || {
-                let client = reqwest::blocking::Client::new();
+                let client = common::admin_client();
                 let mut acknowledged = Vec::new();
                 for i in 0..2000 {
                     if stop.load(Ordering::Relaxed) {

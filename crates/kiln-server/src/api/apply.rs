@@ -8,9 +8,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
+use kiln_model::FieldError;
 use kiln_model::definition::{Definition, Kind, load};
-use kiln_model::{DEFAULT_ORG, FieldError};
 
+use crate::auth::{Ctx, RequestContext};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Body;
 use crate::objects::{self, Planned};
@@ -77,7 +78,7 @@ fn refuse_file_references(path: &str) -> Result<String, String> {
 }
 
 /// Create or update every object of a definition file at once.
-#[utoipa::path(post, path = "/v1/apply", tag = "definitions", operation_id = "apply", params(ApplyParams),
+#[utoipa::path(post, path = "/v1/apply", tag = "definitions", operation_id = "apply", security(("bearer" = [])), params(ApplyParams),
     request_body(description = "A definition file: YAML documents separated by `---`, or JSON (one object or a list)",
         content((String = "application/yaml"), (Object = "application/json"))),
     responses(
@@ -90,6 +91,7 @@ fn refuse_file_references(path: &str) -> Result<String, String> {
     ))]
 pub async fn apply(
     State(state): State<AppState>,
+    Ctx(ctx): Ctx,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     Body(bytes): Body,
@@ -118,10 +120,10 @@ pub async fn apply(
         let document = loaded.document;
         let kind = loaded.definition.kind();
         let planned = match loaded.definition {
-            Definition::BaseImage(o) => plan(&mut view, mode, o).await,
-            Definition::Image(o) => plan(&mut view, mode, o).await,
-            Definition::Package(o) => plan(&mut view, mode, o).await,
-            Definition::PackageSource(o) => plan(&mut view, mode, o).await,
+            Definition::BaseImage(o) => plan(&mut view, &ctx, mode, o).await,
+            Definition::Image(o) => plan(&mut view, &ctx, mode, o).await,
+            Definition::Package(o) => plan(&mut view, &ctx, mode, o).await,
+            Definition::PackageSource(o) => plan(&mut view, &ctx, mode, o).await,
         };
         match planned {
             Ok((name, object, mut item_ops)) => {
@@ -176,15 +178,17 @@ pub async fn apply(
 
 async fn plan<R: Resource>(
     view: &mut View,
+    ctx: &RequestContext,
     mode: ApplyMode,
     object: R,
 ) -> ApiResult<(String, serde_json::Value, Vec<kiln_store::Op>)> {
+    ctx.require(R::COLLECTION, "write")?;
     let name = object.key_name();
     let Planned { object, ops } = match mode {
-        ApplyMode::Create => objects::plan_create(view, DEFAULT_ORG, object).await?,
+        ApplyMode::Create => objects::plan_create(view, &ctx.org, object).await?,
         ApplyMode::Update => {
             let expected = object.revision();
-            objects::plan_update(view, DEFAULT_ORG, &name, object, expected).await?
+            objects::plan_update(view, &ctx.org, &name, object, expected).await?
         }
     };
     let value = serde_json::to_value(&object).map_err(|e| ApiError::bad_request(e.to_string()))?;

@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use kiln_model::{BaseImage, DEFAULT_ORG, Ecosystem, Image, Package, PackageSource};
+use kiln_model::{BaseImage, Ecosystem, Image, Package, PackageSource};
 use kiln_store::Precondition;
 use kiln_store::records::{key, secret_key};
 
@@ -15,6 +15,7 @@ use super::{
     ImageListParams, PackageListParams, SourceListParams, encode_segment, force_flag, if_match, parse_list_query,
     with_etag,
 };
+use crate::auth::{Ctx, RequestContext};
 use crate::dependents::{self, not_found, stale};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, PathParam};
@@ -23,17 +24,28 @@ use crate::resource::Resource;
 use crate::state::AppState;
 use crate::view::View;
 
-async fn delete_base_image(view: &View, name: &str, expected: Option<u64>, force: bool) -> ApiResult<BaseImage> {
-    dependents::delete::<BaseImage>(view, DEFAULT_ORG, name, expected, force).await
+/// A caller that may only see public objects gets 404 for a private one, as if it did not exist.
+fn visible<R: Resource>(ctx: &RequestContext, object: R, name: &str) -> ApiResult<R> {
+    if ctx.public_only && !object.is_public() { Err(not_found::<R>(name)) } else { Ok(object) }
 }
 
-async fn delete_image(view: &View, name: &str, expected: Option<u64>, force: bool) -> ApiResult<Image> {
-    dependents::delete::<Image>(view, DEFAULT_ORG, name, expected, force).await
+async fn delete_base_image(
+    view: &View,
+    org: &str,
+    name: &str,
+    expected: Option<u64>,
+    force: bool,
+) -> ApiResult<BaseImage> {
+    dependents::delete::<BaseImage>(view, org, name, expected, force).await
+}
+
+async fn delete_image(view: &View, org: &str, name: &str, expected: Option<u64>, force: bool) -> ApiResult<Image> {
+    dependents::delete::<Image>(view, org, name, expected, force).await
 }
 
 /// Deletes an object nothing is built on, with its secrets, guarded by its revision.
-async fn delete_plain<R: Resource>(view: &View, name: &str, expected: Option<u64>) -> ApiResult<R> {
-    let current: R = view.get(DEFAULT_ORG, name).await?.ok_or_else(|| not_found::<R>(name))?;
+async fn delete_plain<R: Resource>(view: &View, org: &str, name: &str, expected: Option<u64>) -> ApiResult<R> {
+    let current: R = view.get(org, name).await?.ok_or_else(|| not_found::<R>(name))?;
     let revision = current.revision().unwrap_or(0);
     if let Some(expected) = expected
         && expected != revision
@@ -41,8 +53,8 @@ async fn delete_plain<R: Resource>(view: &View, name: &str, expected: Option<u64
         return Err(stale::<R>(name, expected, revision));
     }
     let ops = vec![
-        kiln_store::Op::Delete { key: key::<R>(DEFAULT_ORG, name), expect: Precondition::Revision(revision) },
-        kiln_store::Op::Delete { key: secret_key::<R>(DEFAULT_ORG, name), expect: Precondition::Any },
+        kiln_store::Op::Delete { key: key::<R>(org, name), expect: Precondition::Revision(revision) },
+        kiln_store::Op::Delete { key: secret_key::<R>(org, name), expect: Precondition::Any },
     ];
     objects::commit(view, ops, R::NOUN, name).await?;
     Ok(current)
@@ -50,12 +62,13 @@ async fn delete_plain<R: Resource>(view: &View, name: &str, expected: Option<u64
 
 async fn delete_package_source(
     view: &View,
+    org: &str,
     name: &str,
     expected: Option<u64>,
     force: bool,
 ) -> ApiResult<PackageSource> {
     let _ = force;
-    delete_plain::<PackageSource>(view, name, expected).await
+    delete_plain::<PackageSource>(view, org, name, expected).await
 }
 
 macro_rules! named_resource {
@@ -71,7 +84,9 @@ macro_rules! named_resource {
         params: $params:ident,
         force_doc: $force_doc:tt,
         one: $one:tt,
-        many: $many:tt
+        many: $many:tt,
+        read: $read:tt,
+        write: $write:tt
     ) => {
         pub mod $module {
             use super::*;
@@ -87,47 +102,48 @@ macro_rules! named_resource {
             }
 
             /// Create. Read-only fields in the body are ignored.
-            #[utoipa::path(post, path = $collection, tag = $tag, operation_id = concat!("create", $one), request_body = $ty, responses(
+            #[utoipa::path(post, path = $collection, tag = $tag, operation_id = concat!("create", $one), security(("bearer" = [$write])), request_body = $ty, responses(
                 (status = 201, description = "Created; the object rests in INITIALIZED until the controller acts on it", body = $ty),
                 (status = 400, description = "Malformed body or unknown field", body = ErrorBody),
                 (status = 409, description = "An object of that name exists", body = ErrorBody),
                 (status = 413, description = "Body too large", body = ErrorBody),
                 (status = 422, description = "Invalid value; `details` names each field", body = ErrorBody),
             ))]
-            pub async fn create(State(state): State<AppState>, JsonBody(object): JsonBody<$ty>) -> ApiResult<Response> {
+            pub async fn create(State(state): State<AppState>, Ctx(ctx): Ctx, JsonBody(object): JsonBody<$ty>) -> ApiResult<Response> {
                 let mut view = View::new(state.store.clone());
-                let created = objects::create(&mut view, DEFAULT_ORG, object).await?;
+                let created = objects::create(&mut view, &ctx.org, object).await?;
                 let location = format!("{}/{}", $collection, encode_segment(&created.key_name()));
                 Ok(with_etag(StatusCode::CREATED, created.revision, Some(location), &created))
             }
 
             /// List, filtered and paginated in name order.
-            #[utoipa::path(get, path = $collection, tag = $tag, operation_id = concat!("list", $many), params($params), responses(
+            #[utoipa::path(get, path = $collection, tag = $tag, operation_id = concat!("list", $many), security(("bearer" = [$read])), params($params), responses(
                 (status = 200, body = $list),
                 (status = 400, description = "Unknown or invalid query parameter", body = ErrorBody),
             ))]
-            pub async fn list(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<axum::Json<$list>> {
-                let query = parse_list_query(raw.as_deref(), &[$($filter),*])?;
+            pub async fn list(State(state): State<AppState>, Ctx(ctx): Ctx, RawQuery(raw): RawQuery) -> ApiResult<axum::Json<$list>> {
+                let mut query = parse_list_query(raw.as_deref(), &[$($filter),*])?;
+                query.filter.public_only = ctx.public_only;
                 let view = View::new(state.store.clone());
                 let (items, next_page_token) =
-                    objects::list::<$ty>(&view, DEFAULT_ORG, &query.filter, query.limit, query.page_token.as_deref()).await?;
+                    objects::list::<$ty>(&view, &ctx.org, &query.filter, query.limit, query.page_token.as_deref()).await?;
                 Ok(axum::Json($list { items, next_page_token }))
             }
 
             /// Read one; the `ETag` is its revision.
-            #[utoipa::path(get, path = $item, tag = $tag, operation_id = concat!("get", $one), params(("name" = String, Path)), responses(
+            #[utoipa::path(get, path = $item, tag = $tag, operation_id = concat!("get", $one), security(("bearer" = [$read])), params(("name" = String, Path)), responses(
                 (status = 200, body = $ty),
                 (status = 404, body = ErrorBody),
             ))]
-            pub async fn get(State(state): State<AppState>, PathParam(name): PathParam<String>) -> ApiResult<Response> {
+            pub async fn get(State(state): State<AppState>, Ctx(ctx): Ctx, PathParam(name): PathParam<String>) -> ApiResult<Response> {
                 let view = View::new(state.store.clone());
-                let object = objects::get::<$ty>(&view, DEFAULT_ORG, &name).await?;
+                let object = visible(&ctx, objects::get::<$ty>(&view, &ctx.org, &name).await?, &name)?;
                 Ok(with_etag(StatusCode::OK, object.revision, None, &object))
             }
 
             /// Replace. Send the object as GET returned it; its `revision` (or `If-Match`)
             /// makes a stale update fail with 409 instead of overwriting.
-            #[utoipa::path(put, path = $item, tag = $tag, operation_id = concat!("replace", $one), request_body = $ty,
+            #[utoipa::path(put, path = $item, tag = $tag, operation_id = concat!("replace", $one), security(("bearer" = [$write])), request_body = $ty,
                 params(("name" = String, Path), ("If-Match" = Option<String>, Header, description = "Revision (ETag) the change is based on")),
                 responses(
                     (status = 200, body = $ty),
@@ -138,17 +154,18 @@ macro_rules! named_resource {
                 ))]
             pub async fn replace(
                 State(state): State<AppState>,
+                Ctx(ctx): Ctx,
                 PathParam(name): PathParam<String>,
                 headers: HeaderMap,
                 JsonBody(object): JsonBody<$ty>,
             ) -> ApiResult<Response> {
                 let mut view = View::new(state.store.clone());
-                let updated = objects::update(&mut view, DEFAULT_ORG, &name, object, if_match(&headers)?).await?;
+                let updated = objects::update(&mut view, &ctx.org, &name, object, if_match(&headers)?).await?;
                 Ok(with_etag(StatusCode::OK, updated.revision, None, &updated))
             }
 
             /// Change some fields with a JSON merge patch (RFC 7396).
-            #[utoipa::path(patch, path = $item, tag = $tag, operation_id = concat!("patch", $one),
+            #[utoipa::path(patch, path = $item, tag = $tag, operation_id = concat!("patch", $one), security(("bearer" = [$write])),
                 request_body(content = Object, content_type = "application/merge-patch+json"),
                 params(("name" = String, Path), ("If-Match" = Option<String>, Header, description = "Revision (ETag) the change is based on")),
                 responses(
@@ -160,6 +177,7 @@ macro_rules! named_resource {
                 ))]
             pub async fn patch(
                 State(state): State<AppState>,
+                Ctx(ctx): Ctx,
                 PathParam(name): PathParam<String>,
                 headers: HeaderMap,
                 JsonBody(patch): JsonBody<serde_json::Value>,
@@ -168,12 +186,12 @@ macro_rules! named_resource {
                     return Err(ApiError::bad_request("a merge patch must be a JSON object"));
                 }
                 let mut view = View::new(state.store.clone());
-                let updated = objects::patch::<$ty>(&mut view, DEFAULT_ORG, &name, patch, if_match(&headers)?).await?;
+                let updated = objects::patch::<$ty>(&mut view, &ctx.org, &name, patch, if_match(&headers)?).await?;
                 Ok(with_etag(StatusCode::OK, updated.revision, None, &updated))
             }
 
             /// Delete; answers with the object as it was.
-            #[utoipa::path(delete, path = $item, tag = $tag, operation_id = concat!("delete", $one),
+            #[utoipa::path(delete, path = $item, tag = $tag, operation_id = concat!("delete", $one), security(("bearer" = [$write])),
                 params(
                     ("name" = String, Path),
                     ("force" = Option<bool>, Query, description = $force_doc),
@@ -186,13 +204,14 @@ macro_rules! named_resource {
                 ))]
             pub async fn delete(
                 State(state): State<AppState>,
+                Ctx(ctx): Ctx,
                 PathParam(name): PathParam<String>,
                 headers: HeaderMap,
                 RawQuery(raw): RawQuery,
             ) -> ApiResult<axum::Json<$ty>> {
                 let force = force_flag(raw.as_deref())?;
                 let view = View::new(state.store.clone());
-                Ok(axum::Json($delete(&view, &name, if_match(&headers)?, force).await?))
+                Ok(axum::Json($delete(&view, &ctx.org, &name, if_match(&headers)?, force).await?))
             }
         }
     };
@@ -203,7 +222,8 @@ named_resource! {
     collection: "/v1/base-images", item: "/v1/base-images/{name}", tag: "base-images",
     filters: ["tag", "language", "status"], delete: delete_base_image, params: ImageListParams,
     force_doc: "Delete even if images are built on it; they move to ERROR with the reason",
-    one: "BaseImage", many: "BaseImages"
+    one: "BaseImage", many: "BaseImages",
+    read: "base-images:read", write: "base-images:write"
 }
 
 named_resource! {
@@ -211,7 +231,8 @@ named_resource! {
     collection: "/v1/images", item: "/v1/images/{name}", tag: "images",
     filters: ["tag", "language", "status"], delete: delete_image, params: ImageListParams,
     force_doc: "Delete even if images are built on it; they move to ERROR with the reason",
-    one: "Image", many: "Images"
+    one: "Image", many: "Images",
+    read: "images:read", write: "images:write"
 }
 
 named_resource! {
@@ -219,7 +240,8 @@ named_resource! {
     collection: "/v1/package-sources", item: "/v1/package-sources/{name}", tag: "package-sources",
     filters: ["tag", "ecosystem"], delete: delete_package_source, params: SourceListParams,
     force_doc: "Accepted for symmetry; nothing is built on a package source directly",
-    one: "PackageSource", many: "PackageSources"
+    one: "PackageSource", many: "PackageSources",
+    read: "package-sources:read", write: "package-sources:write"
 }
 
 /// The package catalog, addressed by ecosystem and name (`/v1/packages/npm/%40types%2Fnode`).
@@ -242,49 +264,59 @@ pub mod packages {
     }
 
     /// Add a catalog entry.
-    #[utoipa::path(post, path = "/v1/packages", tag = "packages", operation_id = "createPackage", request_body = Package, responses(
+    #[utoipa::path(post, path = "/v1/packages", tag = "packages", operation_id = "createPackage", security(("bearer" = ["packages:write"])), request_body = Package, responses(
         (status = 201, body = Package),
         (status = 400, body = ErrorBody),
         (status = 409, description = "The ecosystem already has an entry of that name", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 422, body = ErrorBody),
     ))]
-    pub async fn create(State(state): State<AppState>, JsonBody(object): JsonBody<Package>) -> ApiResult<Response> {
+    pub async fn create(
+        State(state): State<AppState>,
+        Ctx(ctx): Ctx,
+        JsonBody(object): JsonBody<Package>,
+    ) -> ApiResult<Response> {
         let mut view = View::new(state.store.clone());
-        let created = objects::create(&mut view, DEFAULT_ORG, object).await?;
+        let created = objects::create(&mut view, &ctx.org, object).await?;
         let location = format!("/v1/packages/{}/{}", created.ecosystem.as_str(), encode_segment(&created.name));
         Ok(with_etag(StatusCode::CREATED, created.revision, Some(location), &created))
     }
 
     /// List catalog entries, by ecosystem and name.
-    #[utoipa::path(get, path = "/v1/packages", tag = "packages", operation_id = "listPackages", params(PackageListParams), responses(
+    #[utoipa::path(get, path = "/v1/packages", tag = "packages", operation_id = "listPackages", security(("bearer" = ["packages:read"])), params(PackageListParams), responses(
         (status = 200, body = PackageList),
         (status = 400, body = ErrorBody),
     ))]
-    pub async fn list(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<axum::Json<PackageList>> {
-        let query = parse_list_query(raw.as_deref(), &["ecosystem", "decision"])?;
+    pub async fn list(
+        State(state): State<AppState>,
+        Ctx(ctx): Ctx,
+        RawQuery(raw): RawQuery,
+    ) -> ApiResult<axum::Json<PackageList>> {
+        let mut query = parse_list_query(raw.as_deref(), &["ecosystem", "decision"])?;
+        query.filter.public_only = ctx.public_only;
         let view = View::new(state.store.clone());
         let (items, next_page_token) =
-            objects::list::<Package>(&view, DEFAULT_ORG, &query.filter, query.limit, query.page_token.as_deref())
-                .await?;
+            objects::list::<Package>(&view, &ctx.org, &query.filter, query.limit, query.page_token.as_deref()).await?;
         Ok(axum::Json(PackageList { items, next_page_token }))
     }
 
     /// Read one catalog entry.
-    #[utoipa::path(get, path = "/v1/packages/{ecosystem}/{name}", tag = "packages", operation_id = "getPackage",
+    #[utoipa::path(get, path = "/v1/packages/{ecosystem}/{name}", tag = "packages", operation_id = "getPackage", security(("bearer" = ["packages:read"])),
         params(("ecosystem" = String, Path), ("name" = String, Path, description = "Percent-encode `/` in scoped npm names")),
         responses((status = 200, body = Package), (status = 404, body = ErrorBody)))]
     pub async fn get(
         State(state): State<AppState>,
+        Ctx(ctx): Ctx,
         PathParam((ecosystem, name)): PathParam<(String, String)>,
     ) -> ApiResult<Response> {
         let view = View::new(state.store.clone());
-        let object = objects::get::<Package>(&view, DEFAULT_ORG, &key_name(&ecosystem, &name)?).await?;
+        let object =
+            visible(&ctx, objects::get::<Package>(&view, &ctx.org, &key_name(&ecosystem, &name)?).await?, &name)?;
         Ok(with_etag(StatusCode::OK, object.revision, None, &object))
     }
 
     /// Replace a catalog entry.
-    #[utoipa::path(put, path = "/v1/packages/{ecosystem}/{name}", tag = "packages", operation_id = "replacePackage", request_body = Package,
+    #[utoipa::path(put, path = "/v1/packages/{ecosystem}/{name}", tag = "packages", operation_id = "replacePackage", security(("bearer" = ["packages:write"])), request_body = Package,
         params(("ecosystem" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header)),
         responses(
             (status = 200, body = Package),
@@ -295,18 +327,19 @@ pub mod packages {
         ))]
     pub async fn replace(
         State(state): State<AppState>,
+        Ctx(ctx): Ctx,
         PathParam((ecosystem, name)): PathParam<(String, String)>,
         headers: HeaderMap,
         JsonBody(object): JsonBody<Package>,
     ) -> ApiResult<Response> {
         let mut view = View::new(state.store.clone());
         let updated =
-            objects::update(&mut view, DEFAULT_ORG, &key_name(&ecosystem, &name)?, object, if_match(&headers)?).await?;
+            objects::update(&mut view, &ctx.org, &key_name(&ecosystem, &name)?, object, if_match(&headers)?).await?;
         Ok(with_etag(StatusCode::OK, updated.revision, None, &updated))
     }
 
     /// Change some fields of a catalog entry with a JSON merge patch.
-    #[utoipa::path(patch, path = "/v1/packages/{ecosystem}/{name}", tag = "packages", operation_id = "patchPackage",
+    #[utoipa::path(patch, path = "/v1/packages/{ecosystem}/{name}", tag = "packages", operation_id = "patchPackage", security(("bearer" = ["packages:write"])),
         request_body(content = Object, content_type = "application/merge-patch+json"),
         params(("ecosystem" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header)),
         responses(
@@ -318,6 +351,7 @@ pub mod packages {
         ))]
     pub async fn patch(
         State(state): State<AppState>,
+        Ctx(ctx): Ctx,
         PathParam((ecosystem, name)): PathParam<(String, String)>,
         headers: HeaderMap,
         JsonBody(patch): JsonBody<serde_json::Value>,
@@ -326,27 +360,25 @@ pub mod packages {
             return Err(ApiError::bad_request("a merge patch must be a JSON object"));
         }
         let mut view = View::new(state.store.clone());
-        let updated = objects::patch::<Package>(
-            &mut view,
-            DEFAULT_ORG,
-            &key_name(&ecosystem, &name)?,
-            patch,
-            if_match(&headers)?,
-        )
-        .await?;
+        let updated =
+            objects::patch::<Package>(&mut view, &ctx.org, &key_name(&ecosystem, &name)?, patch, if_match(&headers)?)
+                .await?;
         Ok(with_etag(StatusCode::OK, updated.revision, None, &updated))
     }
 
     /// Remove a catalog entry.
-    #[utoipa::path(delete, path = "/v1/packages/{ecosystem}/{name}", tag = "packages", operation_id = "deletePackage",
+    #[utoipa::path(delete, path = "/v1/packages/{ecosystem}/{name}", tag = "packages", operation_id = "deletePackage", security(("bearer" = ["packages:write"])),
         params(("ecosystem" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header)),
         responses((status = 200, body = Package), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
     pub async fn delete(
         State(state): State<AppState>,
+        Ctx(ctx): Ctx,
         PathParam((ecosystem, name)): PathParam<(String, String)>,
         headers: HeaderMap,
     ) -> ApiResult<axum::Json<Package>> {
         let view = View::new(state.store.clone());
-        Ok(axum::Json(delete_plain::<Package>(&view, &key_name(&ecosystem, &name)?, if_match(&headers)?).await?))
+        Ok(axum::Json(
+            delete_plain::<Package>(&view, &ctx.org, &key_name(&ecosystem, &name)?, if_match(&headers)?).await?,
+        ))
     }
 }

@@ -23,7 +23,7 @@ pub struct SchemaList {
 }
 
 /// The schemas available.
-#[utoipa::path(get, path = "/v1/schemas", tag = "definitions", operation_id = "listSchemas", responses((status = 200, body = SchemaList)))]
+#[utoipa::path(get, path = "/v1/schemas", tag = "definitions", operation_id = "listSchemas", security(()), responses((status = 200, body = SchemaList)))]
 pub async fn list() -> axum::Json<SchemaList> {
     axum::Json(SchemaList {
         items: SCHEMA_NAMES
@@ -35,7 +35,7 @@ pub async fn list() -> axum::Json<SchemaList> {
 
 /// One schema: `image-definition` (the seed format), `base-image`, `image`, `package`,
 /// `package-source` (documents with `kind`).
-#[utoipa::path(get, path = "/v1/schemas/{name}", tag = "definitions", operation_id = "getSchema", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/v1/schemas/{name}", tag = "definitions", operation_id = "getSchema", security(()), params(("name" = String, Path)),
     responses((status = 200, description = "A JSON Schema (draft 2020-12)", body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get(PathParam(name): PathParam<String>) -> ApiResult<Response> {
     let schema = schema(&name).ok_or_else(|| {

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const KILN: &str = env!("CARGO_BIN_EXE_kiln");
+/// The administrator token every test server is started with (`KILN_ADMIN_TOKEN`).
+pub const ADMIN_TOKEN: &str = "kiln-test-admin-token-0123456789";
 
 pub struct Server {
     pub url: String,
@@ -33,6 +35,7 @@ impl Server {
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("KILN_LOG", "warn")
+            .env("KILN_ADMIN_TOKEN", ADMIN_TOKEN)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -48,8 +51,14 @@ impl Server {
         Server { url, child, data_dir: data_dir.to_path_buf(), _temp: None }
     }
 
+    /// A client acting as the administrator.
     pub fn http(&self) -> Http {
-        Http { base: self.url.clone(), client: reqwest::blocking::Client::new() }
+        self.http_as(Some(ADMIN_TOKEN))
+    }
+
+    /// A client with `token` (or none).
+    pub fn http_as(&self, token: Option<&str>) -> Http {
+        Http { base: self.url.clone(), client: reqwest::blocking::Client::new(), token: token.map(str::to_string) }
     }
 
     /// Runs the CLI against this server.
@@ -59,7 +68,11 @@ impl Server {
 
     pub fn kiln_in(&self, args: &[&str], dir: Option<&Path>) -> Output {
         let mut command = Command::new(KILN);
-        command.args(args).env("KILN_URL", &self.url);
+        command
+            .args(args)
+            .env("KILN_URL", &self.url)
+            .env("KILN_TOKEN", ADMIN_TOKEN)
+            .env("XDG_CONFIG_HOME", &self.data_dir);
         if let Some(dir) = dir {
             command.current_dir(dir);
         }
@@ -97,6 +110,7 @@ impl Drop for Server {
 pub struct Http {
     pub base: String,
     pub client: reqwest::blocking::Client,
+    pub token: Option<String>,
 }
 
 pub struct Answer {
@@ -110,6 +124,9 @@ impl Http {
     pub fn call(&self, method: &str, path: &str, body: Option<&serde_json::Value>, headers: &[(&str, &str)]) -> Answer {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -121,14 +138,12 @@ impl Http {
 
     pub fn raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> Answer {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        answer(
-            self.client
-                .request(method, format!("{}{path}", self.base))
-                .header("content-type", content_type)
-                .body(body)
-                .send()
-                .expect("request"),
-        )
+        let mut request =
+            self.client.request(method, format!("{}{path}", self.base)).header("content-type", content_type);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        answer(request.body(body).send().expect("request"))
     }
 
     pub fn get(&self, path: &str) -> Answer {
@@ -151,6 +166,14 @@ fn answer(response: reqwest::blocking::Response) -> Answer {
     let text = response.text().expect("body");
     let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
     Answer { status, headers, body, text }
+}
+
+/// A plain client that sends the administrator's token on every request.
+pub fn admin_client() -> reqwest::blocking::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {ADMIN_TOKEN}")).expect("header");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::blocking::Client::builder().default_headers(headers).build().expect("client")
 }
 
 pub fn stdout(output: &Output) -> String {

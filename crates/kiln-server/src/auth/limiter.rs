@@ -1,0 +1,58 @@
+//! Slows down token guessing: each source address may fail authentication a limited number
+//! of times per window, after which it gets `429` until the window passes.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Failed attempts allowed per address per window.
+pub const MAX_FAILURES: u32 = 20;
+pub const WINDOW: Duration = Duration::from_secs(60);
+/// Addresses tracked at most; the oldest windows are dropped first.
+const MAX_TRACKED: usize = 100_000;
+
+#[derive(Default)]
+pub struct Limiter {
+    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl Limiter {
+    /// Seconds to wait if `address` is blocked now.
+    pub fn blocked(&self, address: IpAddr) -> Option<u64> {
+        let failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (start, count) = failures.get(&address)?;
+        let elapsed = start.elapsed();
+        (elapsed < WINDOW && *count >= MAX_FAILURES).then(|| (WINDOW - elapsed).as_secs().max(1))
+    }
+
+    pub fn failed(&self, address: IpAddr) {
+        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if failures.len() >= MAX_TRACKED {
+            failures.retain(|_, (start, _)| start.elapsed() < WINDOW);
+        }
+        let entry = failures.entry(address).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_after_the_limit() {
+        let limiter = Limiter::default();
+        let address: IpAddr = [127, 0, 0, 9].into();
+        for _ in 0..MAX_FAILURES - 1 {
+            limiter.failed(address);
+        }
+        assert!(limiter.blocked(address).is_none());
+        limiter.failed(address);
+        assert!(limiter.blocked(address).is_some());
+        assert!(limiter.blocked([127, 0, 0, 10].into()).is_none());
+    }
+}

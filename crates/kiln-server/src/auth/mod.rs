@@ -1,0 +1,291 @@
+//! Authentication and authorization for every route: a bearer token names a subject, the
+//! subject's role bindings in the requested organisation grant permissions, and each
+//! operation's required permission is read from its own OpenAPI `security` declaration —
+//! so a route that declares none is refused, and the document and the checks never differ.
+
+pub mod bootstrap;
+pub mod limiter;
+pub mod tokens;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+
+use kiln_model::DEFAULT_ORG;
+use kiln_model::auth::{ALL_ORGS, Organization, Permission, Role, RoleBinding, builtin_roles};
+use kiln_store::records::{self, GLOBAL};
+use kiln_store::{KvStore, Precondition};
+
+use crate::error::ApiError;
+use limiter::Limiter;
+
+/// Header that selects the organisation a request acts in (Dispatch used `X-Dispatch-Org`).
+pub const ORG_HEADER: &str = "x-kiln-org";
+/// Resources that belong to an organisation; their objects may be public.
+pub const TENANT_RESOURCES: [&str; 4] = ["base-images", "images", "packages", "package-sources"];
+
+/// What an operation requires, as declared in its OpenAPI `security`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    /// `security(())`: anybody, no token needed.
+    Public,
+    /// `security(("bearer" = []))`: any valid token; the handler checks the rest.
+    Authenticated,
+    Permission(Permission),
+}
+
+/// Requirements by (method, route template), read from the OpenAPI document.
+pub type RouteTable = HashMap<(Method, String), Requirement>;
+
+pub fn route_table(document: &utoipa::openapi::OpenApi) -> RouteTable {
+    let mut table = RouteTable::new();
+    let Ok(value) = serde_json::to_value(document) else { return table };
+    let Some(paths) = value.get("paths").and_then(|p| p.as_object()) else { return table };
+    for (path, item) in paths {
+        let Some(item) = item.as_object() else { continue };
+        for (method, operation) in item {
+            let Ok(method) = Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else { continue };
+            let Some(security) = operation.get("security").and_then(|s| s.as_array()) else { continue };
+            let requirement = match security.first().and_then(|s| s.as_object()) {
+                Some(first) if first.is_empty() => Requirement::Public,
+                Some(first) => match first.get("bearer").and_then(|s| s.as_array()).and_then(|s| s.first()) {
+                    None => Requirement::Authenticated,
+                    Some(scope) => match scope.as_str().map(Permission::parse) {
+                        Some(Ok(permission)) => Requirement::Permission(permission),
+                        _ => continue,
+                    },
+                },
+                None => continue,
+            };
+            table.insert((method, path.clone()), requirement);
+        }
+    }
+    table
+}
+
+/// Who is asking, in which organisation, and what they may do there.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub subject: String,
+    pub org: String,
+    /// Reads of tenant objects see only public ones (the subject holds no read grant here).
+    pub public_only: bool,
+    pub permissions: Vec<Permission>,
+    pub source: Option<IpAddr>,
+}
+
+impl RequestContext {
+    pub fn may(&self, wanted: &Permission) -> bool {
+        self.permissions.iter().any(|p| p.grants(wanted))
+    }
+
+    /// For handlers that check more than the route's own permission.
+    pub fn require(&self, resource: &str, action: &str) -> Result<(), ApiError> {
+        let wanted = Permission { resource: resource.into(), action: action.into() };
+        if self.may(&wanted) { Ok(()) } else { Err(forbidden(&wanted, &self.org)) }
+    }
+}
+
+pub struct Auth {
+    pub store: Arc<dyn KvStore>,
+    pub routes: RouteTable,
+    pub limiter: Limiter,
+}
+
+fn forbidden(wanted: &Permission, org: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "permission {wanted} is missing in organization {org:?}: ask an administrator for a role that grants it"
+        ),
+    )
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, message).into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"kiln\""));
+    response
+}
+
+/// The organisation named by the request; `default` if none.
+fn requested_org(request: &Request) -> Result<String, ApiError> {
+    let Some(value) = request.headers().get(ORG_HEADER) else { return Ok(DEFAULT_ORG.to_string()) };
+    let org = value.to_str().map_err(|_| ApiError::bad_request("X-Kiln-Org is not readable text"))?.trim().to_string();
+    let mut errors = kiln_model::ValidationErrors::default();
+    kiln_model::validation::check_name(&mut errors, "X-Kiln-Org", &org);
+    errors.into_result().map_err(ApiError::invalid)?;
+    Ok(org)
+}
+
+/// Permissions the subject holds in `org` through its bindings (and `*` bindings).
+pub async fn permissions_in(store: &dyn KvStore, subject: &str, org: &str) -> Result<Vec<Permission>, ApiError> {
+    let prefix = format!("{}{subject}.", records::prefix::<RoleBinding>(GLOBAL));
+    let page = store.list(&prefix, None, 1000).await?;
+    let mut role_names = HashSet::new();
+    for entry in &page.entries {
+        let binding: RoleBinding = records::decode(entry)?;
+        if binding.subject == subject && (binding.organization == org || binding.organization == ALL_ORGS) {
+            role_names.insert(binding.role);
+        }
+    }
+    let builtin = builtin_roles();
+    let mut permissions = Vec::new();
+    for name in role_names {
+        let role = match builtin.iter().find(|r| r.name == name) {
+            Some(role) => Some(role.clone()),
+            None => match store.get(&records::key::<Role>(GLOBAL, &name)).await? {
+                Some(entry) => Some(records::decode::<Role>(&entry)?),
+                None => None,
+            },
+        };
+        if let Some(role) = role {
+            permissions.extend(role.parsed());
+        }
+    }
+    Ok(permissions)
+}
+
+/// The middleware in front of every API route.
+pub async fn authorize(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
+    match check(&auth, &mut request).await {
+        Ok(()) => next.run(request).await,
+        Err(response) => response,
+    }
+}
+
+async fn check(auth: &Auth, request: &mut Request) -> Result<(), Response> {
+    let template = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let requirement = auth.routes.get(&(request.method().clone(), template.clone())).cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{} {template} declares no permission; refusing it", request.method()),
+        )
+        .into_response()
+    })?;
+    if requirement == Requirement::Public {
+        return Ok(());
+    }
+    let source = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if let Some(address) = source
+        && let Some(wait) = auth.limiter.blocked(address)
+    {
+        let mut response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed authentications from this address: wait {wait} s"),
+        )
+        .into_response();
+        if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Err(response);
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string);
+    let Some(secret) = presented else {
+        return Err(unauthorized("a token is required: send Authorization: Bearer <token> (kiln login stores one)"));
+    };
+    let fail = |message: &str| {
+        if let Some(address) = source {
+            auth.limiter.failed(address);
+        }
+        unauthorized(message)
+    };
+    let token = match tokens::verify(auth.store.as_ref(), &secret).await.map_err(IntoResponse::into_response)? {
+        Ok(token) => token,
+        Err(tokens::Refusal::Unknown) => return Err(fail("the token is not valid: log in again with a current token")),
+        Err(tokens::Refusal::Unusable(why)) => return Err(fail(&format!("{why}: create a new token"))),
+    };
+    let user = auth
+        .store
+        .get(&records::key::<kiln_model::auth::User>(GLOBAL, &token.subject))
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?
+        .map(|e| records::decode::<kiln_model::auth::User>(&e))
+        .transpose()
+        .map_err(|e| ApiError::from(e).into_response())?;
+    match user {
+        Some(user) if !user.disabled => {}
+        _ => return Err(fail("the token's subject is disabled or gone")),
+    }
+    touch(auth, &token);
+    let org = requested_org(request).map_err(IntoResponse::into_response)?;
+    let permissions =
+        permissions_in(auth.store.as_ref(), &token.subject, &org).await.map_err(IntoResponse::into_response)?;
+    let mut context =
+        RequestContext { subject: token.subject.clone(), org: org.clone(), public_only: false, permissions, source };
+    if let Requirement::Permission(wanted) = &requirement
+        && !context.may(wanted)
+    {
+        if TENANT_RESOURCES.contains(&wanted.resource.as_str()) && wanted.action == "read" {
+            context.public_only = true;
+        } else {
+            return Err(forbidden(wanted, &org).into_response());
+        }
+    }
+    if let Requirement::Permission(wanted) = &requirement
+        && TENANT_RESOURCES.contains(&wanted.resource.as_str())
+        && !context.public_only
+        && org != DEFAULT_ORG
+        && auth
+            .store
+            .get(&records::key::<Organization>(GLOBAL, &org))
+            .await
+            .map_err(|e| ApiError::from(e).into_response())?
+            .is_none()
+    {
+        return Err(
+            ApiError::not_found(format!("organization {org:?} does not exist: create it first")).into_response()
+        );
+    }
+    request.extensions_mut().insert(context);
+    Ok(())
+}
+
+/// Records when a token was last used, at most once a minute, without delaying the request.
+fn touch(auth: &Auth, token: &kiln_model::auth::Token) {
+    let now = Utc::now();
+    if token.last_used_time.is_some_and(|t| (now - t).num_seconds() < 60) {
+        return;
+    }
+    let (Some(revision), store) = (token.revision, auth.store.clone()) else { return };
+    let mut updated = token.clone();
+    updated.last_used_time = Some(now);
+    tokio::spawn(async move {
+        if let Ok(value) = records::encode(&updated) {
+            // Losing this race to a revoke or another touch is fine: both are newer.
+            let _ = store
+                .put(
+                    &records::key::<kiln_model::auth::Token>(GLOBAL, &updated.id),
+                    value,
+                    Precondition::Revision(revision),
+                )
+                .await;
+        }
+    });
+}
+
+/// The caller, as established by [`authorize`].
+pub struct Ctx(pub RequestContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Ctx, ApiError> {
+        parts.extensions.get::<RequestContext>().cloned().map(Ctx).ok_or_else(|| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "this route is served without authorization; refusing it")
+        })
+    }
+}
