@@ -42,7 +42,9 @@ pub use state::AppState;
         (name = "packages", description = "The catalog of approved and denied packages"),
         (name = "package-sources", description = "Where each ecosystem's packages come from"),
         (name = "definitions", description = "Definition files and their JSON Schemas"),
-        (name = "system", description = "Health"),
+        (name = "access", description = "Users, service accounts, roles, organisations and role bindings"),
+        (name = "tokens", description = "API tokens"),
+        (name = "system", description = "Health and identity"),
     ),
     modifiers(&BearerScheme)
 )]
@@ -78,6 +80,20 @@ fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(packages::create, packages::list))
         .routes(routes!(packages::get, packages::replace, packages::patch, packages::delete))
+        .routes(routes!(api::identity::users::create, api::identity::users::list))
+        .routes(routes!(api::identity::users::get, api::identity::users::replace, api::identity::users::delete))
+        .routes(routes!(api::identity::roles::create, api::identity::roles::list))
+        .routes(routes!(api::identity::roles::get, api::identity::roles::replace, api::identity::roles::delete))
+        .routes(routes!(api::identity::organizations::create, api::identity::organizations::list))
+        .routes(routes!(
+            api::identity::organizations::get,
+            api::identity::organizations::replace,
+            api::identity::organizations::delete
+        ))
+        .routes(routes!(api::identity::role_bindings::create, api::identity::role_bindings::list))
+        .routes(routes!(api::identity::role_bindings::delete))
+        .routes(routes!(api::tokens::create, api::tokens::list))
+        .routes(routes!(api::tokens::revoke))
         .routes(routes!(api::apply::apply))
         .routes(routes!(api::schemas::list))
         .routes(routes!(api::schemas::get))
@@ -96,7 +112,7 @@ pub fn app(state: AppState) -> Router {
     let auth = Arc::new(auth::Auth {
         store: state.store.clone(),
         routes: auth::route_table(&document),
-        limiter: auth::limiter::Limiter::default(),
+        limiter: auth::limiter::Limiter::new(state.auth_failures_per_minute),
     });
     router
         .route_layer(axum::middleware::from_fn_with_state(auth, auth::authorize))

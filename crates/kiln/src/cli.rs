@@ -70,6 +70,9 @@ pub struct ServeArgs {
     /// A TOML file with `listen`, `data_dir` and `log`; flags and KILN_* variables win over it.
     #[arg(long, env = "KILN_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Failed authentications allowed per source address per minute before it gets 429.
+    #[arg(long, env = "KILN_AUTH_FAILURES_PER_MINUTE")]
+    pub auth_failures_per_minute: Option<u32>,
     /// Log filter, such as `info` or `kiln_server=debug`.
     #[arg(long, env = "KILN_LOG")]
     pub log: Option<String>,

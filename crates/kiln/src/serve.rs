@@ -20,6 +20,7 @@ struct ConfigFile {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     log: Option<String>,
+    auth_failures_per_minute: Option<u32>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -27,6 +28,7 @@ struct Settings {
     listen: String,
     data_dir: PathBuf,
     log: String,
+    auth_failures_per_minute: Option<u32>,
 }
 
 fn read_config(path: &Path) -> Result<ConfigFile> {
@@ -43,6 +45,7 @@ fn settle(args: ServeArgs) -> Result<Settings> {
         listen: args.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()),
         data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
         log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+        auth_failures_per_minute: args.auth_failures_per_minute.or(file.auth_failures_per_minute),
     })
 }
 
@@ -76,7 +79,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     println!("listening on http://{address}");
     tracing::info!(%address, data_dir = %settings.data_dir.display(), "kiln is serving");
 
-    let app = kiln_server::app(kiln_server::AppState::new(store));
+    let mut state = kiln_server::AppState::new(store);
+    if let Some(limit) = settings.auth_failures_per_minute {
+        state.auth_failures_per_minute = limit;
+    }
+    let app = kiln_server::app(state);
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
     tracing::info!("stopped");
@@ -108,7 +115,13 @@ mod tests {
     use super::*;
 
     fn args(listen: Option<&str>, config: Option<PathBuf>) -> ServeArgs {
-        ServeArgs { listen: listen.map(str::to_string), data_dir: None, config, log: None }
+        ServeArgs {
+            listen: listen.map(str::to_string),
+            data_dir: None,
+            config,
+            log: None,
+            auth_failures_per_minute: None,
+        }
     }
 
     #[test]

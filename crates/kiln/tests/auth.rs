@@ -4,6 +4,7 @@
 mod common;
 
 use common::{Server, base_image};
+use serde_json::json;
 
 #[test]
 fn every_api_route_needs_a_valid_token() {
@@ -64,4 +65,225 @@ fn the_first_start_prints_a_generated_token_once() {
     assert!(!store.windows(token.len()).any(|w| w == token.as_bytes()), "the store holds only the token's hash");
     let second = run(&data);
     assert!(!second.iter().any(|l| l.contains("token")), "printed again: {second:?}");
+}
+
+/// Creates a user bound to `role` in `org` and returns a fresh token of theirs.
+fn subject_with_role(admin: &common::Http, name: &str, role: &str, org: &str) -> String {
+    assert_eq!(admin.post("/v1/users", json!({"name": name})).status, 201);
+    let bound = admin.post("/v1/role-bindings", json!({"subject": name, "role": role, "organization": org}));
+    assert_eq!(bound.status, 201, "{}", bound.text);
+    let token = admin.post("/v1/tokens", json!({"subject": name, "description": "matrix"}));
+    assert_eq!(token.status, 201, "{}", token.text);
+    token.body["token"].as_str().expect("secret").to_string()
+}
+
+fn call(server: &Server, token: Option<&str>, org: &str, method: &str, path: &str) -> common::Answer {
+    let http = server.http_as(token);
+    http.call(method, path, Some(&json!({})), &[("x-kiln-org", org)])
+}
+
+/// The permission matrix, derived from the OpenAPI document: for every operation and every
+/// kind of caller, the status class the permission model demands.
+#[test]
+fn permission_matrix_follows_the_document() {
+    let server = Server::start();
+    let admin = server.http();
+    for org in ["acme", "other"] {
+        assert_eq!(admin.post("/v1/organizations", json!({"name": org})).status, 201);
+    }
+    let callers = [
+        ("admin", subject_with_role(&admin, "org-admin", "admin", "acme")),
+        ("developer-lead", subject_with_role(&admin, "lead", "developer-lead", "acme")),
+        ("function-developer", subject_with_role(&admin, "dev", "function-developer", "acme")),
+        ("outsider", subject_with_role(&admin, "outsider", "admin", "other")),
+    ];
+    let revoked = subject_with_role(&admin, "gone", "admin", "acme");
+    let id = admin.get("/v1/tokens?subject=gone").body["items"][0]["id"].as_str().expect("id").to_string();
+    assert_eq!(admin.delete(&format!("/v1/tokens/{id}")).status, 200);
+
+    let roles = admin.get("/v1/roles").body;
+    let grants = |role: &str, wanted: &str| -> bool {
+        let (resource, action) = wanted.split_once(':').expect("permission");
+        roles["items"].as_array().expect("roles").iter().filter(|r| r["name"] == role).any(|r| {
+            r["permissions"].as_array().expect("permissions").iter().filter_map(|p| p.as_str()).any(|p| {
+                let (r, a) = p.split_once(':').unwrap_or(("", ""));
+                (r == "*" || r == resource) && (a == "*" || a == action)
+            })
+        })
+    };
+    let tenant = ["base-images", "images", "packages", "package-sources"];
+    let document = admin.get("/v1/openapi.json").body;
+    let mut checked = 0;
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        let concrete =
+            path.replace("{name}", "matrix-probe").replace("{ecosystem}", "deb").replace("{id}", "matrix-probe");
+        for (method, operation) in item.as_object().expect("item") {
+            let method = method.to_uppercase();
+            let security = &operation["security"][0];
+            let required = security["bearer"][0].as_str();
+            let public = security.as_object().is_some_and(|o| o.is_empty());
+            let anonymous = call(&server, None, "acme", &method, &concrete);
+            if public {
+                assert_ne!(anonymous.status, 401, "{method} {path} is public");
+                continue;
+            }
+            assert_eq!(anonymous.status, 401, "{method} {path} without a token");
+            assert_eq!(
+                call(&server, Some("kiln_nonsense"), "acme", &method, &concrete).status,
+                401,
+                "{method} {path} bad token"
+            );
+            assert_eq!(
+                call(&server, Some(&revoked), "acme", &method, &concrete).status,
+                401,
+                "{method} {path} revoked token"
+            );
+            for (role, token) in &callers {
+                let answer = call(&server, Some(token), "acme", &method, &concrete);
+                let Some(wanted) = required else {
+                    assert!(
+                        answer.status != 401,
+                        "{method} {path} as {role}: any valid token will do: {}",
+                        answer.text
+                    );
+                    continue;
+                };
+                let effective_role = if *role == "outsider" { "none" } else { role };
+                let granted = grants(effective_role, wanted);
+                let (resource, action) = wanted.split_once(':').unwrap_or(("", ""));
+                if granted || (tenant.contains(&resource) && action == "read") {
+                    assert!(
+                        ![401, 403].contains(&answer.status),
+                        "{method} {path} as {role}: {} {}",
+                        answer.status,
+                        answer.text
+                    );
+                } else {
+                    assert_eq!(answer.status, 403, "{method} {path} as {role} needs {wanted}: {}", answer.text);
+                    assert!(answer.text.contains(wanted), "403 names the missing permission: {}", answer.text);
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} checks");
+}
+
+#[test]
+fn organisations_keep_their_objects_apart() {
+    let server = Server::start();
+    let admin = server.http();
+    for org in ["acme", "other"] {
+        assert_eq!(admin.post("/v1/organizations", json!({"name": org})).status, 201);
+    }
+    let acme = subject_with_role(&admin, "alice", "developer-lead", "acme");
+    let other = subject_with_role(&admin, "bob", "developer-lead", "other");
+    let as_org = |token: &str, org: &str, method: &str, path: &str, body: Option<serde_json::Value>| {
+        server.http_as(Some(token)).call(method, path, body.as_ref(), &[("x-kiln-org", org)])
+    };
+    let mut private = base_image("secret-base");
+    private["visibility"] = json!("private");
+    assert_eq!(admin.call("POST", "/v1/base-images", Some(&private), &[("x-kiln-org", "acme")]).status, 201);
+    let mut shared = base_image("shared-base");
+    shared["visibility"] = json!("public");
+    assert_eq!(admin.call("POST", "/v1/base-images", Some(&shared), &[("x-kiln-org", "acme")]).status, 201);
+    // The same name may exist in another organisation.
+    assert_eq!(admin.call("POST", "/v1/base-images", Some(&private), &[("x-kiln-org", "other")]).status, 201);
+
+    assert_eq!(as_org(&acme, "acme", "GET", "/v1/base-images/secret-base", None).status, 200);
+    let hidden = as_org(&other, "acme", "GET", "/v1/base-images/secret-base", None);
+    let missing = as_org(&other, "acme", "GET", "/v1/base-images/never-existed", None);
+    assert_eq!((hidden.status, missing.status), (404, 404), "a private object looks like a missing one");
+    assert_eq!(
+        hidden.body["message"].as_str().map(|m| m.replace("secret-base", "X")),
+        missing.body["message"].as_str().map(|m| m.replace("never-existed", "X"))
+    );
+    assert_eq!(
+        as_org(&other, "acme", "GET", "/v1/base-images/shared-base", None).status,
+        200,
+        "public objects are readable by all"
+    );
+    let listed = as_org(&other, "acme", "GET", "/v1/base-images", None);
+    let names: Vec<&str> = listed.body["items"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|o| o["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["shared-base"]);
+    let write =
+        as_org(&other, "acme", "POST", "/v1/images", Some(json!({"name": "x", "baseImageName": "shared-base"})));
+    assert_eq!(write.status, 403, "{}", write.text);
+    // Each sees its own organisation's object of the shared name.
+    assert_eq!(as_org(&other, "other", "GET", "/v1/base-images/secret-base", None).body["organization"], "other");
+}
+
+#[test]
+fn binding_changes_take_effect_at_once() {
+    let server = Server::start();
+    let admin = server.http();
+    assert_eq!(admin.post("/v1/base-images", base_image("base")).status, 201);
+    let dev = subject_with_role(&admin, "carol", "function-developer", "default");
+    let as_dev = server.http_as(Some(&dev));
+    let image = json!({"name": "img", "baseImageName": "base"});
+    assert_eq!(as_dev.post("/v1/images", image.clone()).status, 403);
+    assert_eq!(
+        admin
+            .post("/v1/role-bindings", json!({"subject": "carol", "role": "developer-lead", "organization": "default"}))
+            .status,
+        201
+    );
+    assert_eq!(as_dev.post("/v1/images", image.clone()).status, 201);
+    assert_eq!(admin.delete("/v1/role-bindings/carol.default.developer-lead").status, 200);
+    assert_eq!(as_dev.delete("/v1/images/img").status, 403);
+    // A custom role works the same way.
+    assert_eq!(admin.post("/v1/roles", json!({"name": "image-janitor", "permissions": ["images:write"]})).status, 201);
+    assert_eq!(admin.post("/v1/roles", json!({"name": "admin", "permissions": ["images:read"]})).status, 409);
+    assert_eq!(
+        admin
+            .post("/v1/role-bindings", json!({"subject": "carol", "role": "image-janitor", "organization": "*"}))
+            .status,
+        201
+    );
+    assert_eq!(as_dev.delete("/v1/images/img").status, 200);
+    // A disabled subject's tokens stop working.
+    let mut carol = admin.get("/v1/users/carol").body;
+    carol["disabled"] = json!(true);
+    assert_eq!(admin.put("/v1/users/carol", carol).status, 200);
+    assert_eq!(as_dev.get("/v1/images").status, 401);
+}
+
+#[test]
+fn guessing_tokens_is_rate_limited() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = std::process::Command::new(common::KILN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--auth-failures-per-minute", "5", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("KILN_ADMIN_TOKEN", common::ADMIN_TOKEN)
+        .env("KILN_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start kiln");
+    let mut reader = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line).expect("listening line");
+    let url = line.trim().trim_start_matches("listening on ").to_string();
+    let client = reqwest::blocking::Client::new();
+    let statuses: Vec<u16> = (0..7)
+        .map(|i| {
+            client
+                .get(format!("{url}/v1/images"))
+                .bearer_auth(format!("guess-{i}"))
+                .send()
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        })
+        .collect();
+    let limited = client.get(format!("{url}/v1/images")).bearer_auth(common::ADMIN_TOKEN).send().expect("request");
+    let retry_after = limited.headers().get("retry-after").is_some();
+    let status = limited.status().as_u16();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(&statuses[..5], &[401; 5], "{statuses:?}");
+    assert_eq!(&statuses[5..], &[429, 429], "{statuses:?}");
+    assert_eq!(status, 429, "even a good token waits out the window from a blocked address");
+    assert!(retry_after);
 }

@@ -2,9 +2,11 @@
 //! operations and shape the answer (status, `ETag`, `Location`).
 
 pub mod apply;
+pub mod identity;
 pub mod resources;
 pub mod schemas;
 pub mod system;
+pub mod tokens;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -6,24 +6,34 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Failed attempts allowed per address per window.
+/// Failed attempts allowed per address per window, unless configured otherwise.
 pub const MAX_FAILURES: u32 = 20;
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// Addresses tracked at most; the oldest windows are dropped first.
 const MAX_TRACKED: usize = 100_000;
 
-#[derive(Default)]
 pub struct Limiter {
+    max_failures: u32,
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
+impl Default for Limiter {
+    fn default() -> Limiter {
+        Limiter::new(MAX_FAILURES)
+    }
+}
+
 impl Limiter {
+    pub fn new(max_failures: u32) -> Limiter {
+        Limiter { max_failures: max_failures.max(1), failures: Mutex::default() }
+    }
+
     /// Seconds to wait if `address` is blocked now.
     pub fn blocked(&self, address: IpAddr) -> Option<u64> {
         let failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (start, count) = failures.get(&address)?;
         let elapsed = start.elapsed();
-        (elapsed < WINDOW && *count >= MAX_FAILURES).then(|| (WINDOW - elapsed).as_secs().max(1))
+        (elapsed < WINDOW && *count >= self.max_failures).then(|| (WINDOW - elapsed).as_secs().max(1))
     }
 
     pub fn failed(&self, address: IpAddr) {

@@ -5,6 +5,7 @@
 
 pub mod bootstrap;
 pub mod limiter;
+pub mod resources;
 pub mod tokens;
 
 use std::collections::{HashMap, HashSet};
