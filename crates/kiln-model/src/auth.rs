@@ -279,6 +279,27 @@ impl Token {
     }
 }
 
+/// One recorded mutation: who, what, when, from where, and how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    /// Sorts by time.
+    pub id: String,
+    pub time: DateTime<Utc>,
+    /// The token's subject, or `anonymous` when none was accepted.
+    pub subject: String,
+    pub organization: String,
+    pub method: String,
+    pub path: String,
+    /// Source address of the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// HTTP status of the answer.
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,6 +94,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::identity::role_bindings::delete))
         .routes(routes!(api::tokens::create, api::tokens::list))
         .routes(routes!(api::tokens::revoke))
+        .routes(routes!(api::audit::list))
         .routes(routes!(api::apply::apply))
         .routes(routes!(api::schemas::list))
         .routes(routes!(api::schemas::get))

@@ -125,3 +125,28 @@ fn every_operation_declares_its_permission() {
         }
     }
 }
+
+#[tokio::test]
+async fn expired_tokens_are_refused() {
+    use kiln_store::records::{GLOBAL, encode, key};
+    let (_dir, state) = state().await;
+    let secret = "an-expired-token-for-the-test";
+    let mut token =
+        auth::tokens::new_token(secret, "admin", None, Some(chrono::Utc::now() - chrono::Duration::minutes(1)));
+    token.revision = None;
+    let put = state.store.put(
+        &key::<kiln_model::auth::Token>(GLOBAL, &token.id),
+        encode(&token).expect("encode"),
+        kiln_store::Precondition::Absent,
+    );
+    put.await.expect("store the token");
+    let app = app(state);
+    let request = Request::get("/v1/images")
+        .header("authorization", format!("Bearer {secret}"))
+        .body(Body::empty())
+        .expect("request");
+    let response = app.oneshot(request).await.expect("response");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+    assert!(String::from_utf8_lossy(&body).contains("expired"));
+}

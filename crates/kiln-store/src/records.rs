@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use kiln_model::auth::{Organization, Role, RoleBinding, Token, User};
+use kiln_model::auth::{AuditEntry, Organization, Role, RoleBinding, Token, User};
 use kiln_model::{BaseImage, Image, Package, PackageSource};
 
 use crate::kv::{Entry, StoreError};
@@ -101,6 +101,7 @@ record!(Role, "roles");
 record!(RoleBinding, "role-bindings");
 record!(Organization, "organizations");
 record!(Token, "tokens");
+record!(AuditEntry, "audit");
 
 /// The organisation segment of objects that belong to no organisation (users, roles,
 /// tokens…); `*` can never be an organisation's name.

@@ -287,3 +287,75 @@ fn guessing_tokens_is_rate_limited() {
     assert_eq!(status, 429, "even a good token waits out the window from a blocked address");
     assert!(retry_after);
 }
+
+#[test]
+fn every_mutation_is_audited_and_no_token_is_written_anywhere() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("kiln.log");
+    let mut child = std::process::Command::new(common::KILN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("KILN_ADMIN_TOKEN", common::ADMIN_TOKEN)
+        .env("KILN_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start kiln");
+    let mut reader = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line).expect("listening line");
+    let url = line.trim().trim_start_matches("listening on ").to_string();
+    let admin = common::Http {
+        base: url.clone(),
+        client: reqwest::blocking::Client::new(),
+        token: Some(common::ADMIN_TOKEN.into()),
+    };
+
+    assert_eq!(admin.post("/v1/base-images", base_image("audited")).status, 201);
+    assert_eq!(admin.post("/v1/users", json!({"name": "dave"})).status, 201);
+    assert_eq!(
+        admin
+            .post(
+                "/v1/role-bindings",
+                json!({"subject": "dave", "role": "function-developer", "organization": "default"})
+            )
+            .status,
+        201
+    );
+    let created = admin.post("/v1/tokens", json!({"subject": "dave"}));
+    let dave_token = created.body["token"].as_str().expect("secret").to_string();
+    let dave =
+        common::Http { base: url.clone(), client: reqwest::blocking::Client::new(), token: Some(dave_token.clone()) };
+    assert_eq!(dave.delete("/v1/base-images/audited").status, 403);
+    assert_eq!(dave.get("/v1/base-images/audited").status, 200);
+    let anonymous = common::Http { base: url.clone(), client: reqwest::blocking::Client::new(), token: None };
+    assert_eq!(anonymous.post("/v1/images", json!({})).status, 401);
+    assert_eq!(dave.get("/v1/audit").status, 403, "function developers cannot read the audit log");
+
+    let audit = admin.get("/v1/audit?limit=1000");
+    assert_eq!(audit.status, 200, "{}", audit.text);
+    let entries = audit.body["items"].as_array().expect("items").clone();
+    let find = |subject: &str, method: &str, path: &str| {
+        entries.iter().find(|e| e["subject"] == subject && e["method"] == method && e["path"] == path).cloned()
+    };
+    let created_entry = find("admin", "POST", "/v1/base-images").expect("the create is audited");
+    assert_eq!(created_entry["status"], 201);
+    assert!(created_entry["source"].as_str().is_some_and(|s| s.starts_with("127.")), "{created_entry}");
+    assert_eq!(find("dave", "DELETE", "/v1/base-images/audited").expect("refused delete audited")["status"], 403);
+    assert_eq!(find("anonymous", "POST", "/v1/images").expect("anonymous attempt audited")["status"], 401);
+    assert!(find("dave", "GET", "/v1/base-images/audited").is_none(), "reads are not mutations");
+    let filtered = admin.get("/v1/audit?subject=dave&status=403");
+    assert_eq!(filtered.body["items"].as_array().map(Vec::len), Some(1), "{}", filtered.text);
+    assert_eq!(admin.get("/v1/audit?since=yesterday").status, 400);
+
+    let _ = child.kill();
+    let _ = child.wait();
+    let logged = std::fs::read_to_string(&log).expect("log");
+    assert!(logged.contains("kiln is serving"), "the log was captured");
+    for secret in [common::ADMIN_TOKEN, dave_token.as_str()] {
+        assert!(!logged.contains(secret), "a token reached the log");
+        assert!(!audit.text.contains(secret), "a token reached the audit log");
+        let store = std::fs::read(dir.path().join("data").join("kiln.redb")).expect("store");
+        assert!(!store.windows(secret.len()).any(|w| w == secret.as_bytes()), "a token reached the store");
+    }
+}

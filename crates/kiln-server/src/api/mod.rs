@@ -2,6 +2,7 @@
 //! operations and shape the answer (status, `ETag`, `Location`).
 
 pub mod apply;
+pub mod audit;
 pub mod identity;
 pub mod resources;
 pub mod schemas;

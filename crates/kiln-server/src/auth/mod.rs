@@ -3,6 +3,7 @@
 //! operation's required permission is read from its own OpenAPI `security` declaration —
 //! so a route that declares none is refused, and the document and the checks never differ.
 
+pub mod audit;
 pub mod bootstrap;
 pub mod limiter;
 pub mod resources;
@@ -153,12 +154,33 @@ pub async fn permissions_in(store: &dyn KvStore, subject: &str, org: &str) -> Re
     Ok(permissions)
 }
 
-/// The middleware in front of every API route.
+/// The middleware in front of every API route: authorizes, then records every mutation
+/// (allowed or not) in the audit log before answering.
 pub async fn authorize(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
-    match check(&auth, &mut request).await {
+    let method = request.method().clone();
+    let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let path = request.uri().path().to_string();
+    let source = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let header_org = request.headers().get(ORG_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let checked = check(&auth, &mut request).await;
+    let subject = request.extensions().get::<VerifiedSubject>().map(|s| s.0.clone());
+    let org = request.extensions().get::<RequestContext>().map(|c| c.org.clone());
+    let response = match checked {
         Ok(()) => next.run(request).await,
         Err(response) => response,
+    };
+    if mutating {
+        let entry = audit::entry(
+            subject.as_deref().unwrap_or("anonymous"),
+            org.or(header_org).unwrap_or_else(|| DEFAULT_ORG.to_string()),
+            &method,
+            &path,
+            source,
+            response.status().as_u16(),
+        );
+        audit::record(auth.store.as_ref(), &entry).await;
     }
+    response
 }
 
 async fn check(auth: &Auth, request: &mut Request) -> Result<(), Response> {
@@ -221,6 +243,7 @@ async fn check(auth: &Auth, request: &mut Request) -> Result<(), Response> {
         Some(user) if !user.disabled => {}
         _ => return Err(fail("the token's subject is disabled or gone")),
     }
+    request.extensions_mut().insert(VerifiedSubject(token.subject.clone()));
     touch(auth, &token);
     let org = requested_org(request).map_err(IntoResponse::into_response)?;
     let permissions =
@@ -277,6 +300,10 @@ fn touch(auth: &Auth, token: &kiln_model::auth::Token) {
         }
     });
 }
+
+/// The subject of an accepted token, kept even when the request is then refused (for the audit log).
+#[derive(Clone)]
+struct VerifiedSubject(String);
 
 /// The caller, as established by [`authorize`].
 pub struct Ctx(pub RequestContext);
