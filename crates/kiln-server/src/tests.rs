@@ -134,12 +134,9 @@ async fn expired_tokens_are_refused() {
     let mut token =
         auth::tokens::new_token(secret, "admin", None, Some(chrono::Utc::now() - chrono::Duration::minutes(1)));
     token.revision = None;
-    let put = state.store.put(
-        &key::<kiln_model::auth::Token>(GLOBAL, &token.id),
-        encode(&token).expect("encode"),
-        kiln_store::Precondition::Absent,
-    );
-    put.await.expect("store the token");
+    let token_key = key::<kiln_model::auth::Token>(GLOBAL, &token.id);
+    let value = encode(&token).expect("encode");
+    state.store.put(&token_key, value, kiln_store::Precondition::Absent).await.expect("store the token");
     let app = app(state);
     let request = Request::get("/v1/images")
         .header("authorization", format!("Bearer {secret}"))
