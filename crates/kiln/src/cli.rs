@@ -22,9 +22,9 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
-    /// URL of the Kiln server.
-    #[arg(long, global = true, env = "KILN_URL", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
+    /// URL of the Kiln server (default: the one `kiln login` stored, else http://127.0.0.1:8080).
+    #[arg(long, global = true, env = "KILN_URL")]
+    pub server: Option<String>,
     /// API token (the administrator's is printed at first start).
     #[arg(long, global = true, env = "KILN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -53,10 +53,143 @@ pub enum Command {
     Get(GetArgs),
     /// Delete an object.
     Delete(DeleteArgs),
+    /// Check a token against a server and store both for later commands (file mode 0600).
+    Login(LoginArgs),
+    /// Forget the stored token of a server.
+    Logout,
+    /// Show who the current token belongs to and what it may do.
+    Whoami,
+    /// Create, list and revoke API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage users and service accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage roles and bind them to subjects.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Manage organisations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Read the audit log of the current organisation.
+    Audit(AuditArgs),
     /// Print the OpenAPI document of the REST API.
     Openapi,
     /// Print the JSON Schema of a definition format (image-definition, base-image, image, package, package-source).
     Schema { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The token to store; read from standard input if left out.
+    #[arg(long)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once.
+    Create {
+        /// For another subject (needs tokens:write).
+        #[arg(long)]
+        subject: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long)]
+        subject: Option<String>,
+    },
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user, or a service account with --service-account.
+    Create {
+        name: String,
+        #[arg(long)]
+        service_account: bool,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    List,
+    /// Refuse the subject's tokens until enabled again.
+    Disable {
+        name: String,
+    },
+    Enable {
+        name: String,
+    },
+    /// Delete a subject with its role bindings.
+    Delete {
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Define a role from permissions such as images:write.
+    Create {
+        name: String,
+        #[arg(long = "permission", required = true)]
+        permissions: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    List,
+    Delete {
+        name: String,
+    },
+    /// Grant ROLE to SUBJECT in an organisation (--in ORG, or * for all; default: default).
+    Bind {
+        subject: String,
+        role: String,
+        #[arg(long = "in", default_value = "default")]
+        organization: String,
+    },
+    /// Take ROLE from SUBJECT in an organisation.
+    Unbind {
+        subject: String,
+        role: String,
+        #[arg(long = "in", default_value = "default")]
+        organization: String,
+    },
+    /// List role bindings.
+    Bindings {
+        #[arg(long)]
+        subject: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    Create {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    List,
+    Delete {
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// RFC 3339 time, such as 2026-11-22T10:00:00Z.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long)]
+    pub status: Option<u16>,
 }
 
 #[derive(Debug, Args)]

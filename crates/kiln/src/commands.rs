@@ -14,13 +14,22 @@ use crate::client::{Body, Client, segment};
 use crate::output::{as_document, print};
 
 pub async fn run(connection: &Connection, output: Output, command: Command) -> Result<()> {
-    let client = Client::new(&connection.server, connection.token.clone(), connection.org.clone())?;
+    let (server, token) = crate::credentials::resolve(connection.server.as_deref(), connection.token.as_deref())?;
+    let client = Client::new(&server, token, connection.org.clone())?;
     match command {
         Command::Create(args) => create(&client, output, args).await,
         Command::Update(args) => apply_file(&client, output, &args.file, args.work_dir.as_deref(), "update").await,
         Command::Get(args) => get(&client, output, args).await,
         Command::Delete(args) => delete(&client, output, args).await,
-        Command::Serve(_) | Command::Openapi | Command::Schema { .. } => unreachable_command(),
+        Command::Whoami => crate::access::whoami(&client, output).await,
+        Command::Token(command) => crate::access::token(&client, output, command).await,
+        Command::User(command) => crate::access::user(&client, output, command).await,
+        Command::Role(command) => crate::access::role(&client, output, command).await,
+        Command::Org(command) => crate::access::org(&client, output, command).await,
+        Command::Audit(args) => crate::access::audit(&client, output, args).await,
+        Command::Serve(_) | Command::Openapi | Command::Schema { .. } | Command::Login(_) | Command::Logout => {
+            unreachable_command()
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! The `kiln` binary: `kiln serve` runs the server; every other subcommand is its client.
 
+mod access;
 mod cli;
 mod client;
 mod commands;
+mod credentials;
 mod output;
 mod serve;
 
@@ -26,6 +28,8 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Openapi => commands::print_openapi(),
             Command::Schema { name } => commands::print_schema(&name),
+            Command::Login(args) => access::login(cli.connection.server.as_deref(), args).await,
+            Command::Logout => access::logout(cli.connection.server.as_deref()),
             other => commands::run(&cli.connection, cli.output, other).await,
         }
     });

@@ -177,3 +177,62 @@ fn errors_are_clear_and_exit_non_zero() {
         .expect("run kiln");
     assert!(fails(&unreachable).contains("cannot reach Kiln"));
 }
+
+#[test]
+fn login_tokens_users_roles_and_organisations() {
+    let server = Server::start();
+    let home = tempfile::tempdir().expect("temp dir");
+    // A bare environment: no KILN_URL or KILN_TOKEN, credentials under this home.
+    let bare = |args: &[&str], token_env: Option<&str>| {
+        let mut command = std::process::Command::new(common::KILN);
+        command.args(args).env_remove("KILN_URL").env_remove("KILN_TOKEN").env("XDG_CONFIG_HOME", home.path());
+        if let Some(token) = token_env {
+            command.env("KILN_TOKEN", token);
+        }
+        command.output().expect("run kiln")
+    };
+    let login = ok(&bare(&["login", "--server", &server.url, "--token", common::ADMIN_TOKEN], None));
+    assert!(login.contains("as admin"), "{login}");
+    let file = home.path().join("kiln").join("credentials.toml");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).expect("credentials file").permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(ok(&bare(&["whoami"], None)).contains("admin"));
+    assert!(
+        fails(&bare(&["get", "images"], Some("kiln_wrong"))).contains("not valid"),
+        "KILN_TOKEN overrides the stored token"
+    );
+
+    ok(&bare(&["org", "create", "acme"], None));
+    ok(&bare(&["user", "create", "ci-bot", "--service-account"], None));
+    ok(&bare(
+        &["role", "create", "image-reader", "--permission", "images:read", "--permission", "base-images:read"],
+        None,
+    ));
+    ok(&bare(&["role", "bind", "ci-bot", "image-reader", "--in", "acme"], None));
+    let bindings = ok(&bare(&["role", "bindings", "--subject", "ci-bot"], None));
+    assert!(bindings.contains("image-reader") && bindings.contains("acme"), "{bindings}");
+    let secret =
+        ok(&bare(&["token", "create", "--subject", "ci-bot", "--description", "pipeline"], None)).trim().to_string();
+    assert!(secret.starts_with("kiln_"), "{secret}");
+    let listed = ok(&bare(&["token", "list", "--subject", "ci-bot", "-o", "json"], None));
+    assert!(!listed.contains(&secret), "listing never shows secrets");
+    let tokens: serde_json::Value = serde_json::from_str(&listed).expect("json");
+    let id = tokens[0]["id"].as_str().expect("id").to_string();
+    let as_bot = ok(&bare(&["whoami", "--org", "acme", "-o", "json"], Some(&secret)));
+    assert!(as_bot.contains("images:read"), "{as_bot}");
+    let denied = fails(&bare(&["org", "create", "x"], Some(&secret)));
+    assert!(denied.contains("organizations:write") && denied.contains("403"), "{denied}");
+    ok(&bare(&["user", "disable", "ci-bot"], None));
+    assert!(fails(&bare(&["whoami"], Some(&secret))).contains("401"));
+    ok(&bare(&["user", "enable", "ci-bot"], None));
+    ok(&bare(&["token", "revoke", &id], None));
+    assert!(fails(&bare(&["whoami"], Some(&secret))).contains("revoked"));
+    let audit = ok(&bare(&["audit", "--subject", "admin"], None));
+    assert!(audit.contains("/v1/users"), "{audit}");
+    ok(&bare(&["role", "unbind", "ci-bot", "image-reader", "--in", "acme"], None));
+    ok(&bare(&["user", "delete", "ci-bot"], None));
+    ok(&bare(&["org", "delete", "acme"], None));
+    ok(&bare(&["logout"], None));
+    assert!(fails(&bare(&["get", "images", "--server", &server.url], None)).contains("token is required"));
+}
