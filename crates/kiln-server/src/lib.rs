@@ -110,10 +110,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let (router, document) = api_router().split_for_parts();
+    let cache = Arc::new(auth::cache::AuthCache::default());
+    cache.follow(state.store.clone());
     let auth = Arc::new(auth::Auth {
         store: state.store.clone(),
         routes: auth::route_table(&document),
         limiter: auth::limiter::Limiter::new(state.auth_failures_per_minute),
+        cache,
     });
     router
         .route_layer(axum::middleware::from_fn_with_state(auth, auth::authorize))

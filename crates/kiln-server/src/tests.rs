@@ -147,3 +147,39 @@ async fn expired_tokens_are_refused() {
     let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
     assert!(String::from_utf8_lossy(&body).contains("expired"));
 }
+
+#[tokio::test]
+async fn changes_made_outside_this_server_reach_the_permission_cache() {
+    use kiln_model::auth::RoleBinding;
+    use kiln_store::records::{GLOBAL, key};
+    let (_dir, state) = state().await;
+    let store = state.store.clone();
+    let app = app(state);
+    let whoami = || async {
+        let response = app.clone().oneshot(request("GET", "/v1/whoami", Body::empty())).await.expect("response");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        serde_json::from_slice::<serde_json::Value>(&body).expect("json")
+    };
+    assert_eq!(whoami().await["permissions"], serde_json::json!(["*:*"]));
+    // Another replica (here: a direct store write) takes the administrator's binding away.
+    let binding = RoleBinding {
+        subject: "admin".into(),
+        role: "admin".into(),
+        organization: "*".into(),
+        created_time: None,
+        revision: None,
+    };
+    store
+        .delete(&key::<RoleBinding>(GLOBAL, &binding.name()), kiln_store::Precondition::Any)
+        .await
+        .expect("delete binding");
+    let mut seen = serde_json::Value::Null;
+    for _ in 0..200 {
+        seen = whoami().await["permissions"].clone();
+        if seen == serde_json::json!([]) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen, serde_json::json!([]), "the cache kept a binding that is gone");
+}

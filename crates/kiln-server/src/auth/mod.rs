@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod bootstrap;
+pub mod cache;
 pub mod limiter;
 pub mod resources;
 pub mod tokens;
@@ -99,6 +100,7 @@ pub struct Auth {
     pub store: Arc<dyn KvStore>,
     pub routes: RouteTable,
     pub limiter: Limiter,
+    pub cache: Arc<cache::AuthCache>,
 }
 
 fn forbidden(wanted: &Permission, org: &str) -> ApiError {
@@ -169,6 +171,14 @@ pub async fn authorize(State(auth): State<Arc<Auth>>, mut request: Request, next
         Ok(()) => next.run(request).await,
         Err(response) => response,
     };
+    // A change to who may do what applies to the very next request.
+    if mutating
+        && ["/v1/users", "/v1/roles", "/v1/role-bindings", "/v1/tokens", "/v1/organizations"]
+            .iter()
+            .any(|p| path.starts_with(p))
+    {
+        auth.cache.clear();
+    }
     if mutating {
         let entry = audit::entry(
             subject.as_deref().unwrap_or("anonymous"),
@@ -226,28 +236,40 @@ async fn check(auth: &Auth, request: &mut Request) -> Result<(), Response> {
         }
         unauthorized(message)
     };
-    let token = match tokens::verify(auth.store.as_ref(), &secret).await.map_err(IntoResponse::into_response)? {
-        Ok(token) => token,
-        Err(tokens::Refusal::Unknown) => return Err(fail("the token is not valid: log in again with a current token")),
-        Err(tokens::Refusal::Unusable(why)) => return Err(fail(&format!("{why}: create a new token"))),
+    let org = requested_org(request).map_err(IntoResponse::into_response)?;
+    let hash = tokens::hash(&secret);
+    let cached = match auth.cache.get(&hash, &org) {
+        Some(cached) if cached.token.usable_at(Utc::now()).is_ok() => cached,
+        _ => {
+            let token = match tokens::verify(auth.store.as_ref(), &secret).await.map_err(IntoResponse::into_response)? {
+                Ok(token) => token,
+                Err(tokens::Refusal::Unknown) => {
+                    return Err(fail("the token is not valid: log in again with a current token"));
+                }
+                Err(tokens::Refusal::Unusable(why)) => return Err(fail(&format!("{why}: create a new token"))),
+            };
+            let user = auth
+                .store
+                .get(&records::key::<kiln_model::auth::User>(GLOBAL, &token.subject))
+                .await
+                .map_err(|e| ApiError::from(e).into_response())?
+                .map(|e| records::decode::<kiln_model::auth::User>(&e))
+                .transpose()
+                .map_err(|e| ApiError::from(e).into_response())?;
+            match user {
+                Some(user) if !user.disabled => {}
+                _ => return Err(fail("the token's subject is disabled or gone")),
+            }
+            let permissions =
+                permissions_in(auth.store.as_ref(), &token.subject, &org).await.map_err(IntoResponse::into_response)?;
+            let cached = cache::Cached { token, permissions };
+            auth.cache.put(&hash, &org, cached.clone());
+            cached
+        }
     };
-    let user = auth
-        .store
-        .get(&records::key::<kiln_model::auth::User>(GLOBAL, &token.subject))
-        .await
-        .map_err(|e| ApiError::from(e).into_response())?
-        .map(|e| records::decode::<kiln_model::auth::User>(&e))
-        .transpose()
-        .map_err(|e| ApiError::from(e).into_response())?;
-    match user {
-        Some(user) if !user.disabled => {}
-        _ => return Err(fail("the token's subject is disabled or gone")),
-    }
+    let (token, permissions) = (cached.token, cached.permissions);
     request.extensions_mut().insert(VerifiedSubject(token.subject.clone()));
     touch(auth, &token);
-    let org = requested_org(request).map_err(IntoResponse::into_response)?;
-    let permissions =
-        permissions_in(auth.store.as_ref(), &token.subject, &org).await.map_err(IntoResponse::into_response)?;
     let mut context =
         RequestContext { subject: token.subject.clone(), org: org.clone(), public_only: false, permissions, source };
     if let Requirement::Permission(wanted) = &requirement

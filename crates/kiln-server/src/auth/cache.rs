@@ -1,0 +1,77 @@
+//! Remembers what a token may do in an organisation, so a request does not read the token,
+//! its subject and its bindings from the store every time. Any change to users, roles,
+//! bindings, tokens or organisations empties it: the request that made the change does so
+//! before it answers, and a store watch catches changes made elsewhere.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kiln_model::auth::{Permission, Token};
+use kiln_store::KvStore;
+
+/// A safety net: entries are dropped after this even without a change.
+const TTL: Duration = Duration::from_secs(30);
+const MAX_ENTRIES: usize = 10_000;
+/// Key prefixes whose changes can alter what a token may do.
+pub const AUTH_PREFIXES: [&str; 5] = ["users/", "roles/", "role-bindings/", "tokens/", "organizations/"];
+
+#[derive(Clone)]
+pub struct Cached {
+    pub token: Token,
+    pub permissions: Vec<Permission>,
+}
+
+#[derive(Default)]
+pub struct AuthCache {
+    entries: Mutex<HashMap<(String, String), (Instant, Cached)>>,
+}
+
+impl AuthCache {
+    /// `hash` is the SHA-256 of the presented token; the secret itself is never kept.
+    pub fn get(&self, hash: &str, org: &str) -> Option<Cached> {
+        let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (at, cached) = entries.get(&(hash.to_string(), org.to_string()))?;
+        (at.elapsed() < TTL).then(|| cached.clone())
+    }
+
+    pub fn put(&self, hash: &str, org: &str, cached: Cached) {
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert((hash.to_string(), org.to_string()), (Instant::now(), cached));
+    }
+
+    pub fn clear(&self) {
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+    }
+
+    /// Empties the cache whenever the store reports a change under an auth prefix.
+    pub fn follow(self: &Arc<Self>, store: Arc<dyn KvStore>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let cache = self.clone();
+        runtime.spawn(async move {
+            loop {
+                let Ok(mut events) = store.watch("", 0).await else {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                };
+                while let Some(event) = events.recv().await {
+                    match event {
+                        Ok(event) if AUTH_PREFIXES.iter().any(|p| event.entry.key.starts_with(p)) => cache.clear(),
+                        Ok(_) => {}
+                        // Fell behind: anything may have changed.
+                        Err(_) => {
+                            cache.clear();
+                            break;
+                        }
+                    }
+                }
+                if Arc::strong_count(&cache) == 1 {
+                    return;
+                }
+            }
+        });
+    }
+}
