@@ -109,17 +109,48 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
-    let (router, document) = api_router().split_for_parts();
     let cache = Arc::new(auth::cache::AuthCache::default());
     cache.follow(state.store.clone());
     let auth = Arc::new(auth::Auth {
         store: state.store.clone(),
-        routes: auth::route_table(&document),
+        routes: auth::route_table(&openapi()),
         limiter: auth::limiter::Limiter::new(state.auth_failures_per_minute),
         cache,
     });
+    assemble(state, axum::middleware::from_fn_with_state(auth, auth::authorize))
+}
+
+/// The application with authorization replaced by a fixed administrator context. It exists
+/// only to measure what authorization costs (`bench/auth.sh`); `kiln serve` never uses it.
+#[doc(hidden)]
+pub fn app_without_auth_for_benchmarks(state: AppState) -> Router {
+    let trusting =
+        axum::middleware::from_fn(|mut request: axum::extract::Request, next: axum::middleware::Next| async move {
+            let permissions: Arc<[kiln_model::auth::Permission]> =
+                kiln_model::auth::Permission::parse("*:*").into_iter().collect();
+            request.extensions_mut().insert(auth::RequestContext {
+                subject: "benchmark".into(),
+                org: kiln_model::DEFAULT_ORG.into(),
+                public_only: false,
+                permissions,
+                source: None,
+            });
+            next.run(request).await
+        });
+    assemble(state, trusting)
+}
+
+fn assemble<L>(state: AppState, authorization: L) -> Router
+where
+    L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+    L::Service:
+        tower::Service<axum::extract::Request, Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
+    <L::Service as tower::Service<axum::extract::Request>>::Response: axum::response::IntoResponse + 'static,
+    <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+{
+    let (router, document) = api_router().split_for_parts();
     router
-        .route_layer(axum::middleware::from_fn_with_state(auth, auth::authorize))
+        .route_layer(authorization)
         .merge(SwaggerUi::new("/docs").url("/v1/openapi.json", document))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)

@@ -85,7 +85,7 @@ pub async fn list(
         let page = state.store.list(&prefix, after.as_deref(), 512).await?;
         for entry in &page.entries {
             let record: AuditEntry = records::decode(entry)?;
-            let keep = record.organization == ctx.org
+            let keep = *record.organization == *ctx.org
                 && filter.subject.as_ref().is_none_or(|s| *s == record.subject)
                 && filter.method.as_ref().is_none_or(|m| *m == record.method)
                 && filter.status.is_none_or(|s| s == record.status)

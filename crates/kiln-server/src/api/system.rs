@@ -39,8 +39,8 @@ pub struct Identity {
     responses((status = 200, body = Identity), (status = 401, body = ErrorBody)))]
 pub async fn whoami(Ctx(ctx): Ctx) -> axum::Json<Identity> {
     axum::Json(Identity {
-        subject: ctx.subject,
-        organization: ctx.org,
+        subject: ctx.subject.to_string(),
+        organization: ctx.org.to_string(),
         permissions: ctx.permissions.iter().map(ToString::to_string).collect(),
     })
 }

@@ -55,7 +55,7 @@ fn shown(mut token: Token) -> Token {
 }
 
 fn acting_for(ctx: &RequestContext, subject: &str, action: &str) -> ApiResult<()> {
-    if subject == ctx.subject { Ok(()) } else { ctx.require("tokens", action) }
+    if *subject == *ctx.subject { Ok(()) } else { ctx.require("tokens", action) }
 }
 
 /// Create a token.
@@ -68,7 +68,7 @@ pub async fn create(
     Ctx(ctx): Ctx,
     JsonBody(request): JsonBody<TokenRequest>,
 ) -> ApiResult<Response> {
-    let subject = request.subject.clone().unwrap_or_else(|| ctx.subject.clone());
+    let subject = request.subject.clone().unwrap_or_else(|| ctx.subject.to_string());
     acting_for(&ctx, &subject, "write")?;
     if let Some(description) = &request.description {
         let mut errors = kiln_model::ValidationErrors::default();
@@ -115,7 +115,7 @@ pub async fn list(
     Ctx(ctx): Ctx,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<axum::Json<TokenList>> {
-    let mut subject = ctx.subject.clone();
+    let mut subject = ctx.subject.to_string();
     for (name, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         match name.as_ref() {
             "subject" => subject = value.into_owned(),
@@ -149,7 +149,7 @@ pub async fn revoke(
         None => return Err(not_found()),
     };
     // Another subject's token is invisible without the permission: 404, not 403.
-    if token.subject != ctx.subject && ctx.require("tokens", "write").is_err() {
+    if *token.subject != *ctx.subject && ctx.require("tokens", "write").is_err() {
         return Err(not_found());
     }
     if token.revoked_time.is_none() {

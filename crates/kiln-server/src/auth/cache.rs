@@ -4,7 +4,7 @@
 //! before it answers, and a store watch catches changes made elsewhere.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use kiln_model::auth::{Permission, Token};
@@ -16,35 +16,41 @@ const MAX_ENTRIES: usize = 10_000;
 /// Key prefixes whose changes can alter what a token may do.
 pub const AUTH_PREFIXES: [&str; 5] = ["users/", "roles/", "role-bindings/", "tokens/", "organizations/"];
 
-#[derive(Clone)]
 pub struct Cached {
     pub token: Token,
-    pub permissions: Vec<Permission>,
+    pub subject: Arc<str>,
+    pub org: Arc<str>,
+    pub permissions: Arc<[Permission]>,
 }
+
+/// Entries of one token: (organisation, when cached, what it may do there).
+type Slots = Vec<(String, Instant, Arc<Cached>)>;
 
 #[derive(Default)]
 pub struct AuthCache {
-    entries: Mutex<HashMap<(String, String), (Instant, Cached)>>,
+    /// Keyed by the SHA-256 of the presented token; the secret itself is never kept.
+    entries: RwLock<HashMap<[u8; 32], Slots>>,
 }
 
 impl AuthCache {
-    /// `hash` is the SHA-256 of the presented token; the secret itself is never kept.
-    pub fn get(&self, hash: &str, org: &str) -> Option<Cached> {
-        let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (at, cached) = entries.get(&(hash.to_string(), org.to_string()))?;
+    pub fn get(&self, digest: &[u8; 32], org: &str) -> Option<Arc<Cached>> {
+        let entries = self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (_, at, cached) = entries.get(digest)?.iter().find(|(o, _, _)| o == org)?;
         (at.elapsed() < TTL).then(|| cached.clone())
     }
 
-    pub fn put(&self, hash: &str, org: &str, cached: Cached) {
-        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    pub fn put(&self, digest: [u8; 32], org: &str, cached: Arc<Cached>) {
+        let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert((hash.to_string(), org.to_string()), (Instant::now(), cached));
+        let slots = entries.entry(digest).or_default();
+        slots.retain(|(o, _, _)| o != org);
+        slots.push((org.to_string(), Instant::now(), cached));
     }
 
     pub fn clear(&self) {
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+        self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
     }
 
     /// Empties the cache whenever the store reports a change under an auth prefix.

@@ -44,11 +44,23 @@ pub enum Requirement {
     Permission(Permission),
 }
 
-/// Requirements by (method, route template), read from the OpenAPI document.
-pub type RouteTable = HashMap<(Method, String), Requirement>;
+/// Requirements by route template and method, read from the OpenAPI document. Keyed by
+/// the template alone so a lookup borrows the matched path instead of copying it.
+#[derive(Debug, Default)]
+pub struct RouteTable(HashMap<String, Vec<(Method, Requirement)>>);
+
+impl RouteTable {
+    pub fn get(&self, method: &Method, template: &str) -> Option<&Requirement> {
+        self.0.get(template)?.iter().find(|(m, _)| m == method).map(|(_, r)| r)
+    }
+
+    fn insert(&mut self, method: Method, template: String, requirement: Requirement) {
+        self.0.entry(template).or_default().push((method, requirement));
+    }
+}
 
 pub fn route_table(document: &utoipa::openapi::OpenApi) -> RouteTable {
-    let mut table = RouteTable::new();
+    let mut table = RouteTable::default();
     let Ok(value) = serde_json::to_value(document) else { return table };
     let Some(paths) = value.get("paths").and_then(|p| p.as_object()) else { return table };
     for (path, item) in paths {
@@ -67,7 +79,7 @@ pub fn route_table(document: &utoipa::openapi::OpenApi) -> RouteTable {
                 },
                 None => continue,
             };
-            table.insert((method, path.clone()), requirement);
+            table.insert(method, path.clone(), requirement);
         }
     }
     table
@@ -76,11 +88,11 @@ pub fn route_table(document: &utoipa::openapi::OpenApi) -> RouteTable {
 /// Who is asking, in which organisation, and what they may do there.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
-    pub subject: String,
-    pub org: String,
+    pub subject: Arc<str>,
+    pub org: Arc<str>,
     /// Reads of tenant objects see only public ones (the subject holds no read grant here).
     pub public_only: bool,
-    pub permissions: Vec<Permission>,
+    pub permissions: Arc<[Permission]>,
     pub source: Option<IpAddr>,
 }
 
@@ -116,6 +128,16 @@ fn unauthorized(message: &str) -> Response {
     let mut response = ApiError::new(StatusCode::UNAUTHORIZED, message).into_response();
     response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"kiln\""));
     response
+}
+
+/// The token of an `Authorization: Bearer …` header.
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// The organisation named by the request; `default` if none.
@@ -159,43 +181,48 @@ pub async fn permissions_in(store: &dyn KvStore, subject: &str, org: &str) -> Re
 /// The middleware in front of every API route: authorizes, then records every mutation
 /// (allowed or not) in the audit log before answering.
 pub async fn authorize(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
+    let mutating = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !mutating {
+        // Reads are not audited: nothing to remember about the request.
+        return match check(&auth, &mut request, false).await {
+            Ok(()) => next.run(request).await,
+            Err(response) => response,
+        };
+    }
     let method = request.method().clone();
-    let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     let path = request.uri().path().to_string();
     let source = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
     let header_org = request.headers().get(ORG_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let checked = check(&auth, &mut request).await;
+    let checked = check(&auth, &mut request, true).await;
     let subject = request.extensions().get::<VerifiedSubject>().map(|s| s.0.clone());
-    let org = request.extensions().get::<RequestContext>().map(|c| c.org.clone());
+    let org = request.extensions().get::<RequestContext>().map(|c| c.org.to_string());
     let response = match checked {
         Ok(()) => next.run(request).await,
         Err(response) => response,
     };
     // A change to who may do what applies to the very next request.
-    if mutating
-        && ["/v1/users", "/v1/roles", "/v1/role-bindings", "/v1/tokens", "/v1/organizations"]
-            .iter()
-            .any(|p| path.starts_with(p))
+    if ["/v1/users", "/v1/roles", "/v1/role-bindings", "/v1/tokens", "/v1/organizations"]
+        .iter()
+        .any(|p| path.starts_with(p))
     {
         auth.cache.clear();
     }
-    if mutating {
-        let entry = audit::entry(
-            subject.as_deref().unwrap_or("anonymous"),
-            org.or(header_org).unwrap_or_else(|| DEFAULT_ORG.to_string()),
-            &method,
-            &path,
-            source,
-            response.status().as_u16(),
-        );
-        audit::record(auth.store.as_ref(), &entry).await;
-    }
+    let entry = audit::entry(
+        subject.as_deref().unwrap_or("anonymous"),
+        org.or(header_org).unwrap_or_else(|| DEFAULT_ORG.to_string()),
+        &method,
+        &path,
+        source,
+        response.status().as_u16(),
+    );
+    audit::record(auth.store.as_ref(), &entry).await;
     response
 }
 
-async fn check(auth: &Auth, request: &mut Request) -> Result<(), Response> {
-    let template = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
-    let requirement = auth.routes.get(&(request.method().clone(), template.clone())).cloned().ok_or_else(|| {
+async fn check(auth: &Auth, request: &mut Request, audited: bool) -> Result<(), Response> {
+    let template = request.extensions().get::<MatchedPath>().cloned();
+    let template = template.as_ref().map_or("", MatchedPath::as_str);
+    let requirement = auth.routes.get(request.method(), template).cloned().ok_or_else(|| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("{} {template} declares no permission; refusing it", request.method()),
@@ -219,15 +246,7 @@ async fn check(auth: &Auth, request: &mut Request) -> Result<(), Response> {
         }
         return Err(response);
     }
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string);
-    let Some(secret) = presented else {
+    let Some(digest) = bearer(request.headers()).map(tokens::digest) else {
         return Err(unauthorized("a token is required: send Authorization: Bearer <token> (kiln login stores one)"));
     };
     let fail = |message: &str| {
@@ -237,10 +256,10 @@ async fn check(auth: &Auth, request: &mut Request) -> Result<(), Response> {
         unauthorized(message)
     };
     let org = requested_org(request).map_err(IntoResponse::into_response)?;
-    let hash = tokens::hash(&secret);
-    let cached = match auth.cache.get(&hash, &org) {
+    let cached = match auth.cache.get(&digest, &org) {
         Some(cached) if cached.token.usable_at(Utc::now()).is_ok() => cached,
         _ => {
+            let secret = bearer(request.headers()).unwrap_or_default().to_string();
             let token = match tokens::verify(auth.store.as_ref(), &secret).await.map_err(IntoResponse::into_response)? {
                 Ok(token) => token,
                 Err(tokens::Refusal::Unknown) => {
@@ -262,16 +281,25 @@ async fn check(auth: &Auth, request: &mut Request) -> Result<(), Response> {
             }
             let permissions =
                 permissions_in(auth.store.as_ref(), &token.subject, &org).await.map_err(IntoResponse::into_response)?;
-            let cached = cache::Cached { token, permissions };
-            auth.cache.put(&hash, &org, cached.clone());
+            let subject: Arc<str> = token.subject.as_str().into();
+            let cached =
+                Arc::new(cache::Cached { token, subject, org: org.as_str().into(), permissions: permissions.into() });
+            auth.cache.put(digest, &org, cached.clone());
             cached
         }
     };
-    let (token, permissions) = (cached.token, cached.permissions);
-    request.extensions_mut().insert(VerifiedSubject(token.subject.clone()));
-    touch(auth, &token);
-    let mut context =
-        RequestContext { subject: token.subject.clone(), org: org.clone(), public_only: false, permissions, source };
+    let (token, permissions) = (&cached.token, cached.permissions.clone());
+    if audited {
+        request.extensions_mut().insert(VerifiedSubject(token.subject.clone()));
+    }
+    touch(auth, token);
+    let mut context = RequestContext {
+        subject: cached.subject.clone(),
+        org: cached.org.clone(),
+        public_only: false,
+        permissions,
+        source,
+    };
     if let Requirement::Permission(wanted) = &requirement
         && !context.may(wanted)
     {

@@ -15,8 +15,12 @@ use crate::error::{ApiError, ApiResult};
 /// Prefix of generated tokens, so they are recognisable in a leaked file.
 const PREFIX: &str = "kiln_";
 
+pub fn digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
 pub fn hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    hex::encode(digest(secret))
 }
 
 /// The public id of a token: the first 16 hex digits of its hash.
