@@ -31,40 +31,21 @@ fn every_api_route_needs_a_valid_token() {
 fn the_first_start_prints_a_generated_token_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
-    let run = |data: &std::path::Path| {
-        let mut child = std::process::Command::new(common::KILN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .env_remove("KILN_ADMIN_TOKEN")
-            .env("KILN_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("start kiln");
-        let mut lines = Vec::new();
-        let mut reader = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-        for _ in 0..5 {
-            let mut line = String::new();
-            if std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) == 0 {
-                break;
-            }
-            let done = line.starts_with("listening on");
-            lines.push(line);
-            if done {
-                break;
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        lines
+    let start = || {
+        Server::start_with(&data, |command| {
+            command.env_remove("KILN_ADMIN_TOKEN");
+        })
     };
-    let first = run(&data);
-    let token_line = first.iter().find(|l| l.contains("token is shown this once")).expect("token printed");
+    let (first, lines) = start();
+    let token_line = lines.iter().find(|l| l.contains("token is shown this once")).expect("token printed");
     let token = token_line.trim().rsplit(' ').next().expect("token").to_string();
     assert!(token.starts_with("kiln_") && token.len() > 40, "{token}");
+    assert_eq!(first.http_as(Some(&token)).get("/v1/whoami").body["subject"], "admin");
+    drop(first);
     let store = std::fs::read(data.join("kiln.redb")).expect("store file");
     assert!(!store.windows(token.len()).any(|w| w == token.as_bytes()), "the store holds only the token's hash");
-    let second = run(&data);
-    assert!(!second.iter().any(|l| l.contains("token")), "printed again: {second:?}");
+    let (_second, lines) = start();
+    assert!(!lines.iter().any(|l| l.contains("token")), "printed again: {lines:?}");
 }
 
 /// Creates a user bound to `role` in `org` and returns a fresh token of theirs.
@@ -254,63 +235,27 @@ fn binding_changes_take_effect_at_once() {
 #[test]
 fn guessing_tokens_is_rate_limited() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = std::process::Command::new(common::KILN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--auth-failures-per-minute", "5", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .env("KILN_ADMIN_TOKEN", common::ADMIN_TOKEN)
-        .env("KILN_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start kiln");
-    let mut reader = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut reader, &mut line).expect("listening line");
-    let url = line.trim().trim_start_matches("listening on ").to_string();
-    let client = reqwest::blocking::Client::new();
-    let statuses: Vec<u16> = (0..7)
-        .map(|i| {
-            client
-                .get(format!("{url}/v1/images"))
-                .bearer_auth(format!("guess-{i}"))
-                .send()
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0)
-        })
-        .collect();
-    let limited = client.get(format!("{url}/v1/images")).bearer_auth(common::ADMIN_TOKEN).send().expect("request");
-    let retry_after = limited.headers().get("retry-after").is_some();
-    let status = limited.status().as_u16();
-    let _ = child.kill();
-    let _ = child.wait();
+    let (server, _) = Server::start_with(&dir.path().join("data"), |command| {
+        command.env("KILN_AUTH_FAILURES_PER_MINUTE", "5");
+    });
+    let statuses: Vec<u16> =
+        (0..7).map(|i| server.http_as(Some(&format!("guess-{i}"))).get("/v1/images").status).collect();
+    let limited = server.http().get("/v1/images");
     assert_eq!(&statuses[..5], &[401; 5], "{statuses:?}");
     assert_eq!(&statuses[5..], &[429, 429], "{statuses:?}");
-    assert_eq!(status, 429, "even a good token waits out the window from a blocked address");
-    assert!(retry_after);
+    assert_eq!(limited.status, 429, "even a good token waits out the window from a blocked address");
+    assert!(limited.headers.get("retry-after").is_some());
 }
 
 #[test]
 fn every_mutation_is_audited_and_no_token_is_written_anywhere() {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("kiln.log");
-    let mut child = std::process::Command::new(common::KILN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .env("KILN_ADMIN_TOKEN", common::ADMIN_TOKEN)
-        .env("KILN_LOG", "debug")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("start kiln");
-    let mut reader = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut reader, &mut line).expect("listening line");
-    let url = line.trim().trim_start_matches("listening on ").to_string();
-    let admin = common::Http {
-        base: url.clone(),
-        client: reqwest::blocking::Client::new(),
-        token: Some(common::ADMIN_TOKEN.into()),
-    };
-
+    let log_file = std::fs::File::create(&log).expect("log file");
+    let (server, _) = Server::start_with(&dir.path().join("data"), |command| {
+        command.env("KILN_LOG", "debug").stderr(log_file);
+    });
+    let admin = server.http();
     assert_eq!(admin.post("/v1/base-images", base_image("audited")).status, 201);
     assert_eq!(admin.post("/v1/users", json!({"name": "dave"})).status, 201);
     assert_eq!(
@@ -324,11 +269,10 @@ fn every_mutation_is_audited_and_no_token_is_written_anywhere() {
     );
     let created = admin.post("/v1/tokens", json!({"subject": "dave"}));
     let dave_token = created.body["token"].as_str().expect("secret").to_string();
-    let dave =
-        common::Http { base: url.clone(), client: reqwest::blocking::Client::new(), token: Some(dave_token.clone()) };
+    let dave = server.http_as(Some(&dave_token));
     assert_eq!(dave.delete("/v1/base-images/audited").status, 403);
     assert_eq!(dave.get("/v1/base-images/audited").status, 200);
-    let anonymous = common::Http { base: url.clone(), client: reqwest::blocking::Client::new(), token: None };
+    let anonymous = server.http_as(None);
     assert_eq!(anonymous.post("/v1/images", json!({})).status, 401);
     assert_eq!(dave.get("/v1/audit").status, 403, "function developers cannot read the audit log");
 
@@ -348,8 +292,7 @@ fn every_mutation_is_audited_and_no_token_is_written_anywhere() {
     assert_eq!(filtered.body["items"].as_array().map(Vec::len), Some(1), "{}", filtered.text);
     assert_eq!(admin.get("/v1/audit?since=yesterday").status, 400);
 
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     let logged = std::fs::read_to_string(&log).expect("log");
     assert!(logged.contains("kiln is serving"), "the log was captured");
     for secret in [common::ADMIN_TOKEN, dave_token.as_str()] {

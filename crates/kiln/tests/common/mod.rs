@@ -31,7 +31,14 @@ impl Server {
 
     /// A server on an existing data directory (for restarts).
     pub fn start_in(data_dir: &Path) -> Server {
-        let mut child = Command::new(KILN)
+        Server::start_with(data_dir, |_| {}).0
+    }
+
+    /// A server whose command `configure` may change first (arguments, environment,
+    /// standard error). Returns it with the lines it printed up to the listening line.
+    pub fn start_with(data_dir: &Path, configure: impl FnOnce(&mut Command)) -> (Server, Vec<String>) {
+        let mut command = Command::new(KILN);
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("KILN_LOG", "warn")
@@ -39,18 +46,25 @@ impl Server {
             // Tests send many bad tokens on purpose; the limiter has its own test.
             .env("KILN_AUTH_FAILURES_PER_MINUTE", "1000000")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start kiln serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Server { url, child, data_dir: data_dir.to_path_buf(), _temp: None }
+            .stderr(Stdio::inherit());
+        configure(&mut command);
+        let mut child = command.spawn().expect("start kiln serve");
+        let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut lines = Vec::new();
+        let mut url = None;
+        while lines.len() < 10 {
+            let mut line = String::new();
+            if reader.read_line(&mut line).expect("read kiln's output") == 0 {
+                break;
+            }
+            url = line.trim().strip_prefix("listening on ").map(str::to_string);
+            lines.push(line);
+            if url.is_some() {
+                break;
+            }
+        }
+        let url = url.unwrap_or_else(|| panic!("kiln serve printed no listening line: {lines:?}"));
+        (Server { url, child, data_dir: data_dir.to_path_buf(), _temp: None }, lines)
     }
 
     /// A client acting as the administrator.
