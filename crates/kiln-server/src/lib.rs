@@ -132,6 +132,7 @@ pub fn app_without_auth_for_benchmarks(state: AppState) -> Router {
                 subject: "benchmark".into(),
                 org: kiln_model::DEFAULT_ORG.into(),
                 public_only: false,
+                global: permissions.clone(),
                 permissions,
                 source: None,
             });

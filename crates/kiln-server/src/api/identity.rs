@@ -7,13 +7,13 @@ use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use kiln_model::auth::{Organization, Role, RoleBinding, User, builtin_roles};
+use kiln_model::auth::{Organization, Permission, Role, RoleBinding, User, builtin_roles};
 use kiln_model::{BaseImage, DEFAULT_ORG, FieldError, Image, Package, PackageSource};
 use kiln_store::records::{self, GLOBAL, key};
 use kiln_store::{KvStore, Op, Precondition};
 
 use super::{encode_segment, if_match, with_etag};
-use crate::auth::Ctx;
+use crate::auth::{Ctx, RequestContext};
 use crate::dependents::{not_found, stale};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, PathParam};
@@ -146,18 +146,27 @@ macro_rules! global_resource {
             /// List all.
             #[utoipa::path(get, path = $collection, tag = $tag, operation_id = concat!("list", $many), security(("bearer" = [$read])),
                 responses((status = 200, body = $list), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-            pub async fn list(State(state): State<AppState>, Ctx(_ctx): Ctx) -> ApiResult<axum::Json<$list>> {
+            pub async fn list(State(state): State<AppState>, Ctx(ctx): Ctx) -> ApiResult<axum::Json<$list>> {
                 let view = View::new(state.store.clone());
-                Ok(axum::Json($list { items: listed::<$ty>(&view).await? }))
+                let mut items = Vec::new();
+                for item in listed::<$ty>(&view).await? {
+                    if visible(&ctx, &view, &item).await? {
+                        items.push(item);
+                    }
+                }
+                Ok(axum::Json($list { items }))
             }
 
             /// Read one.
             #[utoipa::path(get, path = $item, tag = $tag, operation_id = concat!("get", $one), security(("bearer" = [$read])),
                 params(("name" = String, Path)),
                 responses((status = 200, body = $ty), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-            pub async fn get(State(state): State<AppState>, Ctx(_ctx): Ctx, PathParam(name): PathParam<String>) -> ApiResult<Response> {
+            pub async fn get(State(state): State<AppState>, Ctx(ctx): Ctx, PathParam(name): PathParam<String>) -> ApiResult<Response> {
                 let view = View::new(state.store.clone());
                 let object = fetch::<$ty>(&view, &name).await?;
+                if !visible(&ctx, &view, &object).await? {
+                    return Err(not_found::<$ty>(&name));
+                }
                 Ok(with_etag(StatusCode::OK, object.revision, None, &object))
             }
 
@@ -195,6 +204,25 @@ macro_rules! global_resource {
             }
         }
     };
+}
+
+/// Organisations are visible only to subjects bound in them (or in all); users and roles
+/// are identities and vocabulary shared by every organisation.
+async fn visible<R: Resource + 'static>(ctx: &RequestContext, view: &View, object: &R) -> ApiResult<bool> {
+    if std::any::TypeId::of::<R>() != std::any::TypeId::of::<Organization>() {
+        return Ok(true);
+    }
+    if ctx.may_globally(&Permission { resource: "organizations".into(), action: "read".into() }) {
+        return Ok(true);
+    }
+    let name = object.key_name();
+    Ok(!bindings_where(view, |b| *b.subject == *ctx.subject && b.organization == name).await?.is_empty())
+}
+
+/// Whether the caller administers bindings of `org`: in that organisation, or in all.
+fn manages_bindings_of(ctx: &RequestContext, org: &str, action: &str) -> bool {
+    let wanted = Permission { resource: "role-bindings".into(), action: action.into() };
+    ctx.may_globally(&wanted) || (org == &*ctx.org && ctx.may(&wanted))
 }
 
 /// Objects of a kind as clients see them; roles include the built-in ones.
@@ -256,9 +284,18 @@ pub mod role_bindings {
             (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
     pub async fn create(
         State(state): State<AppState>,
-        Ctx(_ctx): Ctx,
+        Ctx(ctx): Ctx,
         JsonBody(object): JsonBody<RoleBinding>,
     ) -> ApiResult<Response> {
+        if !manages_bindings_of(&ctx, &object.organization, "write") {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "binding in organization {:?} needs permission role-bindings:write there (or in every organisation); you act in {:?}",
+                    object.organization, &*ctx.org
+                ),
+            ));
+        }
         let mut view = View::new(state.store.clone());
         let created = objects::create(&mut view, GLOBAL, object).await?;
         let location = format!("/v1/role-bindings/{}", encode_segment(&created.name()));
@@ -272,7 +309,7 @@ pub mod role_bindings {
         responses((status = 200, body = RoleBindingList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
     pub async fn list(
         State(state): State<AppState>,
-        Ctx(_ctx): Ctx,
+        Ctx(ctx): Ctx,
         RawQuery(raw): RawQuery,
     ) -> ApiResult<axum::Json<RoleBindingList>> {
         let (mut subject, mut organization) = (None, None);
@@ -291,6 +328,7 @@ pub mod role_bindings {
         let items = bindings_where(&view, |b| {
             subject.as_ref().is_none_or(|s| *s == b.subject)
                 && organization.as_ref().is_none_or(|o| *o == b.organization)
+                && manages_bindings_of(&ctx, &b.organization, "read")
         })
         .await?;
         Ok(axum::Json(RoleBindingList { items }))
@@ -302,11 +340,15 @@ pub mod role_bindings {
         responses((status = 200, body = RoleBinding), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
     pub async fn delete(
         State(state): State<AppState>,
-        Ctx(_ctx): Ctx,
+        Ctx(ctx): Ctx,
         PathParam(name): PathParam<String>,
     ) -> ApiResult<axum::Json<RoleBinding>> {
         let view = View::new(state.store.clone());
         let (binding, ops) = delete_ops::<RoleBinding>(&view, &name, None).await?;
+        // A binding in an organisation the caller does not manage is invisible to it.
+        if !manages_bindings_of(&ctx, &binding.organization, "write") {
+            return Err(not_found::<RoleBinding>(&name));
+        }
         objects::commit(&view, ops, RoleBinding::NOUN, &name).await?;
         Ok(axum::Json(binding))
     }

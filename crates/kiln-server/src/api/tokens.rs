@@ -55,7 +55,8 @@ fn shown(mut token: Token) -> Token {
 }
 
 fn acting_for(ctx: &RequestContext, subject: &str, action: &str) -> ApiResult<()> {
-    if *subject == *ctx.subject { Ok(()) } else { ctx.require("tokens", action) }
+    // Another subject's tokens are its keys to every organisation it is bound in.
+    if *subject == *ctx.subject { Ok(()) } else { ctx.require_globally("tokens", action) }
 }
 
 /// Create a token.
@@ -149,7 +150,7 @@ pub async fn revoke(
         None => return Err(not_found()),
     };
     // Another subject's token is invisible without the permission: 404, not 403.
-    if *token.subject != *ctx.subject && ctx.require("tokens", "write").is_err() {
+    if *token.subject != *ctx.subject && ctx.require_globally("tokens", "write").is_err() {
         return Err(not_found());
     }
     if token.revoked_time.is_none() {

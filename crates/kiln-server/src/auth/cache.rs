@@ -21,6 +21,7 @@ pub struct Cached {
     pub subject: Arc<str>,
     pub org: Arc<str>,
     pub permissions: Arc<[Permission]>,
+    pub global: Arc<[Permission]>,
 }
 
 /// Entries of one token: (organisation, when cached, what it may do there).

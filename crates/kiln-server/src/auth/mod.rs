@@ -31,6 +31,9 @@ use limiter::Limiter;
 
 /// Header that selects the organisation a request acts in (Dispatch used `X-Dispatch-Org`).
 pub const ORG_HEADER: &str = "x-kiln-org";
+/// Resources that span organisations: changing them needs a binding in every organisation,
+/// or an administrator of one organisation could grant itself the others.
+pub const GLOBAL_RESOURCES: [&str; 3] = ["users", "roles", "organizations"];
 /// Resources that belong to an organisation; their objects may be public.
 pub const TENANT_RESOURCES: [&str; 4] = ["base-images", "images", "packages", "package-sources"];
 
@@ -93,12 +96,34 @@ pub struct RequestContext {
     /// Reads of tenant objects see only public ones (the subject holds no read grant here).
     pub public_only: bool,
     pub permissions: Arc<[Permission]>,
+    /// Permissions held through bindings in every organisation (`*`).
+    pub global: Arc<[Permission]>,
     pub source: Option<IpAddr>,
 }
 
 impl RequestContext {
     pub fn may(&self, wanted: &Permission) -> bool {
         self.permissions.iter().any(|p| p.grants(wanted))
+    }
+
+    /// Whether the subject holds `wanted` in every organisation, as needed for what spans
+    /// organisations (users, roles, organisations, other subjects' tokens).
+    pub fn may_globally(&self, wanted: &Permission) -> bool {
+        self.global.iter().any(|p| p.grants(wanted))
+    }
+
+    pub fn require_globally(&self, resource: &str, action: &str) -> Result<(), ApiError> {
+        let wanted = Permission { resource: resource.into(), action: action.into() };
+        if self.may_globally(&wanted) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "permission {wanted} is needed in every organisation (a binding to *): ask an administrator of all organisations"
+                ),
+            ))
+        }
     }
 
     /// For handlers that check more than the route's own permission.
@@ -281,9 +306,17 @@ async fn check(auth: &Auth, request: &mut Request, audited: bool) -> Result<(), 
             }
             let permissions =
                 permissions_in(auth.store.as_ref(), &token.subject, &org).await.map_err(IntoResponse::into_response)?;
+            let global = permissions_in(auth.store.as_ref(), &token.subject, ALL_ORGS)
+                .await
+                .map_err(IntoResponse::into_response)?;
             let subject: Arc<str> = token.subject.as_str().into();
-            let cached =
-                Arc::new(cache::Cached { token, subject, org: org.as_str().into(), permissions: permissions.into() });
+            let cached = Arc::new(cache::Cached {
+                token,
+                subject,
+                org: org.as_str().into(),
+                permissions: permissions.into(),
+                global: global.into(),
+            });
             auth.cache.put(digest, &org, cached.clone());
             cached
         }
@@ -298,8 +331,15 @@ async fn check(auth: &Auth, request: &mut Request, audited: bool) -> Result<(), 
         org: cached.org.clone(),
         public_only: false,
         permissions,
+        global: cached.global.clone(),
         source,
     };
+    if let Requirement::Permission(wanted) = &requirement
+        && wanted.action == "write"
+        && GLOBAL_RESOURCES.contains(&wanted.resource.as_str())
+    {
+        context.require_globally(&wanted.resource, &wanted.action).map_err(IntoResponse::into_response)?;
+    }
     if let Requirement::Permission(wanted) = &requirement
         && !context.may(wanted)
     {
