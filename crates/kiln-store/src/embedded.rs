@@ -112,6 +112,7 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     writer: std_mpsc::Sender<Request>,
     events: broadcast::Sender<Arc<Vec<WatchEvent>>>,
+    writer_thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl EmbeddedStore {
@@ -132,12 +133,25 @@ impl EmbeddedStore {
         txn.commit().map_err(backend)?;
         let (writer, queue) = std_mpsc::channel::<Request>();
         let (events, _) = broadcast::channel(1024);
-        let store = EmbeddedStore { db: db.clone(), writer, events: events.clone() };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("kiln-store-writer".into())
-            .spawn(move || write_loop(&db, &queue, &events))
+            .spawn({
+                let db = db.clone();
+                let events = events.clone();
+                move || write_loop(&db, &queue, &events)
+            })
             .map_err(backend)?;
-        Ok(store)
+        Ok(EmbeddedStore { db, writer, events, writer_thread: Arc::new(std::sync::Mutex::new(Some(thread))) })
+    }
+
+    /// Closes the database once this is the last handle: waits for the writer to finish
+    /// what it was given, so the file can be opened again at once (by a restarted server).
+    pub fn close(self) {
+        let thread = self.writer_thread.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        drop(self);
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
     }
 
     fn read_revision(&self) -> Result<u64, StoreError> {
@@ -415,20 +429,11 @@ mod tests {
         let path = dir.path().join("kiln.redb");
         let revision = {
             let store = EmbeddedStore::open(&path).unwrap();
-            store.put("a", b"1".to_vec(), crate::Precondition::Absent).await.unwrap()
+            let revision = store.put("a", b"1".to_vec(), crate::Precondition::Absent).await.unwrap();
+            store.close();
+            revision
         };
-        // The writer thread holds the database until its channel closes.
-        let mut reopened = None;
-        for _ in 0..100 {
-            match EmbeddedStore::open(&path) {
-                Ok(store) => {
-                    reopened = Some(store);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            }
-        }
-        let store = reopened.expect("store reopens");
+        let store = EmbeddedStore::open(&path).expect("store reopens at once after close");
         let entry = store.get("a").await.unwrap().unwrap();
         assert_eq!((entry.value.as_slice(), entry.mod_revision), (b"1".as_slice(), revision));
     }

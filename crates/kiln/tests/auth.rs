@@ -81,6 +81,26 @@ fn permission_matrix_follows_the_document() {
     let revoked = subject_with_role(&admin, "gone", "admin", "acme");
     let id = admin.get("/v1/tokens?subject=gone").body["items"][0]["id"].as_str().expect("id").to_string();
     assert_eq!(admin.delete(&format!("/v1/tokens/{id}")).status, 200);
+    // The API cannot make a token that has already expired: stop the server, put one in
+    // the store directly, and serve the same data again.
+    let _ = subject_with_role(&admin, "late", "admin", "acme");
+    let mut stopped = server;
+    assert!(stopped.terminate().is_some_and(|s| s.success()), "kiln stops on SIGTERM");
+    let expired = "kiln_expired-token-of-the-matrix-test";
+    {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let store = kiln_store::EmbeddedStore::open(&stopped.data_dir.join("kiln.redb")).expect("open the store");
+        let past = chrono::Utc::now() - chrono::Duration::hours(1);
+        let token = kiln_server::auth::tokens::new_token(expired, "late", None, Some(past));
+        let key = kiln_store::records::key::<kiln_model::auth::Token>(kiln_store::records::GLOBAL, &token.id);
+        let value = kiln_store::records::encode(&token).expect("encode");
+        runtime
+            .block_on(kiln_store::KvStore::put(&store, &key, value, kiln_store::Precondition::Absent))
+            .expect("store the token");
+        store.close();
+    }
+    let server = Server::start_in(&stopped.data_dir);
+    let admin = server.http();
 
     let roles = admin.get("/v1/roles").body;
     let grants = |role: &str, wanted: &str| -> bool {
