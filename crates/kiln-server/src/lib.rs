@@ -109,15 +109,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
+    let (router, document) = api_router().split_for_parts();
     let cache = Arc::new(auth::cache::AuthCache::default());
     cache.follow(state.store.clone());
     let auth = Arc::new(auth::Auth {
         store: state.store.clone(),
-        routes: auth::route_table(&openapi()),
+        routes: auth::route_table(&document),
         limiter: auth::limiter::Limiter::new(state.auth_failures_per_minute),
         cache,
     });
-    assemble(state, axum::middleware::from_fn_with_state(auth, auth::authorize))
+    assemble(state, router, document, axum::middleware::from_fn_with_state(auth, auth::authorize))
 }
 
 /// The application with authorization replaced by a fixed administrator context. It exists
@@ -138,10 +139,16 @@ pub fn app_without_auth_for_benchmarks(state: AppState) -> Router {
             });
             next.run(request).await
         });
-    assemble(state, trusting)
+    let (router, document) = api_router().split_for_parts();
+    assemble(state, router, document, trusting)
 }
 
-fn assemble<L>(state: AppState, authorization: L) -> Router
+fn assemble<L>(
+    state: AppState,
+    router: Router<AppState>,
+    document: utoipa::openapi::OpenApi,
+    authorization: L,
+) -> Router
 where
     L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
     L::Service:
@@ -149,7 +156,6 @@ where
     <L::Service as tower::Service<axum::extract::Request>>::Response: axum::response::IntoResponse + 'static,
     <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
 {
-    let (router, document) = api_router().split_for_parts();
     router
         .route_layer(authorization)
         .merge(SwaggerUi::new("/docs").url("/v1/openapi.json", document))

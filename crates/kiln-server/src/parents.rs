@@ -1,7 +1,7 @@
 //! Resolving an image's parent: a base image, or an image marked extendable whose own
 //! chain ends at a base image. The image records both its direct parent and that root.
 
-use kiln_model::{BaseImage, Image, Status};
+use kiln_model::{BaseImage, Image};
 use kiln_store::records::key;
 use kiln_store::{Op, Precondition};
 
@@ -43,7 +43,6 @@ pub async fn resolve(view: &View, org: &str, image: &mut Image) -> ApiResult<Vec
                 format!("image {parent_name:?} is not extendable: set extendable on it first"),
             ));
         }
-        refuse_if_deleting(parent.status, "image", &parent.name)?;
         if let Some(revision) = parent.revision {
             checks.push(Op::Check { key: key::<Image>(org, &parent.name), expect: Precondition::Revision(revision) });
         }
@@ -93,7 +92,6 @@ pub async fn resolve(view: &View, org: &str, image: &mut Image) -> ApiResult<Vec
 }
 
 fn settle_base(image: &mut Image, base: &BaseImage, checks: &mut Vec<Op>, org: &str) -> ApiResult<()> {
-    refuse_if_deleting(base.status, "base image", &base.name)?;
     if let Some(language) = &image.language
         && language != &base.language
     {
@@ -111,13 +109,5 @@ fn settle_base(image: &mut Image, base: &BaseImage, checks: &mut Vec<Op>, org: &
         checks.push(Op::Check { key: key::<BaseImage>(org, &base.name), expect: Precondition::Revision(revision) });
     }
     checks.push(crate::dependents::touch::<BaseImage>(org, &base.name));
-    Ok(())
-}
-
-fn refuse_if_deleting(status: Status, noun: &str, name: &str) -> ApiResult<()> {
-    // Nothing marks objects DELETING yet; the registry's deferred deletes will.
-    if status == Status::Deleting {
-        return Err(ApiError::conflict(format!("{noun} {name:?} is being deleted: choose another parent")));
-    }
     Ok(())
 }

@@ -150,7 +150,7 @@ macro_rules! global_resource {
                 let view = View::new(state.store.clone());
                 let mut items = Vec::new();
                 for item in listed::<$ty>(&view).await? {
-                    if visible(&ctx, &view, &item).await? {
+                    if item.visible(&ctx, &view).await? {
                         items.push(item);
                     }
                 }
@@ -164,7 +164,7 @@ macro_rules! global_resource {
             pub async fn get(State(state): State<AppState>, Ctx(ctx): Ctx, PathParam(name): PathParam<String>) -> ApiResult<Response> {
                 let view = View::new(state.store.clone());
                 let object = fetch::<$ty>(&view, &name).await?;
-                if !visible(&ctx, &view, &object).await? {
+                if !object.visible(&ctx, &view).await? {
                     return Err(not_found::<$ty>(&name));
                 }
                 Ok(with_etag(StatusCode::OK, object.revision, None, &object))
@@ -206,17 +206,37 @@ macro_rules! global_resource {
     };
 }
 
-/// Organisations are visible only to subjects bound in them (or in all); users and roles
-/// are identities and vocabulary shared by every organisation.
-async fn visible<R: Resource + 'static>(ctx: &RequestContext, view: &View, object: &R) -> ApiResult<bool> {
-    if std::any::TypeId::of::<R>() != std::any::TypeId::of::<Organization>() {
-        return Ok(true);
+/// What differs between the kinds served by `global_resource!`.
+trait GlobalKind: Resource {
+    /// Objects that exist without being stored (the built-in roles).
+    fn builtin() -> Vec<Self> {
+        Vec::new()
     }
-    if ctx.may_globally(&Permission { resource: "organizations".into(), action: "read".into() }) {
-        return Ok(true);
+
+    /// Whether the caller may see this object at all; users and roles are identities and
+    /// vocabulary shared by every organisation.
+    fn visible(&self, ctx: &RequestContext, view: &View) -> impl std::future::Future<Output = ApiResult<bool>> + Send {
+        let _ = (ctx, view);
+        async { Ok(true) }
     }
-    let name = object.key_name();
-    Ok(!bindings_where(view, |b| *b.subject == *ctx.subject && b.organization == name).await?.is_empty())
+}
+
+impl GlobalKind for User {}
+
+impl GlobalKind for Role {
+    fn builtin() -> Vec<Role> {
+        builtin_roles()
+    }
+}
+
+/// Organisations are visible only to subjects bound in them (or in all).
+impl GlobalKind for Organization {
+    async fn visible(&self, ctx: &RequestContext, view: &View) -> ApiResult<bool> {
+        if ctx.may_globally(&Permission { resource: "organizations".into(), action: "read".into() }) {
+            return Ok(true);
+        }
+        Ok(!bindings_where(view, |b| *b.subject == *ctx.subject && b.organization == self.name).await?.is_empty())
+    }
 }
 
 /// Whether the caller administers bindings of `org`: in that organisation, or in all.
@@ -225,27 +245,15 @@ fn manages_bindings_of(ctx: &RequestContext, org: &str, action: &str) -> bool {
     ctx.may_globally(&wanted) || (org == &*ctx.org && ctx.may(&wanted))
 }
 
-/// Objects of a kind as clients see them; roles include the built-in ones.
-async fn listed<R: Resource + 'static>(view: &View) -> ApiResult<Vec<R>> {
-    let mut items = all::<R>(view).await?;
-    if std::any::TypeId::of::<R>() == std::any::TypeId::of::<Role>() {
-        let builtin: Vec<R> = builtin_roles()
-            .into_iter()
-            .filter_map(|r| serde_json::from_value(serde_json::to_value(r).ok()?).ok())
-            .collect();
-        let mut merged = builtin;
-        merged.append(&mut items);
-        return Ok(merged);
-    }
+/// Objects of a kind as clients see them, built-in ones first.
+async fn listed<R: GlobalKind>(view: &View) -> ApiResult<Vec<R>> {
+    let mut items = R::builtin();
+    items.append(&mut all::<R>(view).await?);
     Ok(items)
 }
 
-async fn fetch<R: Resource + 'static>(view: &View, name: &str) -> ApiResult<R> {
-    if std::any::TypeId::of::<R>() == std::any::TypeId::of::<Role>()
-        && let Some(role) = builtin_roles().into_iter().find(|r| r.name == name)
-        && let Ok(value) = serde_json::to_value(role)
-        && let Ok(object) = serde_json::from_value(value)
-    {
+async fn fetch<R: GlobalKind>(view: &View, name: &str) -> ApiResult<R> {
+    if let Some(object) = R::builtin().into_iter().find(|o| o.key_name() == name) {
         return Ok(object);
     }
     objects::get::<R>(view, GLOBAL, name).await

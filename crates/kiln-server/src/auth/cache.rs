@@ -22,6 +22,8 @@ pub struct Cached {
     pub org: Arc<str>,
     pub permissions: Arc<[Permission]>,
     pub global: Arc<[Permission]>,
+    /// Whether the organisation exists (`default` always does).
+    pub org_exists: bool,
 }
 
 /// Entries of one token: (organisation, when cached, what it may do there).

@@ -309,8 +309,16 @@ async fn check(auth: &Auth, request: &mut Request, audited: bool) -> Result<(), 
             let global = permissions_in(auth.store.as_ref(), &token.subject, ALL_ORGS)
                 .await
                 .map_err(IntoResponse::into_response)?;
+            let org_exists = org == DEFAULT_ORG
+                || auth
+                    .store
+                    .get(&records::key::<Organization>(GLOBAL, &org))
+                    .await
+                    .map_err(|e| ApiError::from(e).into_response())?
+                    .is_some();
             let subject: Arc<str> = token.subject.as_str().into();
             let cached = Arc::new(cache::Cached {
+                org_exists,
                 token,
                 subject,
                 org: org.as_str().into(),
@@ -352,13 +360,7 @@ async fn check(auth: &Auth, request: &mut Request, audited: bool) -> Result<(), 
     if let Requirement::Permission(wanted) = &requirement
         && TENANT_RESOURCES.contains(&wanted.resource.as_str())
         && !context.public_only
-        && org != DEFAULT_ORG
-        && auth
-            .store
-            .get(&records::key::<Organization>(GLOBAL, &org))
-            .await
-            .map_err(|e| ApiError::from(e).into_response())?
-            .is_none()
+        && !cached.org_exists
     {
         return Err(
             ApiError::not_found(format!("organization {org:?} does not exist: create it first")).into_response()
