@@ -294,8 +294,13 @@ pub struct AuditEntry {
     /// Source address of the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    /// HTTP status of the answer.
+    /// HTTP status of the answer; `0` when the server stopped after committing the change
+    /// but before answering.
     pub status: u16,
+    /// Whether the request's change was stored: the entry was written in the same
+    /// transaction as the change, so a stored change always has its entry.
+    #[serde(default)]
+    pub committed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<u64>,
 }

@@ -108,12 +108,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The whole HTTP application.
-pub fn app(state: AppState) -> Router {
+pub fn app(mut state: AppState) -> Router {
     let (router, document) = api_router().split_for_parts();
+    let raw_store = state.store.clone();
+    // Handlers write through this so each request's audit entry joins its change.
+    state.store = Arc::new(auth::audit::AuditingStore::new(raw_store.clone()));
     let cache = Arc::new(auth::cache::AuthCache::default());
-    cache.follow(state.store.clone());
+    cache.follow(raw_store.clone());
     let auth = Arc::new(auth::Auth {
-        store: state.store.clone(),
+        store: raw_store,
         routes: auth::route_table(&document),
         limiter: auth::limiter::Limiter::new(state.auth_failures_per_minute),
         cache,

@@ -307,8 +307,10 @@ fn every_mutation_is_audited_and_no_token_is_written_anywhere() {
     };
     let created_entry = find("admin", "POST", "/v1/base-images").expect("the create is audited");
     assert_eq!(created_entry["status"], 201);
+    assert_eq!(created_entry["committed"], true, "the entry was stored with the change: {created_entry}");
     assert!(created_entry["source"].as_str().is_some_and(|s| s.starts_with("127.")), "{created_entry}");
-    assert_eq!(find("dave", "DELETE", "/v1/base-images/audited").expect("refused delete audited")["status"], 403);
+    let refused = find("dave", "DELETE", "/v1/base-images/audited").expect("refused delete audited");
+    assert_eq!((refused["status"].as_u64(), refused["committed"].as_bool()), (Some(403), Some(false)));
     assert_eq!(find("anonymous", "POST", "/v1/images").expect("anonymous attempt audited")["status"], 401);
     assert!(find("dave", "GET", "/v1/base-images/audited").is_none(), "reads are not mutations");
     let filtered = admin.get("/v1/audit?subject=dave&status=403");

@@ -221,9 +221,22 @@ pub async fn authorize(State(auth): State<Arc<Auth>>, mut request: Request, next
     let checked = check(&auth, &mut request, true).await;
     let subject = request.extensions().get::<VerifiedSubject>().map(|s| s.0.clone());
     let org = request.extensions().get::<RequestContext>().map(|c| c.org.to_string());
+    let entry = audit::entry(
+        subject.as_deref().unwrap_or("anonymous"),
+        org.or(header_org).unwrap_or_else(|| DEFAULT_ORG.to_string()),
+        &method,
+        &path,
+        source,
+        0,
+    );
     let response = match checked {
-        Ok(()) => next.run(request).await,
-        Err(response) => response,
+        Ok(()) => audit::around(auth.store.as_ref(), entry, next.run(request)).await,
+        Err(response) => {
+            let mut entry = entry;
+            entry.status = response.status().as_u16();
+            audit::record(auth.store.as_ref(), &entry).await;
+            response
+        }
     };
     // A change to who may do what applies to the very next request.
     if ["/v1/users", "/v1/roles", "/v1/role-bindings", "/v1/tokens", "/v1/organizations"]
@@ -232,15 +245,6 @@ pub async fn authorize(State(auth): State<Arc<Auth>>, mut request: Request, next
     {
         auth.cache.clear();
     }
-    let entry = audit::entry(
-        subject.as_deref().unwrap_or("anonymous"),
-        org.or(header_org).unwrap_or_else(|| DEFAULT_ORG.to_string()),
-        &method,
-        &path,
-        source,
-        response.status().as_u16(),
-    );
-    audit::record(auth.store.as_ref(), &entry).await;
     response
 }
 
