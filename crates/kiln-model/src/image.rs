@@ -12,7 +12,8 @@ use crate::validation::{ValidationErrors, check_language, check_name, check_text
 /// A runtime image. Name the parent with `baseImageName` (a base image, or an image
 /// marked `extendable`) or `parentImageName` (an extendable image). The server records
 /// the direct parent image in `parentImageName` and the base image at the root of the
-/// chain in `baseImageName`.
+/// chain in `baseImageName`. A parent in another organisation is named `org/name` and must
+/// be public there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Image {
@@ -134,10 +135,10 @@ impl Image {
             (None, None) => errors.push("baseImageName", "is required: name a base image or an extendable image"),
             (base, parent) => {
                 if let Some(base) = base {
-                    check_name(&mut errors, "baseImageName", base);
+                    check_parent_reference(&mut errors, "baseImageName", base);
                 }
                 if let Some(parent) = parent {
-                    check_name(&mut errors, "parentImageName", parent);
+                    check_parent_reference(&mut errors, "parentImageName", parent);
                     if parent == &self.name {
                         errors.push("parentImageName", "an image cannot be its own parent");
                     }
@@ -201,6 +202,34 @@ impl Image {
     pub fn parent_name(&self) -> Option<&str> {
         self.parent_image_name.as_deref().or(self.base_image_name.as_deref())
     }
+}
+
+/// Splits a parent reference into its organisation (when it names another one, `org/name`)
+/// and its name.
+pub fn split_parent_reference(reference: &str) -> (Option<&str>, &str) {
+    match reference.split_once('/') {
+        Some((org, name)) => (Some(org), name),
+        None => (None, reference),
+    }
+}
+
+/// The organisation and name a parent reference of an image in `org` points at.
+pub fn resolve_parent_reference<'a>(org: &'a str, reference: &'a str) -> (&'a str, &'a str) {
+    let (named_org, name) = split_parent_reference(reference);
+    (named_org.unwrap_or(org), name)
+}
+
+/// How an image in `org` names a parent in `parent_org`: bare within its organisation.
+pub fn parent_reference(org: &str, parent_org: &str, name: &str) -> String {
+    if org == parent_org { name.to_string() } else { format!("{parent_org}/{name}") }
+}
+
+fn check_parent_reference(errors: &mut ValidationErrors, field: &str, reference: &str) {
+    let (org, name) = split_parent_reference(reference);
+    if let Some(org) = org {
+        check_name(errors, field, org);
+    }
+    check_name(errors, field, name);
 }
 
 fn check_package_json(errors: &mut ValidationErrors, manifest: &str) {

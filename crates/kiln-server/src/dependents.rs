@@ -16,11 +16,16 @@ use crate::view::View;
 /// How often a forced delete retries when a dependent changes under it.
 const ATTEMPTS: usize = 5;
 
-/// The `409` answer naming the images that stand in the way.
-pub fn in_use(message: &str, dependents: &[Image]) -> ApiError {
-    let names: Vec<&str> = dependents.iter().map(|i| i.name.as_str()).collect();
+/// The `409` answer naming the images that stand in the way. Images of other
+/// organisations (built on a public parent) are counted, never named.
+pub fn in_use(message: &str, org: &str, dependents: &[Image]) -> ApiError {
+    let (own, foreign): (Vec<&Image>, Vec<&Image>) = dependents.iter().partition(|i| i.organization == org);
+    let mut names: Vec<String> = own.iter().map(|i| i.name.clone()).collect();
+    if !foreign.is_empty() {
+        names.push(format!("{} image(s) of other organisations", foreign.len()));
+    }
     ApiError::conflict(format!("{message}: used by {}", names.join(", ")))
-        .with_details(dependents.iter().map(|i| FieldError::new("images", i.name.clone())).collect())
+        .with_details(own.iter().map(|i| FieldError::new("images", i.name.clone())).collect())
 }
 
 /// Objects that images can be built on.
@@ -76,6 +81,7 @@ pub async fn delete<P: Parent>(view: &View, org: &str, name: &str, expected: Opt
         if !dependents.is_empty() && !force {
             return Err(in_use(
                 &format!("{} {name:?} cannot be deleted: delete its images first or pass force=true", P::NOUN),
+                org,
                 &dependents,
             ));
         }
@@ -87,7 +93,7 @@ pub async fn delete<P: Parent>(view: &View, org: &str, name: &str, expected: Opt
             dependent.reason.push(format!("{} {name:?} it was built on was deleted", P::NOUN));
             dependent.updated_time = Some(Utc::now());
             ops.push(Op::Put {
-                key: key::<Image>(org, &dependent.name),
+                key: key::<Image>(&dependent.organization, &dependent.name),
                 value: encode(&dependent)?,
                 expect: Precondition::Revision(dep_revision),
             });

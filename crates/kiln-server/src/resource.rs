@@ -101,19 +101,28 @@ impl Resource for BaseImage {
             && filter.status.is_none_or(|s| s == self.status)
     }
     async fn prepare(&mut self, view: &View, org: &str, previous: Option<&Self>) -> ApiResult<Vec<Op>> {
-        if let Some(previous) = previous
-            && previous.language != self.language
-        {
-            let (dependents, check) = crate::dependents::guard::<BaseImage>(view, org, &self.name).await?;
-            if !dependents.is_empty() {
-                return Err(crate::dependents::in_use(
-                    &format!("the language of base image {:?} cannot change while images are built on it", self.name),
-                    &dependents,
-                ));
-            }
-            return Ok(vec![check]);
+        let Some(previous) = previous else { return Ok(Vec::new()) };
+        let language_changes = previous.language != self.language;
+        let goes_private = previous.is_public() && !self.is_public();
+        if !language_changes && !goes_private {
+            return Ok(Vec::new());
         }
-        Ok(Vec::new())
+        let (dependents, check) = crate::dependents::guard::<BaseImage>(view, org, &self.name).await?;
+        let (message, blocking) = if language_changes {
+            (
+                format!("the language of base image {:?} cannot change while images are built on it", self.name),
+                dependents,
+            )
+        } else {
+            (
+                format!("base image {:?} must stay public while other organisations build on it", self.name),
+                dependents.into_iter().filter(|i| i.organization != org).collect(),
+            )
+        };
+        if !blocking.is_empty() {
+            return Err(crate::dependents::in_use(&message, org, &blocking));
+        }
+        Ok(vec![check])
     }
 }
 
@@ -140,19 +149,25 @@ impl Resource for Image {
     }
     async fn prepare(&mut self, view: &View, org: &str, previous: Option<&Self>) -> ApiResult<Vec<Op>> {
         let mut ops = crate::parents::resolve(view, org, self).await?;
-        if let Some(previous) = previous
-            && previous.extendable
-            && !self.extendable
-        {
-            let (children, check) = crate::dependents::guard::<Image>(view, org, &self.name).await?;
-            if !children.is_empty() {
-                return Err(crate::dependents::in_use(
-                    &format!("image {:?} must stay extendable while images are built on it", self.name),
-                    &children,
-                ));
-            }
-            ops.push(check);
+        let Some(previous) = previous else { return Ok(ops) };
+        let stops_extending = previous.extendable && !self.extendable;
+        let goes_private = previous.is_public() && !self.is_public();
+        if !stops_extending && !goes_private {
+            return Ok(ops);
         }
+        let (children, check) = crate::dependents::guard::<Image>(view, org, &self.name).await?;
+        let (message, blocking) = if stops_extending {
+            (format!("image {:?} must stay extendable while images are built on it", self.name), children)
+        } else {
+            (
+                format!("image {:?} must stay public while other organisations build on it", self.name),
+                children.into_iter().filter(|i| i.organization != org).collect(),
+            )
+        };
+        if !blocking.is_empty() {
+            return Err(crate::dependents::in_use(&message, org, &blocking));
+        }
+        ops.push(check);
         Ok(ops)
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use kiln_model::{BaseImage, Image};
+use kiln_model::Image;
 use kiln_store::records::{self, Record};
 use kiln_store::{KvStore, StoreError};
 use serde_json::Value;
@@ -56,11 +56,19 @@ impl View {
 
     /// Every object of the kind in the organisation, staged ones included.
     pub async fn all<R: Record>(&self, org: &str) -> ApiResult<Vec<R>> {
-        let prefix = records::prefix::<R>(org);
+        self.scan(&records::prefix::<R>(org)).await
+    }
+
+    /// Every object of the kind in every organisation, staged ones included.
+    pub async fn all_orgs<R: Record>(&self) -> ApiResult<Vec<R>> {
+        self.scan(&format!("{}/", R::COLLECTION)).await
+    }
+
+    async fn scan<R: Record>(&self, prefix: &str) -> ApiResult<Vec<R>> {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self.store.list(&prefix, after.as_deref(), SCAN_BATCH).await?;
+            let page = self.store.list(prefix, after.as_deref(), SCAN_BATCH).await?;
             for entry in &page.entries {
                 if !self.staged.contains_key(&entry.key) {
                     out.push(records::decode(entry)?);
@@ -72,7 +80,7 @@ impl View {
             }
         }
         for (key, value) in &self.staged {
-            if key.starts_with(&prefix)
+            if key.starts_with(prefix)
                 && let Ok(object) = serde_json::from_value::<R>(value.clone())
             {
                 out.push(object);
@@ -81,22 +89,28 @@ impl View {
         Ok(out)
     }
 
-    /// Images whose chain of parents ends at this base image.
+    /// Images, in any organisation, whose chain of parents ends at this base image.
     pub async fn dependents_of_base(&self, org: &str, base: &str) -> ApiResult<Vec<Image>> {
-        Ok(self.all::<Image>(org).await?.into_iter().filter(|i| i.base_image_name.as_deref() == Some(base)).collect())
-    }
-
-    /// Images whose direct parent is this image.
-    pub async fn children_of_image(&self, org: &str, image: &str) -> ApiResult<Vec<Image>> {
         Ok(self
-            .all::<Image>(org)
+            .all_orgs::<Image>()
             .await?
             .into_iter()
-            .filter(|i| i.parent_image_name.as_deref() == Some(image))
+            .filter(|i| i.base_image_name.as_deref().is_some_and(|r| points_at(i, r, org, base)))
             .collect())
     }
 
-    pub async fn base_image(&self, org: &str, name: &str) -> ApiResult<Option<BaseImage>> {
-        self.get::<BaseImage>(org, name).await
+    /// Images, in any organisation, whose direct parent is this image.
+    pub async fn children_of_image(&self, org: &str, image: &str) -> ApiResult<Vec<Image>> {
+        Ok(self
+            .all_orgs::<Image>()
+            .await?
+            .into_iter()
+            .filter(|i| i.parent_image_name.as_deref().is_some_and(|r| points_at(i, r, org, image)))
+            .collect())
     }
+}
+
+/// Whether `reference`, a parent named by `image`, is the object `name` of `org`.
+fn points_at(image: &Image, reference: &str, org: &str, name: &str) -> bool {
+    kiln_model::image::resolve_parent_reference(&image.organization, reference) == (org, name)
 }

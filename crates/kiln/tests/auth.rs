@@ -221,6 +221,62 @@ fn organisations_keep_their_objects_apart() {
 }
 
 #[test]
+fn images_build_on_public_parents_of_other_organisations() {
+    let server = Server::start();
+    let admin = server.http();
+    for org in ["acme", "other"] {
+        assert_eq!(admin.post("/v1/organizations", json!({"name": org})).status, 201);
+    }
+    let bob = server.http_as(Some(&subject_with_role(&admin, "bob", "developer-lead", "other")));
+    let in_org = |org: &'static str| [("x-kiln-org", org)];
+    let in_acme =
+        |method: &str, path: &str, body: serde_json::Value| admin.call(method, path, Some(&body), &in_org("acme"));
+    let mut shared = base_image("shared-base");
+    shared["visibility"] = json!("public");
+    assert_eq!(in_acme("POST", "/v1/base-images", shared.clone()).status, 201);
+    assert_eq!(in_acme("POST", "/v1/base-images", base_image("secret-base")).status, 201);
+    let runtime =
+        json!({"name": "runtime", "baseImageName": "shared-base", "extendable": true, "visibility": "public"});
+    assert_eq!(in_acme("POST", "/v1/images", runtime).status, 201);
+
+    let create = |name: &str, field: &str, parent: &str| {
+        bob.call("POST", "/v1/images", Some(&json!({"name": name, field: parent})), &in_org("other"))
+    };
+    let app = create("app", "baseImageName", "acme/shared-base");
+    assert_eq!(app.status, 201, "{}", app.text);
+    assert_eq!(
+        (app.body["baseImageName"].as_str(), app.body["language"].as_str()),
+        (Some("acme/shared-base"), Some("python3"))
+    );
+    let layered = create("layered", "parentImageName", "acme/runtime");
+    assert_eq!(layered.status, 201, "{}", layered.text);
+    assert_eq!(layered.body["baseImageName"], "acme/shared-base", "the root is named from the image's organisation");
+    let hidden = create("x", "baseImageName", "acme/secret-base");
+    let missing = create("x", "baseImageName", "acme/never-existed");
+    assert_eq!((hidden.status, missing.status), (422, 422));
+    assert_eq!(
+        hidden.body["message"].as_str().map(|m| m.replace("secret-base", "X")),
+        missing.body["message"].as_str().map(|m| m.replace("never-existed", "X")),
+        "a private parent looks like a missing one"
+    );
+    assert_eq!(create("x", "baseImageName", "a/b/c").status, 422);
+
+    // The owner cannot pull the ground from under another organisation by accident, and
+    // learns only how many of its images stand there, not their names.
+    let refused = admin.call("DELETE", "/v1/base-images/shared-base", None, &in_org("acme"));
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    let message = refused.body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("runtime") && message.contains("2 image(s) of other organisations"), "{message}");
+    assert!(!message.contains("app") && !message.contains("layered"), "{message}");
+    shared["visibility"] = json!("private");
+    assert_eq!(in_acme("PUT", "/v1/base-images/shared-base", shared).status, 409, "must stay public");
+    let forced = admin.call("DELETE", "/v1/base-images/shared-base?force=true", None, &in_org("acme"));
+    assert_eq!(forced.status, 200, "{}", forced.text);
+    let app = bob.call("GET", "/v1/images/app", None, &in_org("other"));
+    assert_eq!(app.body["status"], "ERROR", "{}", app.text);
+}
+
+#[test]
 fn binding_changes_take_effect_at_once() {
     let server = Server::start();
     let admin = server.http();
