@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Failed attempts allowed per address per window, unless configured otherwise.
@@ -15,6 +16,8 @@ const MAX_TRACKED: usize = 100_000;
 pub struct Limiter {
     max_failures: u32,
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// Set once any failure is tracked, so good requests skip the lock while nobody fails.
+    any_failures: AtomicBool,
 }
 
 impl Default for Limiter {
@@ -25,11 +28,14 @@ impl Default for Limiter {
 
 impl Limiter {
     pub fn new(max_failures: u32) -> Limiter {
-        Limiter { max_failures: max_failures.max(1), failures: Mutex::default() }
+        Limiter { max_failures: max_failures.max(1), failures: Mutex::default(), any_failures: AtomicBool::new(false) }
     }
 
     /// Seconds to wait if `address` is blocked now.
     pub fn blocked(&self, address: IpAddr) -> Option<u64> {
+        if !self.any_failures.load(Ordering::Relaxed) {
+            return None;
+        }
         let failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (start, count) = failures.get(&address)?;
         let elapsed = start.elapsed();
@@ -38,6 +44,7 @@ impl Limiter {
 
     pub fn failed(&self, address: IpAddr) {
         let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.any_failures.store(true, Ordering::Relaxed);
         if failures.len() >= MAX_TRACKED {
             failures.retain(|_, (start, _)| start.elapsed() < WINDOW);
         }

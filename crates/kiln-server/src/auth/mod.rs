@@ -165,12 +165,13 @@ fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The organisation named by the request; `default` if none.
-fn requested_org(request: &Request) -> Result<String, ApiError> {
-    let Some(value) = request.headers().get(ORG_HEADER) else { return Ok(DEFAULT_ORG.to_string()) };
-    let org = value.to_str().map_err(|_| ApiError::bad_request("X-Kiln-Org is not readable text"))?.trim().to_string();
+/// The organisation named by the request; `default` if none. Borrowed: most requests hit
+/// the cache and never need their own copy.
+fn requested_org(request: &Request) -> Result<&str, ApiError> {
+    let Some(value) = request.headers().get(ORG_HEADER) else { return Ok(DEFAULT_ORG) };
+    let org = value.to_str().map_err(|_| ApiError::bad_request("X-Kiln-Org is not readable text"))?.trim();
     let mut errors = kiln_model::ValidationErrors::default();
-    kiln_model::validation::check_name(&mut errors, "X-Kiln-Org", &org);
+    kiln_model::validation::check_name(&mut errors, "X-Kiln-Org", org);
     errors.into_result().map_err(ApiError::invalid)?;
     Ok(org)
 }
@@ -251,14 +252,14 @@ pub async fn authorize(State(auth): State<Arc<Auth>>, mut request: Request, next
 async fn check(auth: &Auth, request: &mut Request, audited: bool) -> Result<(), Response> {
     let template = request.extensions().get::<MatchedPath>().cloned();
     let template = template.as_ref().map_or("", MatchedPath::as_str);
-    let requirement = auth.routes.get(request.method(), template).cloned().ok_or_else(|| {
+    let requirement = auth.routes.get(request.method(), template).ok_or_else(|| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("{} {template} declares no permission; refusing it", request.method()),
         )
         .into_response()
     })?;
-    if requirement == Requirement::Public {
+    if *requirement == Requirement::Public {
         return Ok(());
     }
     let source = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
@@ -285,7 +286,7 @@ async fn check(auth: &Auth, request: &mut Request, audited: bool) -> Result<(), 
         unauthorized(message)
     };
     let org = requested_org(request).map_err(IntoResponse::into_response)?;
-    let cached = match auth.cache.get(&digest, &org) {
+    let cached = match auth.cache.get(&digest, org) {
         Some(cached) if cached.token.usable_at(Utc::now()).is_ok() => cached,
         _ => {
             let secret = bearer(request.headers()).unwrap_or_default().to_string();
@@ -309,14 +310,14 @@ async fn check(auth: &Auth, request: &mut Request, audited: bool) -> Result<(), 
                 _ => return Err(fail("the token's subject is disabled or gone")),
             }
             let permissions =
-                permissions_in(auth.store.as_ref(), &token.subject, &org).await.map_err(IntoResponse::into_response)?;
+                permissions_in(auth.store.as_ref(), &token.subject, org).await.map_err(IntoResponse::into_response)?;
             let global = permissions_in(auth.store.as_ref(), &token.subject, ALL_ORGS)
                 .await
                 .map_err(IntoResponse::into_response)?;
             let org_exists = org == DEFAULT_ORG
                 || auth
                     .store
-                    .get(&records::key::<Organization>(GLOBAL, &org))
+                    .get(&records::key::<Organization>(GLOBAL, org))
                     .await
                     .map_err(|e| ApiError::from(e).into_response())?
                     .is_some();
@@ -325,11 +326,11 @@ async fn check(auth: &Auth, request: &mut Request, audited: bool) -> Result<(), 
                 org_exists,
                 token,
                 subject,
-                org: org.as_str().into(),
+                org: org.into(),
                 permissions: permissions.into(),
                 global: global.into(),
             });
-            auth.cache.put(digest, &org, cached.clone());
+            auth.cache.put(digest, org, cached.clone());
             cached
         }
     };
@@ -358,7 +359,7 @@ async fn check(auth: &Auth, request: &mut Request, audited: bool) -> Result<(), 
         if TENANT_RESOURCES.contains(&wanted.resource.as_str()) && wanted.action == "read" {
             context.public_only = true;
         } else {
-            return Err(forbidden(wanted, &org).into_response());
+            return Err(forbidden(wanted, &cached.org).into_response());
         }
     }
     if let Requirement::Permission(wanted) = &requirement
@@ -366,9 +367,8 @@ async fn check(auth: &Auth, request: &mut Request, audited: bool) -> Result<(), 
         && !context.public_only
         && !cached.org_exists
     {
-        return Err(
-            ApiError::not_found(format!("organization {org:?} does not exist: create it first")).into_response()
-        );
+        return Err(ApiError::not_found(format!("organization {:?} does not exist: create it first", cached.org))
+            .into_response());
     }
     request.extensions_mut().insert(context);
     Ok(())
