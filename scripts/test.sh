@@ -18,6 +18,11 @@ apt_install() {
 missing=()
 command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+# The registry conformance suite runs against Debian's docker-registry (distribution 2.8);
+# skopeo and umoci are the OCI clients the registry is to be exercised with.
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+command -v skopeo >/dev/null || missing+=(skopeo)
+command -v umoci >/dev/null || missing+=(umoci)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing ${missing[*]}"
     apt_install "${missing[@]}"

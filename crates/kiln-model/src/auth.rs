@@ -9,9 +9,10 @@ use utoipa::ToSchema;
 use crate::validation::{ValidationErrors, check_name, check_text};
 
 /// Everything a permission can be about.
-pub const RESOURCES: [&str; 10] = [
+pub const RESOURCES: [&str; 11] = [
     "base-images",
     "images",
+    "repositories",
     "packages",
     "package-sources",
     "users",
@@ -109,13 +110,22 @@ pub fn builtin_roles() -> Vec<Role> {
                 "package-sources:read",
                 "images:read",
                 "images:write",
+                "repositories:read",
+                "repositories:write",
                 "organizations:read",
             ],
         ),
         role(
             "function-developer",
             "Reads everything the organisation holds",
-            &["base-images:read", "packages:read", "package-sources:read", "images:read", "organizations:read"],
+            &[
+                "base-images:read",
+                "packages:read",
+                "package-sources:read",
+                "images:read",
+                "repositories:read",
+                "organizations:read",
+            ],
         ),
     ]
 }

@@ -121,7 +121,21 @@ pub fn app(mut state: AppState) -> Router {
         limiter: auth::limiter::Limiter::new(state.auth_failures_per_minute),
         cache,
     });
-    assemble(state, router, document, axum::middleware::from_fn_with_state(auth, auth::authorize))
+    let registry = state.blobs.clone().map(|blobs| {
+        let access = Arc::new(auth::registry::RegistryAccess(auth.clone()));
+        Arc::new(kiln_registry::Registry::new(state.store.clone(), blobs, access, state.registry.clone()))
+    });
+    let rest = assemble(state, router, document, axum::middleware::from_fn_with_state(auth.clone(), auth::authorize));
+    match registry {
+        Some(registry) => {
+            kiln_registry::gc::spawn(registry.clone());
+            let v2 = kiln_registry::router(registry)
+                .layer(axum::middleware::from_fn_with_state(auth, auth::registry::audit))
+                .layer(tower_http::trace::TraceLayer::new_for_http());
+            rest.merge(v2)
+        }
+        None => rest,
+    }
 }
 
 /// The application with authorization replaced by a fixed administrator context. It exists

@@ -1,7 +1,9 @@
-//! What every handler shares: the metadata store behind its trait.
+//! What every handler shares: the metadata store behind its trait, and where registry
+//! blobs live (chosen by the binary, which knows the data directory).
 
 use std::sync::Arc;
 
+use kiln_registry::blobs::BlobStore;
 use kiln_store::KvStore;
 
 #[derive(Clone)]
@@ -9,10 +11,18 @@ pub struct AppState {
     pub store: Arc<dyn KvStore>,
     /// Failed authentications allowed per source address per minute.
     pub auth_failures_per_minute: u32,
+    /// The registry's blob storage; without it `/v2` is not served.
+    pub blobs: Option<Arc<dyn BlobStore>>,
+    pub registry: kiln_registry::Settings,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn KvStore>) -> AppState {
-        AppState { store, auth_failures_per_minute: crate::auth::limiter::MAX_FAILURES }
+        AppState {
+            store,
+            auth_failures_per_minute: crate::auth::limiter::MAX_FAILURES,
+            blobs: None,
+            registry: kiln_registry::Settings::default(),
+        }
     }
 }

@@ -206,6 +206,15 @@ pub struct ServeArgs {
     /// Failed authentications allowed per source address per minute before it gets 429.
     #[arg(long, env = "KILN_AUTH_FAILURES_PER_MINUTE")]
     pub auth_failures_per_minute: Option<u32>,
+    /// Seconds an unreferenced registry blob is kept before garbage collection removes it.
+    #[arg(long, env = "KILN_REGISTRY_GC_GRACE_SECONDS")]
+    pub registry_gc_grace_seconds: Option<u64>,
+    /// Seconds between registry garbage collection runs.
+    #[arg(long, env = "KILN_REGISTRY_GC_INTERVAL_SECONDS")]
+    pub registry_gc_interval_seconds: Option<u64>,
+    /// Seconds an idle blob upload lives before it is removed.
+    #[arg(long, env = "KILN_REGISTRY_UPLOAD_TTL_SECONDS")]
+    pub registry_upload_ttl_seconds: Option<u64>,
     /// Log filter, such as `info` or `kiln_server=debug`.
     #[arg(long, env = "KILN_LOG")]
     pub log: Option<String>,

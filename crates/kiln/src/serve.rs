@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -13,6 +14,8 @@ use crate::cli::ServeArgs;
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_DATA_DIR: &str = "./kiln-data";
 const STORE_FILE: &str = "kiln.redb";
+/// Registry blobs and uploads live under this directory of the data directory.
+const REGISTRY_DIR: &str = "registry";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,14 +24,18 @@ struct ConfigFile {
     data_dir: Option<PathBuf>,
     log: Option<String>,
     auth_failures_per_minute: Option<u32>,
+    registry_gc_grace_seconds: Option<u64>,
+    registry_gc_interval_seconds: Option<u64>,
+    registry_upload_ttl_seconds: Option<u64>,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct Settings {
     listen: String,
     data_dir: PathBuf,
     log: String,
     auth_failures_per_minute: Option<u32>,
+    registry: kiln_registry::Settings,
 }
 
 fn read_config(path: &Path) -> Result<ConfigFile> {
@@ -46,6 +53,26 @@ fn settle(args: ServeArgs) -> Result<Settings> {
         data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
         log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
         auth_failures_per_minute: args.auth_failures_per_minute.or(file.auth_failures_per_minute),
+        registry: {
+            let defaults = kiln_registry::Settings::default();
+            let seconds = |flag: Option<u64>, file: Option<u64>, default: Duration| {
+                flag.or(file).map(Duration::from_secs).unwrap_or(default)
+            };
+            kiln_registry::Settings {
+                gc_grace: seconds(args.registry_gc_grace_seconds, file.registry_gc_grace_seconds, defaults.gc_grace),
+                gc_interval: seconds(
+                    args.registry_gc_interval_seconds,
+                    file.registry_gc_interval_seconds,
+                    defaults.gc_interval,
+                )
+                .max(Duration::from_secs(1)),
+                upload_ttl: seconds(
+                    args.registry_upload_ttl_seconds,
+                    file.registry_upload_ttl_seconds,
+                    defaults.upload_ttl,
+                ),
+            }
+        },
     })
 }
 
@@ -79,7 +106,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     println!("listening on http://{address}");
     tracing::info!(%address, data_dir = %settings.data_dir.display(), "kiln is serving");
 
+    let registry_dir = settings.data_dir.join(REGISTRY_DIR);
+    let blobs = kiln_registry::blobs::FsBlobStore::open(&registry_dir)
+        .with_context(|| format!("cannot open the registry's blob directory {}", registry_dir.display()))?;
     let mut state = kiln_server::AppState::new(store);
+    state.blobs = Some(Arc::new(blobs));
+    state.registry = settings.registry;
     if let Some(limit) = settings.auth_failures_per_minute {
         state.auth_failures_per_minute = limit;
     }
@@ -121,6 +153,9 @@ mod tests {
             config,
             log: None,
             auth_failures_per_minute: None,
+            registry_gc_grace_seconds: None,
+            registry_gc_interval_seconds: None,
+            registry_upload_ttl_seconds: None,
         }
     }
 

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod bootstrap;
 pub mod cache;
 pub mod limiter;
+pub mod registry;
 pub mod resources;
 pub mod tokens;
 
@@ -276,63 +277,19 @@ async fn check(auth: &Auth, request: &mut Request, audited: bool) -> Result<(), 
         }
         return Err(response);
     }
-    let Some(digest) = bearer(request.headers()).map(tokens::digest) else {
+    let Some(secret) = bearer(request.headers()) else {
         return Err(unauthorized("a token is required: send Authorization: Bearer <token> (kiln login stores one)"));
     };
-    let fail = |message: &str| {
-        if let Some(address) = source {
-            auth.limiter.failed(address);
-        }
-        unauthorized(message)
-    };
     let org = requested_org(request).map_err(IntoResponse::into_response)?;
-    let cached = match auth.cache.get(&digest, org) {
-        Some(cached) if cached.token.usable_at(Utc::now()).is_ok() => cached,
-        _ => {
-            let secret = bearer(request.headers()).unwrap_or_default().to_string();
-            let token = match tokens::verify(auth.store.as_ref(), &secret).await.map_err(IntoResponse::into_response)? {
-                Ok(token) => token,
-                Err(tokens::Refusal::Unknown) => {
-                    return Err(fail("the token is not valid: log in again with a current token"));
-                }
-                Err(tokens::Refusal::Unusable(why)) => return Err(fail(&format!("{why}: create a new token"))),
-            };
-            let user = auth
-                .store
-                .get(&records::key::<kiln_model::auth::User>(GLOBAL, &token.subject))
-                .await
-                .map_err(|e| ApiError::from(e).into_response())?
-                .map(|e| records::decode::<kiln_model::auth::User>(&e))
-                .transpose()
-                .map_err(|e| ApiError::from(e).into_response())?;
-            match user {
-                Some(user) if !user.disabled => {}
-                _ => return Err(fail("the token's subject is disabled or gone")),
+    let cached = match resolve(auth, secret, org).await {
+        Ok(cached) => cached,
+        Err(Refused::Token(message)) => {
+            if let Some(address) = source {
+                auth.limiter.failed(address);
             }
-            let permissions =
-                permissions_in(auth.store.as_ref(), &token.subject, org).await.map_err(IntoResponse::into_response)?;
-            let global = permissions_in(auth.store.as_ref(), &token.subject, ALL_ORGS)
-                .await
-                .map_err(IntoResponse::into_response)?;
-            let org_exists = org == DEFAULT_ORG
-                || auth
-                    .store
-                    .get(&records::key::<Organization>(GLOBAL, org))
-                    .await
-                    .map_err(|e| ApiError::from(e).into_response())?
-                    .is_some();
-            let subject: Arc<str> = token.subject.as_str().into();
-            let cached = Arc::new(cache::Cached {
-                org_exists,
-                token,
-                subject,
-                org: org.into(),
-                permissions: permissions.into(),
-                global: global.into(),
-            });
-            auth.cache.put(digest, org, cached.clone());
-            cached
+            return Err(unauthorized(&message));
         }
+        Err(Refused::Failed(e)) => return Err(e.into_response()),
     };
     let (token, permissions) = (&cached.token, cached.permissions.clone());
     if audited {
@@ -372,6 +329,58 @@ async fn check(auth: &Auth, request: &mut Request, audited: bool) -> Result<(), 
     }
     request.extensions_mut().insert(context);
     Ok(())
+}
+
+/// Why a token was not accepted.
+pub enum Refused {
+    /// The token is unknown, expired, revoked or its subject disabled; counts as a failure.
+    Token(String),
+    Failed(ApiError),
+}
+
+/// What the token `secret` may do in `org`, from the cache or the store.
+pub async fn resolve(auth: &Auth, secret: &str, org: &str) -> Result<Arc<cache::Cached>, Refused> {
+    let digest = tokens::digest(secret);
+    if let Some(cached) = auth.cache.get(&digest, org)
+        && cached.token.usable_at(Utc::now()).is_ok()
+    {
+        return Ok(cached);
+    }
+    let store = auth.store.as_ref();
+    let token = match tokens::verify(store, secret).await.map_err(Refused::Failed)? {
+        Ok(token) => token,
+        Err(tokens::Refusal::Unknown) => {
+            return Err(Refused::Token("the token is not valid: log in again with a current token".into()));
+        }
+        Err(tokens::Refusal::Unusable(why)) => return Err(Refused::Token(format!("{why}: create a new token"))),
+    };
+    let failed = |e: kiln_store::StoreError| Refused::Failed(e.into());
+    let user = store
+        .get(&records::key::<kiln_model::auth::User>(GLOBAL, &token.subject))
+        .await
+        .map_err(failed)?
+        .map(|e| records::decode::<kiln_model::auth::User>(&e))
+        .transpose()
+        .map_err(failed)?;
+    match user {
+        Some(user) if !user.disabled => {}
+        _ => return Err(Refused::Token("the token's subject is disabled or gone".into())),
+    }
+    let permissions = permissions_in(store, &token.subject, org).await.map_err(Refused::Failed)?;
+    let global = permissions_in(store, &token.subject, ALL_ORGS).await.map_err(Refused::Failed)?;
+    let org_exists =
+        org == DEFAULT_ORG || store.get(&records::key::<Organization>(GLOBAL, org)).await.map_err(failed)?.is_some();
+    let subject: Arc<str> = token.subject.as_str().into();
+    let cached = Arc::new(cache::Cached {
+        org_exists,
+        token,
+        subject,
+        org: org.into(),
+        permissions: permissions.into(),
+        global: global.into(),
+    });
+    auth.cache.put(digest, org, cached.clone());
+    Ok(cached)
 }
 
 /// Records when a token was last used, at most once a minute, without delaying the request.
