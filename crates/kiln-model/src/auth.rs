@@ -9,10 +9,11 @@ use utoipa::ToSchema;
 use crate::validation::{ValidationErrors, check_name, check_text};
 
 /// Everything a permission can be about.
-pub const RESOURCES: [&str; 11] = [
+pub const RESOURCES: [&str; 12] = [
     "base-images",
     "images",
     "repositories",
+    "registry",
     "packages",
     "package-sources",
     "users",

@@ -44,6 +44,7 @@ pub use state::AppState;
         (name = "definitions", description = "Definition files and their JSON Schemas"),
         (name = "access", description = "Users, service accounts, roles, organisations and role bindings"),
         (name = "tokens", description = "API tokens"),
+        (name = "registry", description = "The built-in OCI registry's maintenance (the registry itself is served under /v2)"),
         (name = "system", description = "Health and identity"),
     ),
     modifiers(&BearerScheme)
@@ -95,6 +96,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::tokens::create, api::tokens::list))
         .routes(routes!(api::tokens::revoke))
         .routes(routes!(api::audit::list))
+        .routes(routes!(api::registry::collect))
         .routes(routes!(api::apply::apply))
         .routes(routes!(api::schemas::list))
         .routes(routes!(api::schemas::get))
@@ -125,6 +127,7 @@ pub fn app(mut state: AppState) -> Router {
         let access = Arc::new(auth::registry::RegistryAccess(auth.clone()));
         Arc::new(kiln_registry::Registry::new(state.store.clone(), blobs, access, state.registry.clone()))
     });
+    state.registry_server = registry.clone();
     let rest = assemble(state, router, document, axum::middleware::from_fn_with_state(auth.clone(), auth::authorize));
     match registry {
         Some(registry) => {

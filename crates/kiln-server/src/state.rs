@@ -14,6 +14,8 @@ pub struct AppState {
     /// The registry's blob storage; without it `/v2` is not served.
     pub blobs: Option<Arc<dyn BlobStore>>,
     pub registry: kiln_registry::Settings,
+    /// The running registry, set by `app` when `blobs` is given.
+    pub registry_server: Option<Arc<kiln_registry::Registry>>,
 }
 
 impl AppState {
@@ -23,6 +25,7 @@ impl AppState {
             auth_failures_per_minute: crate::auth::limiter::MAX_FAILURES,
             blobs: None,
             registry: kiln_registry::Settings::default(),
+            registry_server: None,
         }
     }
 }

@@ -151,9 +151,10 @@ fn permission_matrix_follows_the_document() {
                 };
                 let effective_role = if *role == "outsider" { "none" } else { role };
                 let (resource, action) = wanted.split_once(':').unwrap_or(("", ""));
-                // Changing users, roles or organisations needs a binding in every
-                // organisation; all callers here are bound in one.
-                let spans_organisations = ["users", "roles", "organizations"].contains(&resource) && action == "write";
+                // Changing users, roles or organisations, or maintaining the registry,
+                // needs a binding in every organisation; all callers here are bound in one.
+                let spans_organisations =
+                    ["users", "roles", "organizations", "registry"].contains(&resource) && action == "write";
                 let granted = grants(effective_role, wanted) && !spans_organisations;
                 if granted || (tenant.contains(&resource) && action == "read") {
                     assert!(

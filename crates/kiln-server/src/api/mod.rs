@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod audit;
 pub mod identity;
+pub mod registry;
 pub mod resources;
 pub mod schemas;
 pub mod system;

@@ -34,7 +34,7 @@ use limiter::Limiter;
 pub const ORG_HEADER: &str = "x-kiln-org";
 /// Resources that span organisations: changing them needs a binding in every organisation,
 /// or an administrator of one organisation could grant itself the others.
-pub const GLOBAL_RESOURCES: [&str; 3] = ["users", "roles", "organizations"];
+pub const GLOBAL_RESOURCES: [&str; 4] = ["users", "roles", "organizations", "registry"];
 /// Resources that belong to an organisation; their objects may be public.
 pub const TENANT_RESOURCES: [&str; 4] = ["base-images", "images", "packages", "package-sources"];
 
