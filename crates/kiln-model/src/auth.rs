@@ -9,8 +9,9 @@ use utoipa::ToSchema;
 use crate::validation::{ValidationErrors, check_name, check_text};
 
 /// Everything a permission can be about.
-pub const RESOURCES: [&str; 12] = [
+pub const RESOURCES: [&str; 13] = [
     "base-images",
+    "registry-credentials",
     "images",
     "repositories",
     "registry",

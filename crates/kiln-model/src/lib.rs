@@ -9,6 +9,7 @@ pub mod image;
 pub mod package;
 pub mod package_source;
 pub mod reference;
+pub mod registry_credential;
 pub mod validation;
 
 pub use base_image::BaseImage;
@@ -16,6 +17,7 @@ pub use common::{EnvVar, Status, Tag, Visibility};
 pub use image::Image;
 pub use package::{Decision, Ecosystem, Package};
 pub use package_source::{Credentials, PackageSource};
+pub use registry_credential::RegistryCredential;
 pub use validation::{FieldError, ValidationErrors};
 
 /// The organisation every object lives in until tenancy arrives.

@@ -98,6 +98,15 @@ impl Reference {
     }
 }
 
+/// Checks a registry host (`name[:port]` or `[v6]:port`) as references name it.
+pub fn check_registry_host(host: &str) -> Result<(), String> {
+    if DOMAIN.is_match(host) {
+        Ok(())
+    } else {
+        Err(format!("{host:?} is not a registry host such as registry.example:5000"))
+    }
+}
+
 impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(registry) = &self.registry {

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod blobs;
+pub mod client;
 pub mod error;
 pub mod gc;
 pub mod meta;

@@ -41,6 +41,7 @@ pub use state::AppState;
         (name = "images", description = "Runtime images built from a base image and declared packages"),
         (name = "packages", description = "The catalog of approved and denied packages"),
         (name = "package-sources", description = "Where each ecosystem's packages come from"),
+        (name = "registry-credentials", description = "How to reach other registries: credentials (write-only), CA, insecure"),
         (name = "definitions", description = "Definition files and their JSON Schemas"),
         (name = "access", description = "Users, service accounts, roles, organisations and role bindings"),
         (name = "tokens", description = "API tokens"),
@@ -66,7 +67,7 @@ impl utoipa::Modify for BearerScheme {
 pub const UNDOCUMENTED_ROUTES: [&str; 2] = ["/v1/openapi.json", "/docs"];
 
 fn api_router() -> OpenApiRouter<AppState> {
-    use api::resources::{base_images, images, package_sources, packages};
+    use api::resources::{base_images, images, package_sources, packages, registry_credentials};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(base_images::create, base_images::list))
         .routes(routes!(base_images::get, base_images::replace, base_images::patch, base_images::delete))
@@ -78,6 +79,13 @@ fn api_router() -> OpenApiRouter<AppState> {
             package_sources::replace,
             package_sources::patch,
             package_sources::delete
+        ))
+        .routes(routes!(registry_credentials::create, registry_credentials::list))
+        .routes(routes!(
+            registry_credentials::get,
+            registry_credentials::replace,
+            registry_credentials::patch,
+            registry_credentials::delete
         ))
         .routes(routes!(packages::create, packages::list))
         .routes(routes!(packages::get, packages::replace, packages::patch, packages::delete))

@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use kiln_model::{BaseImage, Ecosystem, Image, Package, PackageSource, Status, ValidationErrors};
+use kiln_model::{BaseImage, Ecosystem, Image, Package, PackageSource, RegistryCredential, Status, ValidationErrors};
 use kiln_store::Op;
 use kiln_store::records::{Record, secret_key};
 
@@ -222,6 +222,38 @@ impl Resource for PackageSource {
                 let value =
                     serde_json::to_vec(credentials).map_err(|e| crate::error::ApiError::bad_request(e.to_string()))?;
                 vec![Op::Put { key, value, expect: kiln_store::Precondition::Any }]
+            }
+            Some(None) => vec![Op::Delete { key, expect: kiln_store::Precondition::Any }],
+            None => Vec::new(),
+        })
+    }
+}
+
+impl Resource for RegistryCredential {
+    const NOUN: &'static str = "registry credential";
+
+    fn key_name(&self) -> String {
+        self.host.clone()
+    }
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        RegistryCredential::validate(self)
+    }
+    fn settle(&mut self, org: &str, now: DateTime<Utc>, previous: Option<&Self>) {
+        self.has_password = match (&self.password, previous) {
+            (Some(Some(_)), _) => true,
+            (Some(None), _) | (None, None) => false,
+            (None, Some(p)) => p.has_password,
+        };
+        settle_fields!(self, org, now, previous, carry [], reset []);
+    }
+    fn matches(&self, _filter: &ListFilter) -> bool {
+        true
+    }
+    async fn prepare(&mut self, _view: &View, org: &str, _previous: Option<&Self>) -> ApiResult<Vec<Op>> {
+        let key = secret_key::<RegistryCredential>(org, &self.host);
+        Ok(match &self.password {
+            Some(Some(password)) => {
+                vec![Op::Put { key, value: password.as_bytes().to_vec(), expect: kiln_store::Precondition::Any }]
             }
             Some(None) => vec![Op::Delete { key, expect: kiln_store::Precondition::Any }],
             None => Vec::new(),

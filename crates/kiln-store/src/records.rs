@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use kiln_model::auth::{AuditEntry, Organization, Role, RoleBinding, Token, User};
-use kiln_model::{BaseImage, Image, Package, PackageSource};
+use kiln_model::{BaseImage, Image, Package, PackageSource, RegistryCredential};
 
 use crate::kv::{Entry, StoreError};
 
@@ -96,6 +96,7 @@ record!(BaseImage, "base-images");
 record!(Image, "images");
 record!(Package, "packages");
 record!(PackageSource, "package-sources");
+record!(RegistryCredential, "registry-credentials");
 record!(User, "users");
 record!(Role, "roles");
 record!(RoleBinding, "role-bindings");

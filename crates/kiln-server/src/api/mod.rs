@@ -54,6 +54,17 @@ pub struct SourceListParams {
     page_token: Option<String>,
 }
 
+/// Query parameters of a list with paging only.
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct PageParams {
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<usize>,
+    /// `nextPageToken` of the previous page.
+    page_token: Option<String>,
+}
+
 /// Query parameters of the package catalog list.
 #[derive(Debug, Default, IntoParams)]
 #[into_params(parameter_in = Query, rename_all = "camelCase")]

@@ -1,4 +1,4 @@
-//! CRUD endpoints for base images, images, packages and package sources. One macro writes
+//! CRUD endpoints for base images, images, packages, package sources and registry credentials. One macro writes
 //! the handlers of the kinds addressed by a single name, so every kind behaves the same.
 
 use axum::extract::{RawQuery, State};
@@ -7,13 +7,13 @@ use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use kiln_model::{BaseImage, Ecosystem, Image, Package, PackageSource};
+use kiln_model::{BaseImage, Ecosystem, Image, Package, PackageSource, RegistryCredential};
 use kiln_store::Precondition;
 use kiln_store::records::{key, secret_key};
 
 use super::{
-    ImageListParams, PackageListParams, SourceListParams, encode_segment, force_flag, if_match, parse_list_query,
-    with_etag,
+    ImageListParams, PackageListParams, PageParams, SourceListParams, encode_segment, force_flag, if_match,
+    parse_list_query, with_etag,
 };
 use crate::auth::{Ctx, RequestContext};
 use crate::dependents::{self, not_found, stale};
@@ -69,6 +69,17 @@ async fn delete_package_source(
 ) -> ApiResult<PackageSource> {
     let _ = force;
     delete_plain::<PackageSource>(view, org, name, expected).await
+}
+
+async fn delete_registry_credential(
+    view: &View,
+    org: &str,
+    name: &str,
+    expected: Option<u64>,
+    force: bool,
+) -> ApiResult<RegistryCredential> {
+    let _ = force;
+    delete_plain::<RegistryCredential>(view, org, name, expected).await
 }
 
 macro_rules! named_resource {
@@ -242,6 +253,15 @@ named_resource! {
     force_doc: "Accepted for symmetry; nothing is built on a package source directly",
     one: "PackageSource", many: "PackageSources",
     read: "package-sources:read", write: "package-sources:write"
+}
+
+named_resource! {
+    module: registry_credentials, object: RegistryCredential, list: RegistryCredentialList,
+    collection: "/v1/registry-credentials", item: "/v1/registry-credentials/{name}", tag: "registry-credentials",
+    filters: [], delete: delete_registry_credential, params: PageParams,
+    force_doc: "Accepted for symmetry; nothing is built on registry credentials",
+    one: "RegistryCredential", many: "RegistryCredentials",
+    read: "registry-credentials:read", write: "registry-credentials:write"
 }
 
 /// The package catalog, addressed by ecosystem and name (`/v1/packages/npm/%40types%2Fnode`).

@@ -35,8 +35,12 @@ pub const ORG_HEADER: &str = "x-kiln-org";
 /// Resources that span organisations: changing them needs a binding in every organisation,
 /// or an administrator of one organisation could grant itself the others.
 pub const GLOBAL_RESOURCES: [&str; 4] = ["users", "roles", "organizations", "registry"];
-/// Resources that belong to an organisation; their objects may be public.
-pub const TENANT_RESOURCES: [&str; 4] = ["base-images", "images", "packages", "package-sources"];
+/// Resources that belong to an organisation.
+pub const TENANT_RESOURCES: [&str; 5] =
+    ["base-images", "images", "packages", "package-sources", "registry-credentials"];
+/// Tenant resources whose objects may be public: reading them without a grant shows the
+/// public ones instead of refusing.
+pub const PUBLIC_CAPABLE: [&str; 4] = ["base-images", "images", "packages", "package-sources"];
 
 /// What an operation requires, as declared in its OpenAPI `security`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -313,7 +317,7 @@ async fn check(auth: &Auth, request: &mut Request, audited: bool) -> Result<(), 
     if let Requirement::Permission(wanted) = &requirement
         && !context.may(wanted)
     {
-        if TENANT_RESOURCES.contains(&wanted.resource.as_str()) && wanted.action == "read" {
+        if PUBLIC_CAPABLE.contains(&wanted.resource.as_str()) && wanted.action == "read" {
             context.public_only = true;
         } else {
             return Err(forbidden(wanted, &cached.org).into_response());
