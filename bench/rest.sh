@@ -16,7 +16,7 @@ cargo build --release --locked -q
 
 work=$(mktemp -d)
 trap 'kill $(cat "$work/pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
-KILN_ADMIN_TOKEN=$token target/release/kiln serve --listen 127.0.0.1:0 --data-dir "$work/data" --log warn > "$work/out" 2> "$work/err" &
+KILN_CONTROLLER=false KILN_ADMIN_TOKEN=$token target/release/kiln serve --listen 127.0.0.1:0 --data-dir "$work/data" --log warn > "$work/out" 2> "$work/err" &
 echo $! > "$work/pid"
 for _ in $(seq 100); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
 url=$(sed -n 's/^listening on //p' "$work/out")

@@ -47,6 +47,22 @@ pub struct BaseImage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(read_only)]
     pub digest: Option<String>,
+    /// Digest of the index the image was chosen from, when the reference names an index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only)]
+    pub index_digest: Option<String>,
+    /// `os/architecture[/variant]` of the resolved image, from its configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only, example = "linux/amd64")]
+    pub platform: Option<String>,
+    /// Digest of the resolved image's configuration blob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only)]
+    pub config_digest: Option<String>,
+    /// When the controller last checked the reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only)]
+    pub checked_time: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(read_only)]
     pub created_time: Option<DateTime<Utc>>,

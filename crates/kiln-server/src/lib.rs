@@ -4,6 +4,7 @@
 
 mod api;
 pub mod auth;
+pub mod controller;
 mod dependents;
 mod error;
 mod extract;

@@ -89,7 +89,17 @@ impl Resource for BaseImage {
         BaseImage::validate(self)
     }
     fn settle(&mut self, org: &str, now: DateTime<Utc>, previous: Option<&Self>) {
-        settle_fields!(self, org, now, previous, carry [status, reason, digest], reset [status = Status::Initialized, reason = Vec::new(), digest = None]);
+        settle_fields!(self, org, now, previous, carry [status, reason, digest, index_digest, platform, config_digest, checked_time], reset [status = Status::Initialized, reason = Vec::new(), digest = None, index_digest = None, platform = None, config_digest = None, checked_time = None]);
+        // A new reference must be resolved again; what was found for the old one no longer holds.
+        if previous.is_some_and(|p| p.reference != self.reference) {
+            self.status = Status::Initialized;
+            self.reason = Vec::new();
+            self.digest = None;
+            self.index_digest = None;
+            self.platform = None;
+            self.config_digest = None;
+            self.checked_time = None;
+        }
     }
 
     fn is_public(&self) -> bool {

@@ -215,6 +215,16 @@ pub struct ServeArgs {
     /// Seconds an idle blob upload lives before it is removed.
     #[arg(long, env = "KILN_REGISTRY_UPLOAD_TTL_SECONDS")]
     pub registry_upload_ttl_seconds: Option<u64>,
+    /// Run the controller that resolves base images (`false` serves the API and registry
+    /// only, leaving objects where they are, e.g. for maintenance or isolated tests).
+    #[arg(long, env = "KILN_CONTROLLER", action = clap::ArgAction::Set, default_value_t = true)]
+    pub controller: bool,
+    /// Seconds before the first retry of a failed base-image check (doubling up to 300).
+    #[arg(long, env = "KILN_CONTROLLER_RETRY_SECONDS")]
+    pub controller_retry_seconds: Option<u64>,
+    /// Seconds between checks of a READY base image's reference.
+    #[arg(long, env = "KILN_BASE_IMAGE_RECHECK_SECONDS")]
+    pub base_image_recheck_seconds: Option<u64>,
     /// Log filter, such as `info` or `kiln_server=debug`.
     #[arg(long, env = "KILN_LOG")]
     pub log: Option<String>,

@@ -27,6 +27,8 @@ struct ConfigFile {
     registry_gc_grace_seconds: Option<u64>,
     registry_gc_interval_seconds: Option<u64>,
     registry_upload_ttl_seconds: Option<u64>,
+    controller_retry_seconds: Option<u64>,
+    base_image_recheck_seconds: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -36,6 +38,8 @@ struct Settings {
     log: String,
     auth_failures_per_minute: Option<u32>,
     registry: kiln_registry::Settings,
+    controller: kiln_server::controller::Settings,
+    run_controller: bool,
 }
 
 fn read_config(path: &Path) -> Result<ConfigFile> {
@@ -53,6 +57,18 @@ fn settle(args: ServeArgs) -> Result<Settings> {
         data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
         log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
         auth_failures_per_minute: args.auth_failures_per_minute.or(file.auth_failures_per_minute),
+        run_controller: args.controller,
+        controller: {
+            let mut controller = kiln_server::controller::Settings::default();
+            if let Some(seconds) = args.controller_retry_seconds.or(file.controller_retry_seconds) {
+                controller.retry_min = Duration::from_secs(seconds.max(1));
+                controller.retry_max = controller.retry_max.max(controller.retry_min);
+            }
+            if let Some(seconds) = args.base_image_recheck_seconds.or(file.base_image_recheck_seconds) {
+                controller.recheck = Duration::from_secs(seconds.max(1));
+            }
+            controller
+        },
         registry: {
             let defaults = kiln_registry::Settings::default();
             let seconds = |flag: Option<u64>, file: Option<u64>, default: Duration| {
@@ -106,6 +122,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     println!("listening on http://{address}");
     tracing::info!(%address, data_dir = %settings.data_dir.display(), "kiln is serving");
 
+    if settings.run_controller {
+        kiln_server::controller::base_images::spawn(store.clone(), settings.controller.clone());
+    }
     let registry_dir = settings.data_dir.join(REGISTRY_DIR);
     let blobs = kiln_registry::blobs::FsBlobStore::open(&registry_dir)
         .with_context(|| format!("cannot open the registry's blob directory {}", registry_dir.display()))?;
@@ -156,6 +175,9 @@ mod tests {
             registry_gc_grace_seconds: None,
             registry_gc_interval_seconds: None,
             registry_upload_ttl_seconds: None,
+            controller_retry_seconds: None,
+            base_image_recheck_seconds: None,
+            controller: true,
         }
     }
 

@@ -45,6 +45,9 @@ impl Server {
             .env("KILN_ADMIN_TOKEN", ADMIN_TOKEN)
             // Tests send many bad tokens on purpose; the limiter has its own test.
             .env("KILN_AUTH_FAILURES_PER_MINUTE", "1000000")
+            // Test base images name hosts that do not exist; only tests of the controller,
+            // against a registry on loopback, turn it on.
+            .env("KILN_CONTROLLER", "false")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         configure(&mut command);

@@ -38,6 +38,7 @@ impl Kiln {
             .env("KILN_LOG", "warn")
             .env("KILN_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("KILN_AUTH_FAILURES_PER_MINUTE", "1000000")
+            .env("KILN_CONTROLLER", "false")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

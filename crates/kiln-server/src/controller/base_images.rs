@@ -1,0 +1,224 @@
+//! Makes base images real: resolves each reference through the registry client (with the
+//! organisation's credentials for the host), records digest, platform and config, and moves
+//! the base image to `READY`, or to `ERROR` with a reason that says what failed. Failures
+//! are retried with exponential backoff; READY images are checked again periodically; a
+//! change to the base image or to registry credentials wakes the loop at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::StreamExt;
+use kiln_model::reference::Reference;
+use kiln_model::{BaseImage, RegistryCredential, Status};
+use kiln_registry::client::{Client, ClientError, HostOptions, Resolved};
+use kiln_store::records::{self, secret_key};
+use kiln_store::{KvStore, Precondition};
+
+use super::Settings;
+
+/// Base images checked at the same time.
+const PARALLEL: usize = 4;
+/// Hosts of references that name none (Docker Hub's conventions).
+const DEFAULT_HOST: &str = "registry-1.docker.io";
+
+struct Backoff {
+    failures: u32,
+    next: Instant,
+}
+
+pub fn spawn(store: Arc<dyn KvStore>, settings: Settings) {
+    tokio::spawn(async move {
+        let mut backoff: HashMap<String, Backoff> = HashMap::new();
+        loop {
+            // Subscribe before listing so no change between the two is missed.
+            let mut events = match store.watch("", 0).await {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(error = %e, "controller cannot watch the store; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let wait = match pass(&store, &settings, &mut backoff).await {
+                Ok(wait) => wait,
+                Err(e) => {
+                    tracing::warn!(error = %e, "controller pass failed");
+                    settings.retry_min
+                }
+            };
+            let deadline = tokio::time::sleep(wait);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    _ = &mut deadline => break,
+                    event = events.recv() => match event {
+                        Some(Ok(event)) => {
+                            let key = &event.entry.key;
+                            if key.starts_with("registry-credentials/") || key.starts_with("secrets/registry-credentials/") {
+                                // New credentials may fix what failed: try again now.
+                                backoff.clear();
+                                break;
+                            }
+                            if key.starts_with("base-images/") {
+                                break;
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Checks every base image that is due; returns how long until the next one is.
+async fn pass(
+    store: &Arc<dyn KvStore>,
+    settings: &Settings,
+    backoff: &mut HashMap<String, Backoff>,
+) -> Result<Duration, kiln_store::StoreError> {
+    let now = Instant::now();
+    let mut due = Vec::new();
+    let mut wait = settings.recheck;
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list("base-images/", after.as_deref(), 500).await?;
+        for entry in &page.entries {
+            let Ok(base) = records::decode::<BaseImage>(entry) else { continue };
+            let until = match base.status {
+                Status::Ready => base.checked_time.map_or(Duration::ZERO, |checked| {
+                    let age = (Utc::now() - checked).to_std().unwrap_or_default();
+                    settings.recheck.saturating_sub(age)
+                }),
+                _ => backoff.get(&entry.key).map_or(Duration::ZERO, |b| b.next.saturating_duration_since(now)),
+            };
+            if until.is_zero() {
+                due.push((entry.key.clone(), base));
+            } else {
+                wait = wait.min(until);
+            }
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let outcomes: Vec<(String, bool)> = futures::stream::iter(due)
+        .map(|(key, base)| async move {
+            let ok = check(store.as_ref(), &settings.platform, &key, base).await;
+            (key, ok)
+        })
+        .buffer_unordered(PARALLEL)
+        .collect()
+        .await;
+    for (key, ok) in outcomes {
+        if ok {
+            backoff.remove(&key);
+            continue;
+        }
+        let entry = backoff.entry(key).or_insert(Backoff { failures: 0, next: now });
+        entry.failures = entry.failures.saturating_add(1);
+        let delay = settings.retry_min.saturating_mul(2u32.saturating_pow(entry.failures - 1)).min(settings.retry_max);
+        entry.next = Instant::now() + delay;
+        wait = wait.min(delay);
+    }
+    Ok(wait)
+}
+
+/// Resolves one base image and records the outcome; `true` if it is READY.
+async fn check(store: &dyn KvStore, platform: &str, key: &str, base: BaseImage) -> bool {
+    let outcome = resolve(store, platform, &base).await;
+    let ready = outcome.is_ok();
+    if let Err(e) = record(store, key, &base, outcome).await {
+        tracing::warn!(error = %e, base_image = base.name, "could not record the check of a base image");
+    }
+    ready
+}
+
+async fn resolve(store: &dyn KvStore, platform: &str, base: &BaseImage) -> Result<Resolved, String> {
+    let reference = Reference::parse(&base.reference).map_err(|e| format!("reference {:?}: {e}", base.reference))?;
+    let host = reference.registry.clone().unwrap_or_else(|| DEFAULT_HOST.to_string());
+    let repository = if reference.registry.is_none() && !reference.repository.contains('/') {
+        format!("library/{}", reference.repository)
+    } else {
+        reference.repository.clone()
+    };
+    let target = reference.digest.clone().or(reference.tag.clone()).unwrap_or_else(|| "latest".to_string());
+    let options = host_options(store, &base.organization, &host).await.map_err(|e| e.to_string())?;
+    let platform = platform.parse().map_err(|_| format!("controller platform {platform:?} is not os/arch"))?;
+    let client = Client::new(&host, options).map_err(|e| e.to_string())?;
+    client.resolve(&repository, &target, &platform).await.map_err(|e| describe(&host, e))
+}
+
+fn describe(host: &str, error: ClientError) -> String {
+    match error {
+        ClientError::Unauthorized(why) => {
+            format!("unauthorized: {why}: check the registry credentials for {host}")
+        }
+        ClientError::Network(why) => format!("network: {host} cannot be reached: {why}"),
+        other => other.to_string(),
+    }
+}
+
+/// The organisation's settings for `host`, password included.
+async fn host_options(store: &dyn KvStore, org: &str, host: &str) -> Result<HostOptions, kiln_store::StoreError> {
+    let Some(entry) = store.get(&records::key::<RegistryCredential>(org, host)).await? else {
+        return Ok(HostOptions::default());
+    };
+    let credential: RegistryCredential = records::decode(&entry)?;
+    let password = store
+        .get(&secret_key::<RegistryCredential>(org, host))
+        .await?
+        .map(|e| String::from_utf8_lossy(&e.value).into_owned());
+    Ok(HostOptions {
+        username: credential.username,
+        password,
+        ca_certificate: credential.ca_certificate,
+        insecure: credential.insecure,
+    })
+}
+
+/// Writes the outcome if the base image is still the one that was checked.
+async fn record(
+    store: &dyn KvStore,
+    key: &str,
+    checked: &BaseImage,
+    outcome: Result<Resolved, String>,
+) -> Result<(), kiln_store::StoreError> {
+    let Some(entry) = store.get(key).await? else { return Ok(()) };
+    let mut current: BaseImage = records::decode(&entry)?;
+    if current.reference != checked.reference {
+        return Ok(());
+    }
+    let before = current.clone();
+    match outcome {
+        Ok(resolved) => {
+            current.status = Status::Ready;
+            current.reason = Vec::new();
+            current.digest = Some(resolved.digest.to_string());
+            current.index_digest = resolved.index_digest.map(|d| d.to_string());
+            current.platform = match (resolved.os, resolved.architecture) {
+                (Some(os), Some(architecture)) => Some(match resolved.variant {
+                    Some(variant) => format!("{os}/{architecture}/{variant}"),
+                    None => format!("{os}/{architecture}"),
+                }),
+                _ => None,
+            };
+            current.config_digest = resolved.config_digest.map(|d| d.to_string());
+        }
+        Err(reason) => {
+            current.status = Status::Error;
+            current.reason = vec![reason];
+        }
+    }
+    // A failure that repeats itself is not news; skip the write.
+    if current.status == Status::Error && before.status == Status::Error && current.reason == before.reason {
+        return Ok(());
+    }
+    current.checked_time = Some(Utc::now());
+    current.updated_time = Some(Utc::now());
+    current.revision = None;
+    store.put(key, records::encode(&current)?, Precondition::Revision(entry.mod_revision)).await.map(|_| ())
+}

@@ -1,0 +1,35 @@
+//! The controller: notices objects whose actual state lags their desired state and does
+//! the work. Handlers only store what was asked; everything slow happens here, and a
+//! restart finds the same work again in the store.
+
+pub mod base_images;
+
+use std::time::Duration;
+
+/// How the controller paces itself.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// First wait after a failure; doubled per failure up to `retry_max`.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    /// How often a READY base image is checked again (a tag may have moved).
+    pub recheck: Duration,
+    /// The platform picked from multi-platform indexes, as `os/arch[/variant]`.
+    pub platform: String,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        let architecture = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        Settings {
+            retry_min: Duration::from_secs(5),
+            retry_max: Duration::from_secs(300),
+            recheck: Duration::from_secs(600),
+            platform: format!("linux/{architecture}"),
+        }
+    }
+}

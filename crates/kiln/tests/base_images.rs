@@ -1,0 +1,149 @@
+//! The controller makes base images real: against a `docker-registry` with htpasswd auth on
+//! loopback, a base image becomes READY with the pushed digest, and a wrong password, a
+//! missing tag and a dead host each give ERROR with a reason that says so and clears once
+//! the problem is fixed.
+
+mod common;
+#[path = "registry/reference.rs"]
+#[allow(dead_code)]
+mod reference;
+
+use std::time::{Duration, Instant};
+
+use common::Server;
+use reference::{Htpasswd, Reference};
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Pushes a one-layer linux/amd64 image to `repository:tag`; returns its manifest digest.
+fn push_image(registry: &Reference, auth: &Htpasswd, repository: &str, tag: &str) -> String {
+    let client = reqwest::blocking::Client::new();
+    let config = serde_json::to_vec(
+        &json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}),
+    )
+    .expect("json");
+    let layer = format!("layer of {repository}:{tag}").into_bytes();
+    for blob in [&config, &layer] {
+        let started = client
+            .post(format!("{}/v2/{repository}/blobs/uploads/", registry.base))
+            .basic_auth(&auth.user, Some(&auth.password))
+            .send()
+            .expect("start upload");
+        assert_eq!(started.status(), 202);
+        let location = started.headers()["location"].to_str().expect("location").to_string();
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let url = if location.starts_with("http") { location.clone() } else { format!("{}{location}", registry.base) };
+        let done = client
+            .put(format!("{url}{separator}digest={}", digest(blob)))
+            .basic_auth(&auth.user, Some(&auth.password))
+            .body(blob.to_vec())
+            .send()
+            .expect("finish upload");
+        assert_eq!(done.status(), 201, "{:?}", done.text());
+    }
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&layer), "size": layer.len()}],
+    }))
+    .expect("json");
+    let pushed = client
+        .put(format!("{}/v2/{repository}/manifests/{tag}", registry.base))
+        .basic_auth(&auth.user, Some(&auth.password))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.clone())
+        .send()
+        .expect("push manifest");
+    assert_eq!(pushed.status(), 201, "{:?}", pushed.text());
+    digest(&manifest)
+}
+
+/// Polls the base image until `done` holds (bounded), returning it.
+fn wait_for(
+    http: &common::Http,
+    org: &str,
+    name: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = http.call("GET", &format!("/v1/base-images/{name}"), None, &[("x-kiln-org", org)]);
+        if done(&answer.body) {
+            return answer.body;
+        }
+        assert!(Instant::now() < deadline, "base image {name} never got there: {}", answer.text);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn base_images_become_ready_or_say_why_not() {
+    let auth = Htpasswd {
+        realm: "kiln-base-images".to_string(),
+        user: "puller".to_string(),
+        password: "right-password".to_string(),
+    };
+    let registry = Reference::start_with(Some(&auth));
+    let host = registry.base.trim_start_matches("http://").to_string();
+    let pushed = push_image(&registry, &auth, "lib/python", "3.11");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, _) = Server::start_with(&dir.path().join("data"), |command| {
+        command.env("KILN_CONTROLLER", "true").env("KILN_CONTROLLER_RETRY_SECONDS", "1");
+    });
+    let admin = server.http();
+    assert_eq!(admin.post("/v1/organizations", json!({"name": "acme"})).status, 201);
+    let in_org = |org: &str, method: &str, path: &str, body: serde_json::Value| {
+        admin.call(method, path, Some(&body), &[("x-kiln-org", org)])
+    };
+    let credential =
+        |password: &str| json!({"host": host, "username": auth.user, "password": password, "insecure": true});
+    assert_eq!(in_org("default", "POST", "/v1/registry-credentials", credential("right-password")).status, 201);
+    assert_eq!(in_org("acme", "POST", "/v1/registry-credentials", credential("wrong-password")).status, 201);
+    let shown = in_org("default", "GET", &format!("/v1/registry-credentials/{host}"), json!(null));
+    assert!(!shown.text.contains("right-password") && shown.body["hasPassword"] == true, "{}", shown.text);
+
+    let base = |name: &str, reference: String| json!({"name": name, "reference": reference, "language": "python3"});
+    let reference = format!("{host}/lib/python:3.11");
+    assert_eq!(in_org("default", "POST", "/v1/base-images", base("python", reference.clone())).status, 201);
+    assert_eq!(in_org("acme", "POST", "/v1/base-images", base("python", reference.clone())).status, 201);
+    let missing_tag = format!("{host}/lib/python:3.12");
+    assert_eq!(in_org("default", "POST", "/v1/base-images", base("later", missing_tag)).status, 201);
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        drop(listener);
+        format!("127.0.0.1:{port}/lib/python:3.11")
+    };
+    assert_eq!(in_org("default", "POST", "/v1/base-images", base("gone", dead)).status, 201);
+
+    let ready = wait_for(&admin, "default", "python", |b| b["status"] == "READY");
+    assert_eq!(ready["digest"], pushed.as_str(), "{ready}");
+    assert_eq!(ready["platform"], "linux/amd64");
+    assert!(ready["configDigest"].as_str().is_some_and(|d| d.starts_with("sha256:")), "{ready}");
+    assert_eq!(ready["reason"], json!([]));
+
+    let reason = |b: &serde_json::Value| b["reason"][0].as_str().unwrap_or_default().to_string();
+    let refused = wait_for(&admin, "acme", "python", |b| b["status"] == "ERROR");
+    assert!(reason(&refused).starts_with("unauthorized"), "{refused}");
+    assert!(!refused.to_string().contains("wrong-password"), "the password never shows: {refused}");
+    let later = wait_for(&admin, "default", "later", |b| b["status"] == "ERROR");
+    assert!(reason(&later).starts_with("not found"), "{later}");
+    let gone = wait_for(&admin, "default", "gone", |b| b["status"] == "ERROR");
+    assert!(reason(&gone).starts_with("network"), "{gone}");
+
+    // Fixing the problem clears the reason: new credentials wake the controller, a pushed
+    // tag is found on the next retry.
+    let fixed = json!({"host": host, "username": auth.user, "password": "right-password", "insecure": true});
+    assert_eq!(in_org("acme", "PUT", &format!("/v1/registry-credentials/{host}"), fixed).status, 200);
+    let recovered = wait_for(&admin, "acme", "python", |b| b["status"] == "READY");
+    assert_eq!((recovered["digest"].as_str(), recovered["reason"].clone()), (Some(pushed.as_str()), json!([])));
+    let pushed_later = push_image(&registry, &auth, "lib/python", "3.12");
+    let found = wait_for(&admin, "default", "later", |b| b["status"] == "READY");
+    assert_eq!(found["digest"], pushed_later.as_str());
+}
