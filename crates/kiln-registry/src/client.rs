@@ -64,8 +64,8 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     options: HostOptions,
-    /// Bearer token from the token flow, reused for the rest of the session.
-    token: tokio::sync::Mutex<Option<String>>,
+    /// The `Authorization` value that answered the last challenge, reused for the session.
+    authorization: tokio::sync::Mutex<Option<String>>,
 }
 
 fn network(e: reqwest::Error) -> ClientError {
@@ -94,34 +94,51 @@ impl Client {
         }
         let http = builder.build().map_err(|e| ClientError::Setting(e.to_string()))?;
         let scheme = if options.insecure { "http" } else { "https" };
-        Ok(Client { http, base: format!("{scheme}://{host}"), options, token: tokio::sync::Mutex::new(None) })
+        Ok(Client { http, base: format!("{scheme}://{host}"), options, authorization: tokio::sync::Mutex::new(None) })
     }
 
-    /// Sends a GET (or HEAD), answering a `401` challenge once with Basic or a bearer token.
-    async fn get(&self, url: &str, accept: &[&str], head: bool) -> Result<reqwest::Response, ClientError> {
+    /// Sends a request, answering a `401` challenge once with Basic or a bearer token; the
+    /// answer is remembered for the requests that follow.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: &[(reqwest::header::HeaderName, String)],
+        body: Option<&[u8]>,
+    ) -> Result<reqwest::Response, ClientError> {
         let build = |authorization: Option<String>| {
-            let mut request = if head { self.http.head(url) } else { self.http.get(url) };
-            if !accept.is_empty() {
-                request = request.header(ACCEPT, accept.join(", "));
+            let mut request = self.http.request(method.clone(), url);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            if let Some(body) = body {
+                request = request.body(body.to_vec());
             }
             if let Some(value) = authorization {
                 request = request.header(AUTHORIZATION, value);
             }
             request
         };
-        let remembered = self.token.lock().await.clone().map(|t| format!("Bearer {t}"));
+        let remembered = self.authorization.lock().await.clone();
         let response = build(remembered).send().await.map_err(network)?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
         let challenge = response.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).unwrap_or_default();
         let authorization = self.answer(challenge).await?;
+        *self.authorization.lock().await = Some(authorization.clone());
         let response = build(Some(authorization)).send().await.map_err(network)?;
         if response.status() == StatusCode::UNAUTHORIZED {
             let who = self.options.username.as_deref().unwrap_or("anonymous");
             return Err(ClientError::Unauthorized(format!("{url} refused the credentials of {who}")));
         }
         Ok(response)
+    }
+
+    async fn get(&self, url: &str, accept: &[&str], head: bool) -> Result<reqwest::Response, ClientError> {
+        let method = if head { reqwest::Method::HEAD } else { reqwest::Method::GET };
+        let headers = if accept.is_empty() { Vec::new() } else { vec![(ACCEPT, accept.join(", "))] };
+        self.send(method, url, &headers, None).await
     }
 
     fn basic(&self) -> Option<String> {
@@ -173,7 +190,6 @@ impl Client {
             .and_then(|t| t.as_str())
             .ok_or_else(|| ClientError::Protocol(format!("the token service {realm} returned no token")))?
             .to_string();
-        *self.token.lock().await = Some(token.clone());
         Ok(format!("Bearer {token}"))
     }
 
@@ -247,6 +263,76 @@ impl Client {
         })
     }
 
+    /// Whether the registry holds the blob in the repository.
+    pub async fn has_blob(&self, repository: &str, digest: &Digest) -> Result<bool, ClientError> {
+        let url = format!("{}/v2/{repository}/blobs/{digest}", self.base);
+        let response = self.get(&url, &[], true).await?;
+        match response.status() {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            status => Err(ClientError::Protocol(format!("HEAD {url} answered {status}"))),
+        }
+    }
+
+    /// Uploads a blob: a POST opens the session (and settles authentication), a PUT
+    /// streams the bytes.
+    pub async fn push_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+        body: reqwest::Body,
+    ) -> Result<(), ClientError> {
+        let url = format!("{}/v2/{repository}/blobs/uploads/", self.base);
+        let started = self.send(reqwest::Method::POST, &url, &[], Some(&[])).await?;
+        if started.status() != StatusCode::ACCEPTED {
+            return Err(refused("POST", &url, started).await);
+        }
+        let location = started
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ClientError::Protocol(format!("POST {url} gave no upload location")))?;
+        let mut target = if location.starts_with("http://") || location.starts_with("https://") {
+            reqwest::Url::parse(location)
+        } else {
+            reqwest::Url::parse(&self.base).and_then(|base| base.join(location))
+        }
+        .map_err(|e| ClientError::Protocol(format!("upload location {location:?}: {e}")))?;
+        target.query_pairs_mut().append_pair("digest", digest.as_str());
+        let mut request = self
+            .http
+            .put(target.clone())
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, size)
+            .body(body);
+        if let Some(authorization) = self.authorization.lock().await.clone() {
+            request = request.header(AUTHORIZATION, authorization);
+        }
+        let finished = request.send().await.map_err(network)?;
+        if finished.status() != StatusCode::CREATED {
+            return Err(refused("PUT", target.as_str(), finished).await);
+        }
+        Ok(())
+    }
+
+    /// Stores a manifest under `reference` (a tag or its digest); returns its digest.
+    pub async fn push_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<Digest, ClientError> {
+        let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
+        let response =
+            self.send(reqwest::Method::PUT, &url, &[(CONTENT_TYPE, media_type.to_string())], Some(bytes)).await?;
+        if response.status() != StatusCode::CREATED {
+            return Err(refused("PUT", &url, response).await);
+        }
+        Ok(Digest::sha256(bytes))
+    }
+
     async fn config(&self, repository: &str, digest: &Digest) -> Result<serde_json::Value, ClientError> {
         let url = format!("{}/v2/{repository}/blobs/{digest}", self.base);
         let response = self.get(&url, &[], false).await?;
@@ -264,6 +350,18 @@ impl Client {
         digest.verify(&body).map_err(|e| ClientError::Protocol(format!("config blob {digest}: {e}")))?;
         serde_json::from_slice(&body)
             .map_err(|e| ClientError::Protocol(format!("config blob {digest} is not JSON: {e}")))
+    }
+}
+
+/// The error for an answer that is not what the protocol promises, with the registry's words.
+async fn refused(method: &str, url: &str, response: reqwest::Response) -> ClientError {
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    let body: String = body.chars().take(300).collect();
+    match status {
+        StatusCode::FORBIDDEN => ClientError::Unauthorized(format!("{method} {url} is denied: {body}")),
+        StatusCode::NOT_FOUND => ClientError::NotFound(format!("{method} {url}: {body}")),
+        _ => ClientError::Protocol(format!("{method} {url} answered {status}: {body}")),
     }
 }
 

@@ -5,11 +5,12 @@
 pub mod access;
 pub mod blobs;
 pub mod client;
+pub mod copy;
 pub mod error;
 pub mod gc;
 pub mod meta;
 pub mod names;
-mod routes;
+pub(crate) mod routes;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

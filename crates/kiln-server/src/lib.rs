@@ -106,6 +106,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::tokens::revoke))
         .routes(routes!(api::audit::list))
         .routes(routes!(api::registry::collect))
+        .routes(routes!(api::registry::copy))
         .routes(routes!(api::apply::apply))
         .routes(routes!(api::schemas::list))
         .routes(routes!(api::schemas::get))

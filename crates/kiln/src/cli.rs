@@ -73,6 +73,9 @@ pub enum Command {
     Org(OrgCommand),
     /// Read the audit log of the current organisation.
     Audit(AuditArgs),
+    /// Copy an image from Kiln's registry to another registry.
+    #[command(subcommand)]
+    Push(PushCommand),
     /// Print the OpenAPI document of the REST API.
     Openapi,
     /// Print the JSON Schema of a definition format (image-definition, base-image, image, package, package-source).
@@ -384,4 +387,22 @@ mod tests {
     fn the_command_line_is_consistent() {
         super::Cli::command().debug_assert();
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PushCommand {
+    /// Push a built image (READY) to another registry.
+    Image {
+        name: String,
+        /// Destination, `host[:port]/repository[:tag]`; the organisation's registry
+        /// credentials for the host are used.
+        #[arg(long)]
+        to: String,
+    },
+    /// Push a repository of Kiln's registry (`org/name:tag` or `org/name@digest`).
+    Repository {
+        source: String,
+        #[arg(long)]
+        to: String,
+    },
 }

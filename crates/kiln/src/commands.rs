@@ -27,6 +27,7 @@ pub async fn run(connection: &Connection, output: Output, command: Command) -> R
         Command::Role(command) => crate::access::role(&client, output, command).await,
         Command::Org(command) => crate::access::org(&client, output, command).await,
         Command::Audit(args) => crate::access::audit(&client, output, args).await,
+        Command::Push(command) => crate::push::push(&client, output, command).await,
         Command::Serve(_) | Command::Openapi | Command::Schema { .. } | Command::Login(_) | Command::Logout => {
             unreachable_command()
         }

@@ -6,6 +6,7 @@ mod client;
 mod commands;
 mod credentials;
 mod output;
+mod push;
 mod serve;
 
 use std::process::ExitCode;

@@ -147,3 +147,82 @@ fn base_images_become_ready_or_say_why_not() {
     let found = wait_for(&admin, "default", "later", |b| b["status"] == "READY");
     assert_eq!(found["digest"], pushed_later.as_str());
 }
+
+#[test]
+fn kiln_push_copies_an_image_out_byte_for_byte() {
+    let auth =
+        Htpasswd { realm: "kiln-push".to_string(), user: "pusher".to_string(), password: "push-password".to_string() };
+    let registry = Reference::start_with(Some(&auth));
+    let host = registry.base.trim_start_matches("http://").to_string();
+    let server = Server::start();
+    let client = reqwest::blocking::Client::new();
+    let put = |path: String, content_type: &str, body: Vec<u8>| {
+        client
+            .request(
+                if path.contains("/uploads/") { reqwest::Method::POST } else { reqwest::Method::PUT },
+                format!("{}{path}", server.url),
+            )
+            .basic_auth("kiln", Some(common::ADMIN_TOKEN))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .expect("request to kiln")
+            .status()
+    };
+    let layer = vec![7u8; 300_000];
+    for blob in [b"{}".to_vec(), layer.clone()] {
+        let status =
+            put(format!("/v2/default/app/blobs/uploads/?digest={}", digest(&blob)), "application/octet-stream", blob);
+        assert_eq!(status, 201);
+    }
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest(b"{}"), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest(&layer), "size": layer.len()}],
+    }))
+    .expect("json");
+    assert_eq!(
+        put("/v2/default/app/manifests/1.0".into(), "application/vnd.oci.image.manifest.v1+json", manifest.clone()),
+        201
+    );
+
+    let admin = server.http();
+    let credential = json!({"host": host, "username": auth.user, "password": "wrong", "insecure": true});
+    assert_eq!(admin.post("/v1/registry-credentials", credential).status, 201);
+    let destination = format!("{host}/team/app:1.0");
+    let refused = server.kiln(&["push", "repository", "default/app:1.0", "--to", &destination]);
+    assert!(!refused.status.success());
+    assert!(common::stderr(&refused).contains("unauthorized"), "{}", common::stderr(&refused));
+
+    let fixed = json!({"host": host, "username": auth.user, "password": auth.password, "insecure": true});
+    assert_eq!(admin.put(&format!("/v1/registry-credentials/{host}"), fixed).status, 200);
+    let pushed = server.kiln(&["push", "repository", "default/app:1.0", "--to", &destination, "-o", "json"]);
+    assert!(pushed.status.success(), "{}", common::stderr(&pushed));
+    let report: serde_json::Value = serde_json::from_str(&common::stdout(&pushed)).expect("json report");
+    assert_eq!(
+        (report["blobsCopied"].as_u64(), report["digest"].as_str()),
+        (Some(2), Some(digest(&manifest).as_str()))
+    );
+    let copied = client
+        .get(format!("{}/v2/team/app/manifests/1.0", registry.base))
+        .basic_auth(&auth.user, Some(&auth.password))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .expect("pull from the destination");
+    assert_eq!(copied.bytes().expect("body").to_vec(), manifest, "the manifest arrives byte for byte");
+    let layer_back = client
+        .get(format!("{}/v2/team/app/blobs/{}", registry.base, digest(&layer)))
+        .basic_auth(&auth.user, Some(&auth.password))
+        .send()
+        .expect("pull the layer");
+    assert_eq!(layer_back.bytes().expect("body").to_vec(), layer);
+    let again = server.kiln(&["push", "repository", "default/app:1.0", "--to", &destination, "-o", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&common::stdout(&again)).expect("json report");
+    assert_eq!((report["blobsCopied"].as_u64(), report["blobsPresent"].as_u64()), (Some(0), Some(2)), "{report}");
+
+    assert_eq!(admin.post("/v1/base-images", common::base_image("base")).status, 201);
+    assert_eq!(admin.post("/v1/images", json!({"name": "fn", "baseImageName": "base"})).status, 201);
+    let unbuilt = server.kiln(&["push", "image", "fn", "--to", &destination]);
+    assert!(common::stderr(&unbuilt).contains("not built yet"), "{}", common::stderr(&unbuilt));
+}

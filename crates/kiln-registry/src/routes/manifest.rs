@@ -23,7 +23,7 @@ fn unknown(reference: &str) -> RegistryError {
 }
 
 /// The digest a reference names in the repository, if any.
-async fn resolve(registry: &Registry, repository: &str, reference: &Reference) -> RegistryResult<Option<Digest>> {
+pub async fn resolve(registry: &Registry, repository: &str, reference: &Reference) -> RegistryResult<Option<Digest>> {
     match reference {
         Reference::Digest(digest) => Ok(Some(digest.clone())),
         Reference::Tag(tag) => match registry.store.get(&meta::tag_key(repository, tag)).await? {

@@ -41,3 +41,92 @@ pub async fn collect(State(state): State<AppState>, Ctx(_ctx): Ctx) -> ApiResult
         uploads_removed: report.uploads_removed,
     }))
 }
+
+/// Copy an image from this registry to another one.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CopyRequest {
+    /// A repository of this registry in the request's organisation with a tag or digest:
+    /// `default/app:1.0` or `default/app@sha256:…`.
+    #[schema(example = "default/app:1.0")]
+    pub source: String,
+    /// Where to: `host[:port]/repository[:tag]`; the organisation's registry credentials for
+    /// the host are used.
+    #[schema(example = "registry.example:5000/team/app:1.0")]
+    pub destination: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyResult {
+    /// Digest of the copied manifest (the same at the destination).
+    pub digest: String,
+    pub destination: String,
+    pub blobs_copied: u64,
+    /// Blobs the destination already had.
+    pub blobs_present: u64,
+    pub bytes_copied: u64,
+}
+
+/// Push an image of this registry to another registry (`kiln push`).
+#[utoipa::path(post, path = "/v1/registry/copies", tag = "registry", operation_id = "copyImageOut",
+    security(("bearer" = ["repositories:read"])), request_body = CopyRequest,
+    responses((status = 200, body = CopyResult), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "source unknown, or no registry"),
+        (status = 422, body = ErrorBody), (status = 502, body = ErrorBody, description = "the destination refused or failed")))]
+pub async fn copy(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    crate::extract::JsonBody(request): crate::extract::JsonBody<CopyRequest>,
+) -> ApiResult<axum::Json<CopyResult>> {
+    use kiln_registry::copy::CopyError;
+    let registry = state.registry_server.ok_or_else(|| ApiError::not_found("this server runs no registry"))?;
+    let (repository, reference) = match request.source.rsplit_once('@') {
+        Some((repository, digest)) => (repository.to_string(), digest.to_string()),
+        None => match request.source.rsplit_once(':') {
+            Some((repository, tag)) if !tag.contains('/') => (repository.to_string(), tag.to_string()),
+            _ => (request.source.clone(), "latest".to_string()),
+        },
+    };
+    if kiln_registry::names::check_repository(&repository).is_err()
+        || kiln_registry::names::organisation(&repository) != &*ctx.org
+    {
+        return Err(ApiError::field(
+            "source",
+            format!(
+                "{:?} is not a repository of organisation {:?}: name it <organisation>/<name>:<tag>",
+                request.source, ctx.org
+            ),
+        ));
+    }
+    let destination = kiln_model::reference::Reference::parse(&request.destination)
+        .map_err(|e| ApiError::field("destination", e.to_string()))?;
+    let host = destination
+        .registry
+        .clone()
+        .ok_or_else(|| ApiError::field("destination", "name the registry host: host[:port]/repository[:tag]"))?;
+    let to_reference = destination.digest.clone().or(destination.tag.clone()).unwrap_or_else(|| "latest".to_string());
+    let options = crate::controller::base_images::host_options(state.store.as_ref(), &ctx.org, &host).await?;
+    let client = kiln_registry::client::Client::new(&host, options)
+        .map_err(|e| ApiError::field("destination", e.to_string()))?;
+    let report = kiln_registry::copy::copy_out(
+        &registry,
+        &repository,
+        &reference,
+        &client,
+        &destination.repository,
+        &to_reference,
+    )
+    .await
+    .map_err(|e| match e {
+        CopyError::Source(message) => ApiError::not_found(message),
+        CopyError::Destination(error) => ApiError::new(StatusCode::BAD_GATEWAY, format!("{host}: {error}")),
+    })?;
+    Ok(axum::Json(CopyResult {
+        digest: report.digest.map(|d| d.to_string()).unwrap_or_default(),
+        destination: request.destination,
+        blobs_copied: report.blobs_copied,
+        blobs_present: report.blobs_present,
+        bytes_copied: report.bytes_copied,
+    }))
+}

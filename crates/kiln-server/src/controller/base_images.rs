@@ -163,7 +163,7 @@ fn describe(host: &str, error: ClientError) -> String {
 }
 
 /// The organisation's settings for `host`, password included.
-async fn host_options(store: &dyn KvStore, org: &str, host: &str) -> Result<HostOptions, kiln_store::StoreError> {
+pub async fn host_options(store: &dyn KvStore, org: &str, host: &str) -> Result<HostOptions, kiln_store::StoreError> {
     let Some(entry) = store.get(&records::key::<RegistryCredential>(org, host)).await? else {
         return Ok(HostOptions::default());
     };
