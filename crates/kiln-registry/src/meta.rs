@@ -130,6 +130,33 @@ impl StoredManifest {
 /// A referrer as listed by the referrers API.
 pub type ReferrerRecord = Descriptor;
 
+/// Every key that makes up `repository`: its record, manifests, tags, referrers and blob
+/// links. Deleting them makes its blobs garbage unless another repository needs them.
+pub async fn repository_keys(store: &dyn kiln_store::KvStore, repository: &str) -> Result<Vec<String>, StoreError> {
+    let mut keys = Vec::new();
+    let prefixes = [
+        manifest_prefix(repository),
+        tag_prefix(repository),
+        format!("registry/referrer/{repository}@"),
+        format!("{LINK_PREFIX}{repository}@"),
+    ];
+    for prefix in prefixes {
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.list(&prefix, after.as_deref(), 1000).await?;
+            keys.extend(page.entries.into_iter().map(|e| e.key));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+    if store.get(&repository_key(repository)).await?.is_some() {
+        keys.push(repository_key(repository));
+    }
+    Ok(keys)
+}
+
 /// The repository and digest in a `…/<repository>@<digest>` key.
 pub fn split_at_digest<'a>(key: &'a str, prefix: &str) -> Option<(&'a str, Digest)> {
     let rest = key.strip_prefix(prefix)?;

@@ -30,6 +30,12 @@ pub fn in_use(message: &str, org: &str, dependents: &[Image]) -> ApiError {
 
 /// Objects that images can be built on.
 pub trait Parent: Resource {
+    /// What else goes in the same transaction as deleting the object.
+    fn cleanup(view: &View, org: &str, name: &str) -> impl std::future::Future<Output = ApiResult<Vec<Op>>> + Send {
+        let _ = (view, org, name);
+        async { Ok(Vec::new()) }
+    }
+
     fn dependents(
         view: &View,
         org: &str,
@@ -44,6 +50,17 @@ impl Parent for BaseImage {
 }
 
 impl Parent for Image {
+    /// An image owns the registry repository `<org>/<name>`; its content goes with it, and
+    /// the collector then frees the blobs nothing else references.
+    async fn cleanup(view: &View, org: &str, name: &str) -> ApiResult<Vec<Op>> {
+        let repository = format!("{org}/{}", name.to_ascii_lowercase());
+        if kiln_registry::names::check_repository(&repository).is_err() {
+            return Ok(Vec::new());
+        }
+        let keys = kiln_registry::meta::repository_keys(view.store().as_ref(), &repository).await?;
+        Ok(keys.into_iter().map(|key| Op::Delete { key, expect: Precondition::Any }).collect())
+    }
+
     async fn dependents(view: &View, org: &str, name: &str) -> ApiResult<Vec<Image>> {
         view.children_of_image(org, name).await
     }
@@ -87,6 +104,7 @@ pub async fn delete<P: Parent>(view: &View, org: &str, name: &str, expected: Opt
         }
         let mut ops =
             vec![Op::Delete { key: object_key.clone(), expect: Precondition::Revision(revision) }, check.clone()];
+        ops.extend(P::cleanup(view, org, name).await?);
         for mut dependent in dependents {
             let Some(dep_revision) = dependent.revision else { continue };
             dependent.status = Status::Error;

@@ -248,3 +248,25 @@ fn bad_input_is_refused_and_nothing_is_stored() {
     let tags = registry.send(registry.client.get(registry.url("/v2/default/bad/tags/list")));
     assert_eq!(tags.status(), 404, "no manifest and no tag was stored, so the repository is unknown");
 }
+
+#[test]
+fn deleting_an_image_removes_what_only_it_referenced() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, _) = Server::start_with(&dir.path().join("data"), |command| {
+        command.env("KILN_REGISTRY_GC_GRACE_SECONDS", "0");
+    });
+    let admin = server.http();
+    let registry = Registry::new(&server, Some(ADMIN_TOKEN));
+    registry.push_image("default/fn", "1.0", b"only the image's layer");
+    registry.push_image("default/other", "1.0", b"another repository's layer");
+    assert_eq!(admin.post("/v1/base-images", common::base_image("base")).status, 201);
+    assert_eq!(admin.post("/v1/images", json!({"name": "fn", "baseImageName": "base"})).status, 201);
+
+    assert_eq!(admin.delete("/v1/images/fn").status, 200);
+    let gone = registry.send(registry.client.get(registry.url("/v2/default/fn/tags/list")));
+    assert_eq!(gone.status(), 404, "the image's repository went with it");
+    let report = admin.post("/v1/registry/gc", json!({}));
+    assert_eq!(report.body["blobsRemoved"], 1, "its layer is freed; the shared empty config stays: {}", report.text);
+    let kept = registry.send(registry.client.get(registry.url("/v2/default/other/manifests/1.0")));
+    assert_eq!(kept.status(), 200, "another repository is untouched");
+}
