@@ -24,18 +24,8 @@ pub struct Report {
     pub uploads_removed: u64,
 }
 
-/// Every key under `prefix`, page by page.
 async fn scan(registry: &Registry, prefix: &str) -> Result<Vec<kiln_store::Entry>, StoreError> {
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = registry.store.list(prefix, after.as_deref(), 1000).await?;
-        out.extend(page.entries);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(out),
-        }
-    }
+    meta::scan(registry.store.as_ref(), prefix).await
 }
 
 fn older_than(time: SystemTime, age: Duration) -> bool {

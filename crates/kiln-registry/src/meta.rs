@@ -130,6 +130,20 @@ impl StoredManifest {
 /// A referrer as listed by the referrers API.
 pub type ReferrerRecord = Descriptor;
 
+/// Every entry under `prefix`, page by page.
+pub async fn scan(store: &dyn kiln_store::KvStore, prefix: &str) -> Result<Vec<Entry>, StoreError> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list(prefix, after.as_deref(), 1000).await?;
+        out.extend(page.entries);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(out),
+        }
+    }
+}
+
 /// Every key that makes up `repository`: its record, manifests, tags, referrers and blob
 /// links. Deleting them makes its blobs garbage unless another repository needs them.
 pub async fn repository_keys(store: &dyn kiln_store::KvStore, repository: &str) -> Result<Vec<String>, StoreError> {
@@ -141,15 +155,7 @@ pub async fn repository_keys(store: &dyn kiln_store::KvStore, repository: &str) 
         format!("{LINK_PREFIX}{repository}@"),
     ];
     for prefix in prefixes {
-        let mut after: Option<String> = None;
-        loop {
-            let page = store.list(&prefix, after.as_deref(), 1000).await?;
-            keys.extend(page.entries.into_iter().map(|e| e.key));
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
+        keys.extend(scan(store, &prefix).await?.into_iter().map(|e| e.key));
     }
     if store.get(&repository_key(repository)).await?.is_some() {
         keys.push(repository_key(repository));

@@ -34,21 +34,14 @@ fn page_size(params: &HashMap<String, String>) -> RegistryResult<usize> {
 /// Every tag of the repository with the digest it names.
 pub async fn all_tags(registry: &Registry, repository: &str) -> RegistryResult<Vec<(String, Digest)>> {
     let prefix = meta::tag_prefix(repository);
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = registry.store.list(&prefix, after.as_deref(), 1000).await?;
-        for entry in &page.entries {
-            let tag = entry.key[prefix.len()..].to_string();
-            if let Ok(digest) = String::from_utf8_lossy(&entry.value).parse() {
-                out.push((tag, digest));
-            }
-        }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(out),
-        }
-    }
+    let entries = meta::scan(registry.store.as_ref(), &prefix).await?;
+    Ok(entries
+        .iter()
+        .filter_map(|entry| {
+            let digest = String::from_utf8_lossy(&entry.value).parse().ok()?;
+            Some((entry.key[prefix.len()..].to_string(), digest))
+        })
+        .collect())
 }
 
 async fn repository_exists(registry: &Registry, repository: &str) -> RegistryResult<bool> {
@@ -134,18 +127,10 @@ pub async fn referrers(
     let wanted = params.get("artifactType");
     let prefix = meta::referrer_prefix(repository, &subject);
     let mut descriptors: Vec<Descriptor> = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = registry.store.list(&prefix, after.as_deref(), 1000).await?;
-        for entry in &page.entries {
-            let descriptor: Descriptor = meta::from_json(entry)?;
-            if wanted.is_none_or(|w| descriptor.artifact_type.as_ref() == Some(w)) {
-                descriptors.push(descriptor);
-            }
-        }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
+    for entry in meta::scan(registry.store.as_ref(), &prefix).await? {
+        let descriptor: Descriptor = meta::from_json(&entry)?;
+        if wanted.is_none_or(|w| descriptor.artifact_type.as_ref() == Some(w)) {
+            descriptors.push(descriptor);
         }
     }
     let body = ImageIndex::new(descriptors).to_json().map_err(RegistryError::internal)?;

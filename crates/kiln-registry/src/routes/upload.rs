@@ -150,6 +150,17 @@ fn content_range(request: &Request) -> RegistryResult<Option<(u64, u64)>> {
     }
 }
 
+/// The declared range of a chunk, refused unless it starts where the upload ends.
+fn declared_range(request: &Request, offset: u64) -> RegistryResult<Option<(u64, u64)>> {
+    let declared = content_range(request)?;
+    if let Some((start, _)) = declared
+        && start != offset
+    {
+        return Err(out_of_order(offset, start));
+    }
+    Ok(declared)
+}
+
 fn out_of_order(offset: u64, start: u64) -> RegistryError {
     RegistryError::new(
         Code::RangeInvalid,
@@ -166,12 +177,7 @@ pub async fn patch(
 ) -> RegistryResult<Response> {
     ctx.require(repository, Action::Push).await?;
     let offset = session(registry, repository, id).await?;
-    let declared = content_range(&request)?;
-    if let Some((start, _)) = declared
-        && start != offset
-    {
-        return Err(out_of_order(offset, start));
-    }
+    let declared = declared_range(&request, offset)?;
     let offset = receive(registry, id, offset, declared.map(|(s, e)| e - s + 1), request.into_body()).await?;
     Ok(accepted(repository, id, offset))
 }
@@ -189,11 +195,7 @@ pub async fn finish(
         RegistryError::new(Code::DigestInvalid, "the digest query parameter is required to complete an upload")
     })?;
     let digest = names::parse_digest(&digest)?;
-    if let Some((start, _)) = content_range(&request)?
-        && start != offset
-    {
-        return Err(out_of_order(offset, start));
-    }
+    declared_range(&request, offset)?;
     let received = receive(registry, id, offset, None, request.into_body()).await;
     let result = match received {
         Ok(_) => commit(registry, repository, id, &digest).await,
