@@ -270,3 +270,21 @@ fn deleting_an_image_removes_what_only_it_referenced() {
     let kept = registry.send(registry.client.get(registry.url("/v2/default/other/manifests/1.0")));
     assert_eq!(kept.status(), 200, "another repository is untouched");
 }
+
+#[test]
+fn abandoned_uploads_expire() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, _) = Server::start_with(&dir.path().join("data"), |command| {
+        command.env("KILN_REGISTRY_UPLOAD_TTL_SECONDS", "0");
+    });
+    let registry = Registry::new(&server, Some(ADMIN_TOKEN));
+    let started = registry.send(registry.client.post(registry.url("/v2/default/ttl/blobs/uploads/")));
+    let location = started.headers()["location"].to_str().expect("location").to_string();
+    assert_eq!(registry.send(registry.client.patch(registry.url(&location)).body(vec![1u8; 1000])).status(), 202);
+    let report = server.http().post("/v1/registry/gc", json!({}));
+    assert_eq!(report.body["uploadsRemoved"], 1, "{}", report.text);
+    let status = registry.send(registry.client.get(registry.url(&location)));
+    assert_eq!(status.status(), 404);
+    assert_eq!(error_code(status), "BLOB_UPLOAD_UNKNOWN");
+    assert!(walk(&dir.path().join("data/registry/uploads")).is_empty(), "the upload's file is gone");
+}
