@@ -136,6 +136,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     let app = kiln_server::app(state);
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Without TCP_NODELAY a streamed body's second small write waits for the client's
+    // delayed ACK (40 ms per small blob pull).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
     tracing::info!("stopped");
     Ok(())

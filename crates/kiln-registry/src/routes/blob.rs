@@ -60,9 +60,15 @@ pub async fn get(
         StatusCode::OK.into_response()
     } else {
         let reader = registry.blobs.open(&digest, offset, length).await?.ok_or_else(|| unknown(&digest))?;
-        let limited = tokio::io::AsyncReadExt::take(reader.file, reader.length);
-        let stream = tokio_util::io::ReaderStream::with_capacity(limited, READ_CHUNK);
-        Response::new(Body::from_stream(stream))
+        let mut limited = tokio::io::AsyncReadExt::take(reader.file, reader.length);
+        if length <= READ_CHUNK as u64 {
+            // Small blobs go out with their headers in one write.
+            let mut bytes = Vec::with_capacity(length as usize);
+            tokio::io::AsyncReadExt::read_to_end(&mut limited, &mut bytes).await?;
+            Response::new(Body::from(bytes))
+        } else {
+            Response::new(Body::from_stream(tokio_util::io::ReaderStream::with_capacity(limited, READ_CHUNK)))
+        }
     };
     if range.is_some() && !head {
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;

@@ -64,7 +64,7 @@ pub async fn start(registry: &Registry, ctx: &Ctx, repository: &str, request: Re
         registry.keep_hasher(&id, 0, Hasher::new(digest.algorithm()));
         let result = async {
             receive(registry, &id, 0, None, request.into_body()).await?;
-            commit(registry, repository, &id, &digest).await
+            commit(registry, repository, &id, &digest, false).await
         }
         .await;
         if result.is_err() {
@@ -198,7 +198,7 @@ pub async fn finish(
     declared_range(&request, offset)?;
     let received = receive(registry, id, offset, None, request.into_body()).await;
     let result = match received {
-        Ok(_) => commit(registry, repository, id, &digest).await,
+        Ok(_) => commit(registry, repository, id, &digest, true).await,
         Err(e) => Err(e),
     };
     if let Err(e) = result {
@@ -208,7 +208,6 @@ pub async fn finish(
         }
         return Err(e);
     }
-    registry.store.delete(&meta::upload_key(id), Precondition::Any).await?;
     Ok(created(repository, &digest))
 }
 
@@ -283,8 +282,15 @@ async fn receive(registry: &Registry, id: &str, offset: u64, limit: Option<u64>,
     }
 }
 
-/// Verifies the upload against `digest` and makes it a blob of the repository.
-async fn commit(registry: &Registry, repository: &str, id: &str, digest: &Digest) -> RegistryResult<()> {
+/// Verifies the upload against `digest` and makes it a blob of the repository; the upload's
+/// session record (if `recorded`) goes in the same transaction.
+async fn commit(
+    registry: &Registry,
+    repository: &str,
+    id: &str,
+    digest: &Digest,
+    recorded: bool,
+) -> RegistryResult<()> {
     let size = registry.blobs.upload_size(id).await?.ok_or_else(|| unknown_upload(id))?;
     let actual = match registry.take_hasher(id) {
         Some((at, hasher)) if at == size && hasher.algorithm() == digest.algorithm() => hasher.finish(),
@@ -303,6 +309,9 @@ async fn commit(registry: &Registry, repository: &str, id: &str, digest: &Digest
         Op::Put { key: meta::blob_key(digest), value: record.clone(), expect: Precondition::Any },
         Op::Put { key: meta::link_key(repository, digest), value: record, expect: Precondition::Any },
     ];
+    if recorded {
+        ops.push(Op::Delete { key: meta::upload_key(id), expect: Precondition::Any });
+    }
     ensure_repository(registry, repository, &mut ops).await?;
     registry.store.txn(ops).await?;
     Ok(())

@@ -76,7 +76,8 @@ impl Reference {
             .arg(dir.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            // Distribution logs every 4xx at error level; the suite provokes many on purpose.
+            .stderr(std::fs::File::create(dir.path().join("registry.log")).map_err(|e| e.to_string())?)
             .spawn()
             .map_err(|e| format!("spawn sh for {BINARY}: {e}"))?;
         let stdin = supervisor.stdin.take();
