@@ -19,21 +19,23 @@ missing=()
 command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 # The registry conformance suite runs against Debian's docker-registry (distribution 2.8);
-# skopeo and umoci are the OCI clients the registry is to be exercised with.
+# skopeo, umoci and podman are the OCI clients tests/clients.rs drives against Kiln's registry.
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v skopeo >/dev/null || missing+=(skopeo)
 command -v umoci >/dev/null || missing+=(umoci)
+command -v podman >/dev/null || missing+=(podman)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing ${missing[*]}"
     apt_install "${missing[@]}"
 fi
 
-# The OpenAPI validator lives in a venv under target/ so the system Python stays untouched.
+# The OpenAPI validator and the oras SDK (tests/clients.rs) live in a venv under target/ so
+# the system Python stays untouched.
 venv=target/tools-venv
-if [ ! -x "$venv/bin/openapi-spec-validator" ]; then
-    echo "== installing openapi-spec-validator"
+if [ ! -x "$venv/bin/openapi-spec-validator" ] || ! "$venv/bin/python" -c 'import oras' 2>/dev/null; then
+    echo "== installing openapi-spec-validator oras"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q openapi-spec-validator || { sleep 3; "$venv/bin/pip" install -q openapi-spec-validator; }
+    "$venv/bin/pip" install -q openapi-spec-validator oras || { sleep 3; "$venv/bin/pip" install -q openapi-spec-validator oras; }
 fi
 
 echo "== cargo fmt --check"
