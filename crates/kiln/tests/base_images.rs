@@ -226,3 +226,26 @@ fn kiln_push_copies_an_image_out_byte_for_byte() {
     let unbuilt = server.kiln(&["push", "image", "fn", "--to", &destination]);
     assert!(common::stderr(&unbuilt).contains("not built yet"), "{}", common::stderr(&unbuilt));
 }
+
+#[test]
+fn a_registry_with_a_private_ca_is_trusted_only_with_its_certificate() {
+    let (registry, certificate) = Reference::start_tls();
+    let host = registry.base.trim_start_matches("https://").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, _) = Server::start_with(&dir.path().join("data"), |command| {
+        command.env("KILN_CONTROLLER", "true").env("KILN_CONTROLLER_RETRY_SECONDS", "1");
+    });
+    let admin = server.http();
+    let base = json!({"name": "tls", "reference": format!("{host}/lib/missing:1"), "language": "python3"});
+    assert_eq!(admin.post("/v1/base-images", base).status, 201);
+    // Without the CA the certificate is refused, which is a network problem to the user.
+    let untrusted = wait_for(&admin, "default", "tls", |b| b["status"] == "ERROR");
+    let reason = untrusted["reason"][0].as_str().unwrap_or_default().to_string();
+    assert!(reason.starts_with("network") && reason.to_lowercase().contains("certificate"), "{reason}");
+    // With it, the TLS handshake succeeds and the registry's own answer comes through.
+    let credential = json!({"host": host, "caCertificate": certificate});
+    assert_eq!(admin.post("/v1/registry-credentials", credential).status, 201);
+    let trusted =
+        wait_for(&admin, "default", "tls", |b| b["reason"][0].as_str().is_some_and(|r| r.starts_with("not found")));
+    assert_eq!(trusted["status"], "ERROR", "{trusted}");
+}

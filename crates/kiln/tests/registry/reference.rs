@@ -52,6 +52,23 @@ impl Reference {
     }
 
     /// A registry that, given `auth`, demands HTTP basic credentials from an htpasswd file.
+    /// A registry serving HTTPS with a certificate for 127.0.0.1 from a fresh private CA;
+    /// returns it with the CA's certificate (PEM) a client must trust.
+    pub fn start_tls() -> (Reference, String) {
+        require_binary();
+        let mut failures = Vec::new();
+        for _ in 0..5 {
+            match Reference::try_start_with(None, true) {
+                Ok(reference) => {
+                    let pem = std::fs::read_to_string(reference._dir.path().join("ca.crt")).expect("certificate");
+                    return (reference, pem);
+                }
+                Err(why) => failures.push(why),
+            }
+        }
+        panic!("docker-registry did not start with TLS: {failures:#?}");
+    }
+
     pub fn start_with(auth: Option<&Htpasswd>) -> Reference {
         require_binary();
         let mut failures = Vec::new();
@@ -66,10 +83,18 @@ impl Reference {
     }
 
     fn try_start(auth: Option<&Htpasswd>) -> Result<Reference, String> {
+        Reference::try_start_with(auth, false)
+    }
+
+    fn try_start_with(auth: Option<&Htpasswd>, tls: bool) -> Result<Reference, String> {
         let dir = tempfile::Builder::new().prefix("kiln-reference-registry-").tempdir().map_err(|e| e.to_string())?;
         let port = free_port()?;
         let config = dir.path().join("config.yml");
-        std::fs::write(&config, config_text(dir.path(), port, auth)?).map_err(|e| e.to_string())?;
+        let mut text = config_text(dir.path(), port, auth)?;
+        if tls {
+            text.push_str(&tls_config(dir.path())?);
+        }
+        std::fs::write(&config, text).map_err(|e| e.to_string())?;
         let mut supervisor = Command::new("sh")
             .args(["-c", SUPERVISOR, "sh"])
             .arg(&config)
@@ -81,15 +106,20 @@ impl Reference {
             .spawn()
             .map_err(|e| format!("spawn sh for {BINARY}: {e}"))?;
         let stdin = supervisor.stdin.take();
-        let mut reference = Reference { base: format!("http://127.0.0.1:{port}"), supervisor, stdin, _dir: dir };
+        let scheme = if tls { "https" } else { "http" };
+        let mut reference = Reference { base: format!("{scheme}://127.0.0.1:{port}"), supervisor, stdin, _dir: dir };
         reference.wait_until_ready()?;
         Ok(reference)
     }
 
     /// Polls `GET /v2/` until it answers at all (401 counts: auth may be on).
     fn wait_until_ready(&mut self) -> Result<(), String> {
-        let client =
-            reqwest::blocking::Client::builder().timeout(Duration::from_secs(2)).build().map_err(|e| e.to_string())?;
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(2))
+            // Readiness only; the tests check certificates with their own clients.
+            .tls_danger_accept_invalid_certs(true)
+            .build()
+            .map_err(|e| e.to_string())?;
         let deadline = Instant::now() + Duration::from_secs(10);
         let url = format!("{}/v2/", self.base);
         while Instant::now() < deadline {
@@ -163,6 +193,51 @@ fn config_text(dir: &Path, port: u16, auth: Option<&Htpasswd>) -> Result<String,
         ));
     }
     Ok(text)
+}
+
+/// Makes a private CA and a server certificate for 127.0.0.1 it signed (openssl), and the
+/// config lines that serve with it. The CA's certificate is left in `ca.crt`.
+fn tls_config(dir: &Path) -> Result<String, String> {
+    let path = |name: &str| dir.join(name).display().to_string();
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let steps: [Vec<String>; 3] = [
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=kiln-test-ca", "-keyout"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([path("ca.key"), "-out".into(), path("ca.crt")])
+            .collect(),
+        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([path("tls.key"), "-out".into(), path("tls.csr")])
+            .collect(),
+        ["x509", "-req", "-days", "1", "-CAcreateserial", "-in"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([path("tls.csr"), "-CA".into(), path("ca.crt"), "-CAkey".into(), path("ca.key")])
+            .chain(["-extfile".into(), path("server.ext"), "-out".into(), path("tls.crt")])
+            .collect(),
+    ];
+    for args in steps {
+        let made = Command::new("openssl")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| format!("run openssl: {e}"))?;
+        if !made.success() {
+            return Err(format!("openssl {} failed", args.join(" ")));
+        }
+    }
+    Ok(format!(
+        "  tls:\n    certificate: {}\n    key: {}\n",
+        yaml_string(&path("tls.crt")),
+        yaml_string(&path("tls.key"))
+    ))
 }
 
 /// A double-quoted YAML scalar; JSON string escapes are valid YAML.
