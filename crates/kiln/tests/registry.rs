@@ -5,6 +5,7 @@
 
 mod registry {
     pub mod kiln;
+    #[allow(dead_code)]
     pub mod reference;
     pub mod suite;
 }
