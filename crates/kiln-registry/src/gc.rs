@@ -24,10 +24,6 @@ pub struct Report {
     pub uploads_removed: u64,
 }
 
-async fn scan(registry: &Registry, prefix: &str) -> Result<Vec<kiln_store::Entry>, StoreError> {
-    meta::scan(registry.store.as_ref(), prefix).await
-}
-
 fn older_than(time: SystemTime, age: Duration) -> bool {
     time.elapsed().is_ok_and(|elapsed| elapsed >= age)
 }
@@ -37,11 +33,11 @@ pub async fn collect(registry: &Registry) -> RegistryResult<Report> {
     expire_uploads(registry, &mut report).await?;
 
     let mut referenced = HashSet::new();
-    for entry in scan(registry, meta::MANIFEST_PREFIX).await? {
+    for entry in meta::scan(registry.store.as_ref(), meta::MANIFEST_PREFIX).await? {
         referenced.extend(StoredManifest::decode(&entry)?.meta.blobs);
     }
     let mut links: HashMap<Digest, Vec<String>> = HashMap::new();
-    for entry in scan(registry, meta::LINK_PREFIX).await? {
+    for entry in meta::scan(registry.store.as_ref(), meta::LINK_PREFIX).await? {
         if let Some((_, digest)) = meta::split_at_digest(&entry.key, meta::LINK_PREFIX) {
             links.entry(digest).or_default().push(entry.key);
         }
@@ -49,7 +45,7 @@ pub async fn collect(registry: &Registry) -> RegistryResult<Report> {
     let grace = registry.settings.gc_grace.as_secs() as i64;
     let _guard = registry.gc_lock.write().await;
     let mut recorded = HashSet::new();
-    for entry in scan(registry, meta::BLOB_PREFIX).await? {
+    for entry in meta::scan(registry.store.as_ref(), meta::BLOB_PREFIX).await? {
         let Ok(digest) = entry.key[meta::BLOB_PREFIX.len()..].parse::<Digest>() else { continue };
         recorded.insert(digest.clone());
         let record: BlobRecord = meta::from_json(&entry)?;
@@ -83,7 +79,7 @@ pub async fn collect(registry: &Registry) -> RegistryResult<Report> {
 async fn expire_uploads(registry: &Registry, report: &mut Report) -> RegistryResult<()> {
     let ttl = registry.settings.upload_ttl;
     let mut known = HashSet::new();
-    for entry in scan(registry, meta::UPLOAD_PREFIX).await? {
+    for entry in meta::scan(registry.store.as_ref(), meta::UPLOAD_PREFIX).await? {
         known.insert(entry.key[meta::UPLOAD_PREFIX.len()..].to_string());
     }
     for (id, modified) in registry.blobs.list_uploads().await? {

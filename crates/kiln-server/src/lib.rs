@@ -8,6 +8,7 @@ pub mod controller;
 mod dependents;
 mod error;
 mod extract;
+mod hosts;
 mod objects;
 mod parents;
 mod resource;

@@ -9,17 +9,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use kiln_oci::{Descriptor, Digest, ImageIndex};
 
-use super::set;
+use super::{query as params, set};
 use crate::access::Action;
 use crate::error::{Code, RegistryError, RegistryResult};
 use crate::{Ctx, Registry, meta, names};
 
 /// Most entries one page returns when the client asks for none or more.
 const MAX_PAGE: usize = 10_000;
-
-fn params(request: &Request) -> HashMap<String, String> {
-    request.uri().query().and_then(|q| serde_urlencoded::from_str(q).ok()).unwrap_or_default()
-}
 
 fn page_size(params: &HashMap<String, String>) -> RegistryResult<usize> {
     match params.get("n") {

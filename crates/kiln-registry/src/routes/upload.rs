@@ -3,8 +3,6 @@
 //! verified against the digest before they become a blob; a refused chunk or a wrong digest
 //! leaves nothing stored.
 
-use std::collections::HashMap;
-
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
@@ -13,16 +11,12 @@ use futures::StreamExt;
 use kiln_oci::{Algorithm, Digest, Hasher};
 use kiln_store::{Op, Precondition};
 
-use super::set;
+use super::{query, set};
 use crate::access::Action;
 use crate::blobs::WRITE_BUFFER;
 use crate::error::{Code, RegistryError, RegistryResult};
 use crate::meta::{self, BlobRecord, UploadRecord};
 use crate::{Ctx, Registry, names, now};
-
-fn query(request: &Request) -> HashMap<String, String> {
-    request.uri().query().and_then(|q| serde_urlencoded::from_str(q).ok()).unwrap_or_default()
-}
 
 fn unknown_upload(id: &str) -> RegistryError {
     RegistryError::new(Code::BlobUploadUnknown, format!("upload {id:?} is not known: start a new one"))

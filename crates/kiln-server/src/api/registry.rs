@@ -81,24 +81,24 @@ pub async fn copy(
 ) -> ApiResult<axum::Json<CopyResult>> {
     use kiln_registry::copy::CopyError;
     let registry = state.registry_server.ok_or_else(|| ApiError::not_found("this server runs no registry"))?;
-    let (repository, reference) = match request.source.rsplit_once('@') {
-        Some((repository, digest)) => (repository.to_string(), digest.to_string()),
-        None => match request.source.rsplit_once(':') {
-            Some((repository, tag)) if !tag.contains('/') => (repository.to_string(), tag.to_string()),
-            _ => (request.source.clone(), "latest".to_string()),
-        },
-    };
-    if kiln_registry::names::check_repository(&repository).is_err()
-        || kiln_registry::names::organisation(&repository) != &*ctx.org
-    {
-        return Err(ApiError::field(
+    let not_ours = || {
+        ApiError::field(
             "source",
             format!(
                 "{:?} is not a repository of organisation {:?}: name it <organisation>/<name>:<tag>",
                 request.source, ctx.org
             ),
-        ));
+        )
+    };
+    let source = kiln_model::reference::Reference::parse(&request.source).map_err(|_| not_ours())?;
+    let repository = source.repository.clone();
+    if source.registry.is_some()
+        || kiln_registry::names::check_repository(&repository).is_err()
+        || kiln_registry::names::organisation(&repository) != &*ctx.org
+    {
+        return Err(not_ours());
     }
+    let reference = source.digest.or(source.tag).unwrap_or_else(|| "latest".to_string());
     let destination = kiln_model::reference::Reference::parse(&request.destination)
         .map_err(|e| ApiError::field("destination", e.to_string()))?;
     let host = destination
@@ -106,7 +106,7 @@ pub async fn copy(
         .clone()
         .ok_or_else(|| ApiError::field("destination", "name the registry host: host[:port]/repository[:tag]"))?;
     let to_reference = destination.digest.clone().or(destination.tag.clone()).unwrap_or_else(|| "latest".to_string());
-    let options = crate::controller::base_images::host_options(state.store.as_ref(), &ctx.org, &host).await?;
+    let options = crate::hosts::host_options(state.store.as_ref(), &ctx.org, &host).await?;
     let client = kiln_registry::client::Client::new(&host, options)
         .map_err(|e| ApiError::field("destination", e.to_string()))?;
     let report = kiln_registry::copy::copy_out(

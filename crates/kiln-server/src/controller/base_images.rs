@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures::StreamExt;
 use kiln_model::reference::Reference;
-use kiln_model::{BaseImage, RegistryCredential, Status};
-use kiln_registry::client::{Client, ClientError, HostOptions, Resolved};
-use kiln_store::records::{self, secret_key};
+use kiln_model::{BaseImage, Status};
+use kiln_registry::client::{Client, ClientError, Resolved};
+use kiln_store::records;
 use kiln_store::{KvStore, Precondition};
 
 use super::Settings;
@@ -146,7 +146,7 @@ async fn resolve(store: &dyn KvStore, platform: &str, base: &BaseImage) -> Resul
         reference.repository.clone()
     };
     let target = reference.digest.clone().or(reference.tag.clone()).unwrap_or_else(|| "latest".to_string());
-    let options = host_options(store, &base.organization, &host).await.map_err(|e| e.to_string())?;
+    let options = crate::hosts::host_options(store, &base.organization, &host).await.map_err(|e| e.to_string())?;
     let platform = platform.parse().map_err(|_| format!("controller platform {platform:?} is not os/arch"))?;
     let client = Client::new(&host, options).map_err(|e| e.to_string())?;
     client.resolve(&repository, &target, &platform).await.map_err(|e| describe(&host, e))
@@ -160,24 +160,6 @@ fn describe(host: &str, error: ClientError) -> String {
         ClientError::Network(why) => format!("network: {host} cannot be reached: {why}"),
         other => other.to_string(),
     }
-}
-
-/// The organisation's settings for `host`, password included.
-pub async fn host_options(store: &dyn KvStore, org: &str, host: &str) -> Result<HostOptions, kiln_store::StoreError> {
-    let Some(entry) = store.get(&records::key::<RegistryCredential>(org, host)).await? else {
-        return Ok(HostOptions::default());
-    };
-    let credential: RegistryCredential = records::decode(&entry)?;
-    let password = store
-        .get(&secret_key::<RegistryCredential>(org, host))
-        .await?
-        .map(|e| String::from_utf8_lossy(&e.value).into_owned());
-    Ok(HostOptions {
-        username: credential.username,
-        password,
-        ca_certificate: credential.ca_certificate,
-        insecure: credential.insecure,
-    })
 }
 
 /// Writes the outcome if the base image is still the one that was checked.
@@ -219,6 +201,5 @@ async fn record(
     }
     current.checked_time = Some(Utc::now());
     current.updated_time = Some(Utc::now());
-    current.revision = None;
     store.put(key, records::encode(&current)?, Precondition::Revision(entry.mod_revision)).await.map(|_| ())
 }
