@@ -1,0 +1,2 @@
+//! Turns resolved, unpacked packages into an OCI image: layers, config, manifest, SBOM and
+//! the equivalent Dockerfile. No network and no store: the server feeds it and pushes the result.

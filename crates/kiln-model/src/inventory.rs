@@ -1,0 +1,59 @@
+//! What a build put into an image: the lock that reproduces it and the inventory that answers
+//! "which packages, licences and layers are in here" without opening the image again.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::package::Ecosystem;
+
+/// One package exactly as a build used it: enough to fetch the same bytes again and to
+/// refuse anything else (`--locked`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LockedPackage {
+    pub ecosystem: Ecosystem,
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    /// Hex SHA-256 of the downloaded package file.
+    pub sha256: String,
+    pub size: u64,
+    /// The package source it came from: its name, or `apt:<uri> <suite>` for a source read
+    /// from the machine's apt configuration.
+    pub source: String,
+    /// Where the file lives below the source's base URL (`pool/main/...deb` for Debian).
+    pub filename: String,
+}
+
+/// Every package a build added, in installation order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Lock {
+    pub packages: Vec<LockedPackage>,
+}
+
+/// One package found in an image, whether a build added it or it came with the parent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryItem {
+    pub ecosystem: Ecosystem,
+    pub name: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub architecture: String,
+    /// The source package (Debian) it was built from, when it differs from `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_version: Option<String>,
+    /// SPDX licence expression, from the package's machine-readable copyright file where it
+    /// has one; absent when it could not be told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    /// Package URL, such as `pkg:deb/debian/libpq5@15.8-0+deb12u1?arch=amd64&distro=debian-12`.
+    pub purl: String,
+    /// Digest of the layer holding the package's files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+}

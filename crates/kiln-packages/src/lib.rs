@@ -1,0 +1,4 @@
+//! Where packages come from and how they become safe file-system entries: the builder asks
+//! this crate for resolved, verified, unpacked packages and never touches a repository itself.
+
+pub mod archive;
