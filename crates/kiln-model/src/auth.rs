@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use crate::validation::{ValidationErrors, check_name, check_text};
 
 /// Everything a permission can be about.
-pub const RESOURCES: [&str; 13] = [
+pub const RESOURCES: [&str; 14] = [
     "base-images",
     "registry-credentials",
     "images",
@@ -23,6 +23,7 @@ pub const RESOURCES: [&str; 13] = [
     "role-bindings",
     "organizations",
     "audit",
+    "tasks",
 ];
 
 pub const ACTIONS: [&str; 2] = ["read", "write"];
@@ -114,6 +115,8 @@ pub fn builtin_roles() -> Vec<Role> {
                 "images:write",
                 "repositories:read",
                 "repositories:write",
+                "tasks:read",
+                "tasks:write",
                 "organizations:read",
             ],
         ),
@@ -126,6 +129,7 @@ pub fn builtin_roles() -> Vec<Role> {
                 "package-sources:read",
                 "images:read",
                 "repositories:read",
+                "tasks:read",
                 "organizations:read",
             ],
         ),

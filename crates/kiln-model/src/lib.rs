@@ -11,6 +11,7 @@ pub mod package;
 pub mod package_source;
 pub mod reference;
 pub mod registry_credential;
+pub mod task;
 pub mod validation;
 
 pub use base_image::BaseImage;
@@ -20,6 +21,7 @@ pub use inventory::{InventoryItem, Lock, LockedPackage};
 pub use package::{Decision, Ecosystem, Package};
 pub use package_source::{Credentials, PackageSource};
 pub use registry_credential::RegistryCredential;
+pub use task::{LogLine, Progress, Task, TaskKind, TaskState};
 pub use validation::{FieldError, ValidationErrors};
 
 /// The organisation every object lives in until tenancy arrives.

@@ -18,10 +18,16 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     Directory,
-    File { data: Bytes },
+    File {
+        data: Bytes,
+    },
     /// The target exactly as the archive stores it; relative or absolute, it was checked to
     /// resolve inside the root.
-    Symlink { target: String },
+    Symlink {
+        target: String,
+    },
     /// Another regular file of the same archive, as a normalised root-relative path.
-    Hardlink { target: String },
+    Hardlink {
+        target: String,
+    },
 }

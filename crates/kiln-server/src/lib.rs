@@ -13,6 +13,7 @@ mod objects;
 mod parents;
 mod resource;
 mod state;
+pub mod tasks;
 mod view;
 
 use std::sync::Arc;

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use kiln_model::auth::{AuditEntry, Organization, Role, RoleBinding, Token, User};
-use kiln_model::{BaseImage, Image, Package, PackageSource, RegistryCredential};
+use kiln_model::{BaseImage, Image, Package, PackageSource, RegistryCredential, Task};
 
 use crate::kv::{Entry, StoreError};
 
@@ -103,6 +103,7 @@ record!(RoleBinding, "role-bindings");
 record!(Organization, "organizations");
 record!(Token, "tokens");
 record!(AuditEntry, "audit");
+record!(Task, "tasks");
 
 /// The organisation segment of objects that belong to no organisation (users, roles,
 /// tokens…); `*` can never be an organisation's name.

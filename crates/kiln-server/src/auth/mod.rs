@@ -36,8 +36,8 @@ pub const ORG_HEADER: &str = "x-kiln-org";
 /// or an administrator of one organisation could grant itself the others.
 pub const GLOBAL_RESOURCES: [&str; 4] = ["users", "roles", "organizations", "registry"];
 /// Resources that belong to an organisation.
-pub const TENANT_RESOURCES: [&str; 5] =
-    ["base-images", "images", "packages", "package-sources", "registry-credentials"];
+pub const TENANT_RESOURCES: [&str; 6] =
+    ["base-images", "images", "packages", "package-sources", "registry-credentials", "tasks"];
 /// Tenant resources whose objects may be public: reading them without a grant shows the
 /// public ones instead of refusing.
 pub const PUBLIC_CAPABLE: [&str; 4] = ["base-images", "images", "packages", "package-sources"];
