@@ -48,6 +48,7 @@ pub use state::AppState;
         (name = "definitions", description = "Definition files and their JSON Schemas"),
         (name = "access", description = "Users, service accounts, roles, organisations and role bindings"),
         (name = "tokens", description = "API tokens"),
+        (name = "tasks", description = "Long-running work (builds, bootstrap): progress, logs, cancel"),
         (name = "registry", description = "The built-in OCI registry's maintenance (the registry itself is served under /v2)"),
         (name = "system", description = "Health and identity"),
     ),
@@ -107,6 +108,10 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::tokens::create, api::tokens::list))
         .routes(routes!(api::tokens::revoke))
         .routes(routes!(api::audit::list))
+        .routes(routes!(api::tasks::list))
+        .routes(routes!(api::tasks::get, api::tasks::cancel))
+        .routes(routes!(api::tasks::logs))
+        .routes(routes!(api::tasks::events))
         .routes(routes!(api::registry::collect))
         .routes(routes!(api::registry::copy))
         .routes(routes!(api::apply::apply))
@@ -140,6 +145,11 @@ pub fn app(mut state: AppState) -> Router {
         Arc::new(kiln_registry::Registry::new(state.store.clone(), blobs, access, state.registry.clone()))
     });
     state.registry_server = registry.clone();
+    if let Some(settings) = state.task_settings.clone() {
+        let engine = Arc::new(tasks::Engine::new(auth.store.clone(), settings));
+        engine.start();
+        state.tasks = Some(engine);
+    }
     let rest = assemble(state, router, document, axum::middleware::from_fn_with_state(auth.clone(), auth::authorize));
     match registry {
         Some(registry) => {

@@ -16,6 +16,10 @@ pub struct AppState {
     pub registry: kiln_registry::Settings,
     /// The running registry, set by `app` when `blobs` is given.
     pub registry_server: Option<Arc<kiln_registry::Registry>>,
+    /// The task engine; without it builds are not run and `/v1/tasks` lists what is stored.
+    pub tasks: Option<Arc<crate::tasks::Engine>>,
+    /// When set, `app` starts a task engine with these settings and Kiln's runners.
+    pub task_settings: Option<crate::tasks::TaskSettings>,
 }
 
 impl AppState {
@@ -26,6 +30,8 @@ impl AppState {
             blobs: None,
             registry: kiln_registry::Settings::default(),
             registry_server: None,
+            tasks: None,
+            task_settings: None,
         }
     }
 }

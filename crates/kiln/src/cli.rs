@@ -76,10 +76,22 @@ pub enum Command {
     /// Copy an image from Kiln's registry to another registry.
     #[command(subcommand)]
     Push(PushCommand),
+    /// Show a task's log; -f follows it until the task ends.
+    Logs(LogsArgs),
+    /// Cancel a queued or running task.
+    Cancel { task: String },
     /// Print the OpenAPI document of the REST API.
     Openapi,
     /// Print the JSON Schema of a definition format (image-definition, base-image, image, package, package-source).
     Schema { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    pub task: String,
+    /// Keep printing new lines until the task ends.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
 }
 
 #[derive(Debug, Args)]
@@ -228,6 +240,18 @@ pub struct ServeArgs {
     /// Seconds between checks of a READY base image's reference.
     #[arg(long, env = "KILN_BASE_IMAGE_RECHECK_SECONDS")]
     pub base_image_recheck_seconds: Option<u64>,
+    /// Tasks (builds) run at the same time.
+    #[arg(long, env = "KILN_WORKERS")]
+    pub workers: Option<usize>,
+    /// Seconds a task may run before it fails; 0 means no limit (default 1800).
+    #[arg(long, env = "KILN_TASK_TIMEOUT_SECONDS")]
+    pub task_timeout_seconds: Option<u64>,
+    /// Seconds a task's claim lasts without a heartbeat before another server takes it over.
+    #[arg(long, env = "KILN_TASK_LEASE_SECONDS")]
+    pub task_lease_seconds: Option<u64>,
+    /// Scratch bytes all running tasks together may use (default 20 GiB).
+    #[arg(long, env = "KILN_SCRATCH_LIMIT_BYTES")]
+    pub scratch_limit_bytes: Option<u64>,
     /// Log filter, such as `info` or `kiln_server=debug`.
     #[arg(long, env = "KILN_LOG")]
     pub log: Option<String>,
@@ -348,11 +372,13 @@ pub enum Kind {
     Packages,
     #[value(name = "package-sources", alias = "package-source")]
     PackageSources,
+    #[value(name = "tasks", alias = "task")]
+    Tasks,
 }
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// base-images, images, packages or package-sources (singular forms too).
+    /// base-images, images, packages, package-sources or tasks (singular forms too).
     #[arg(value_enum)]
     pub kind: Kind,
     /// Show this object only (packages: ECOSYSTEM/NAME).

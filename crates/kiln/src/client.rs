@@ -61,6 +61,25 @@ impl Client {
         Err(server_error(status, &text))
     }
 
+    /// Opens a streaming GET (Server-Sent Events); errors as `send` does.
+    pub async fn stream(&self, path: &str) -> Result<reqwest::Response> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.get(&url).header("accept", "text/event-stream");
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(org) = &self.org {
+            request = request.header("x-kiln-org", org);
+        }
+        let response = request.send().await.map_err(|e| anyhow!("GET {url} failed: {e}"))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.unwrap_or_default();
+        Err(server_error(status, &text))
+    }
+
     pub async fn get(&self, path: &str) -> Result<Value> {
         self.send(Method::GET, path, None).await
     }

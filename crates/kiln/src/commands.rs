@@ -28,6 +28,8 @@ pub async fn run(connection: &Connection, output: Output, command: Command) -> R
         Command::Org(command) => crate::access::org(&client, output, command).await,
         Command::Audit(args) => crate::access::audit(&client, output, args).await,
         Command::Push(command) => crate::push::push(&client, output, command).await,
+        Command::Logs(args) => crate::tasks::logs(&client, &args.task, args.follow).await,
+        Command::Cancel { task } => crate::tasks::cancel(&client, output, &task).await,
         Command::Serve(_) | Command::Openapi | Command::Schema { .. } | Command::Login(_) | Command::Logout => {
             unreachable_command()
         }
@@ -271,7 +273,8 @@ async fn get(client: &Client, output: Output, args: GetArgs) -> Result<()> {
         return print(args.kind, &[object], output, true);
     }
     let mut query: Vec<(String, String)> = args.tags.iter().map(|t| ("tag".to_string(), t.clone())).collect();
-    for (key, value) in [("language", &args.language), ("status", &args.status), ("ecosystem", &args.ecosystem)] {
+    let status_key = if args.kind == Kind::Tasks { "state" } else { "status" };
+    for (key, value) in [("language", &args.language), (status_key, &args.status), ("ecosystem", &args.ecosystem)] {
         if let Some(value) = value {
             query.push((key.into(), value.clone()));
         }

@@ -8,6 +8,7 @@ mod credentials;
 mod output;
 mod push;
 mod serve;
+mod tasks;
 
 use std::process::ExitCode;
 

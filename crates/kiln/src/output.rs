@@ -14,6 +14,7 @@ impl Kind {
             Kind::Images => "/v1/images",
             Kind::Packages => "/v1/packages",
             Kind::PackageSources => "/v1/package-sources",
+            Kind::Tasks => "/v1/tasks",
         }
     }
 
@@ -23,6 +24,7 @@ impl Kind {
             Kind::Images => "Image",
             Kind::Packages => "Package",
             Kind::PackageSources => "PackageSource",
+            Kind::Tasks => "Task",
         }
     }
 
@@ -62,6 +64,16 @@ impl Kind {
                 ("URL", "url"),
                 ("SUITE", "suite"),
                 ("CREDENTIALS", "hasCredentials"),
+            ],
+            Kind::Tasks => &[
+                ("ID", "id"),
+                ("KIND", "kind"),
+                ("TARGET", "target"),
+                ("STATE", "state"),
+                ("STEP", "progress.step"),
+                ("%", "progress.percent"),
+                ("ATTEMPTS", "attempts"),
+                ("CREATED DATE", "createdTime"),
             ],
         }
     }
@@ -107,7 +119,8 @@ pub fn print(kind: Kind, objects: &[Value], format: Output, single: bool) -> Res
             table.set_header(kind.columns().iter().map(|(title, _)| *title));
             for object in objects {
                 table.add_row(kind.columns().iter().map(|(_, field)| {
-                    if field.ends_with("Time") { when(object.get(*field)) } else { cell(object.get(*field)) }
+                    let value = field.split('.').try_fold(object, |value, part| value.get(part));
+                    if field.ends_with("Time") { when(value) } else { cell(value) }
                 }));
             }
             println!("{table}");

@@ -16,6 +16,10 @@ const DEFAULT_DATA_DIR: &str = "./kiln-data";
 const STORE_FILE: &str = "kiln.redb";
 /// Registry blobs and uploads live under this directory of the data directory.
 const REGISTRY_DIR: &str = "registry";
+/// Task scratch directories.
+const SCRATCH_DIR: &str = "scratch";
+/// This server's node name (see `node_name`).
+const NODE_FILE: &str = "node";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +33,10 @@ struct ConfigFile {
     registry_upload_ttl_seconds: Option<u64>,
     controller_retry_seconds: Option<u64>,
     base_image_recheck_seconds: Option<u64>,
+    workers: Option<usize>,
+    task_timeout_seconds: Option<u64>,
+    task_lease_seconds: Option<u64>,
+    scratch_limit_bytes: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -40,6 +48,10 @@ struct Settings {
     registry: kiln_registry::Settings,
     controller: kiln_server::controller::Settings,
     run_controller: bool,
+    workers: Option<usize>,
+    task_timeout: Option<Duration>,
+    task_lease: Option<Duration>,
+    scratch_limit: Option<u64>,
 }
 
 fn read_config(path: &Path) -> Result<ConfigFile> {
@@ -58,6 +70,10 @@ fn settle(args: ServeArgs) -> Result<Settings> {
         log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
         auth_failures_per_minute: args.auth_failures_per_minute.or(file.auth_failures_per_minute),
         run_controller: args.controller,
+        workers: args.workers.or(file.workers),
+        task_timeout: args.task_timeout_seconds.or(file.task_timeout_seconds).map(Duration::from_secs),
+        task_lease: args.task_lease_seconds.or(file.task_lease_seconds).map(|s| Duration::from_secs(s.max(3))),
+        scratch_limit: args.scratch_limit_bytes.or(file.scratch_limit_bytes),
         controller: {
             let mut controller = kiln_server::controller::Settings::default();
             if let Some(seconds) = args.controller_retry_seconds.or(file.controller_retry_seconds) {
@@ -134,6 +150,25 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if let Some(limit) = settings.auth_failures_per_minute {
         state.auth_failures_per_minute = limit;
     }
+    if settings.run_controller {
+        let node = node_name(&settings.data_dir)?;
+        let mut tasks = kiln_server::tasks::TaskSettings::new(settings.data_dir.join(SCRATCH_DIR), node);
+        if let Some(workers) = settings.workers {
+            tasks.workers = workers.max(1);
+        }
+        if let Some(timeout) = settings.task_timeout {
+            tasks.default_timeout = timeout;
+        }
+        if let Some(lease) = settings.task_lease {
+            tasks.lease = lease;
+        }
+        if let Some(limit) = settings.scratch_limit {
+            tasks.scratch_limit = limit;
+        }
+        // Scratch left by a killed process belongs to nobody now; its tasks start afresh.
+        let _ = std::fs::remove_dir_all(&tasks.scratch_dir);
+        state.task_settings = Some(tasks);
+    }
     let app = kiln_server::app(state);
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     // Without TCP_NODELAY a streamed body's second small write waits for the client's
@@ -144,6 +179,21 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// This server's stable name, kept in the data directory so that after a restart it takes
+/// back at once the tasks it held when it stopped.
+fn node_name(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join(NODE_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(name) if !name.trim().is_empty() => return Ok(name.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let name = format!("node-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    std::fs::write(&path, &name).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(name)
 }
 
 async fn shutdown_signal() {
@@ -183,6 +233,10 @@ mod tests {
             controller_retry_seconds: None,
             base_image_recheck_seconds: None,
             controller: true,
+            workers: None,
+            task_timeout_seconds: None,
+            task_lease_seconds: None,
+            scratch_limit_bytes: None,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod registry;
 pub mod resources;
 pub mod schemas;
 pub mod system;
+pub mod tasks;
 pub mod tokens;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};

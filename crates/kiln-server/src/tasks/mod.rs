@@ -199,9 +199,14 @@ impl Engine {
     /// Cancels a task: a queued one ends at once; a running one is told to stop and ends
     /// when its worker has cleaned up.
     pub async fn cancel(&self, org: &str, id: &str) -> Result<Task, CancelError> {
+        self.cancel_through(self.store.as_ref(), org, id).await
+    }
+
+    /// `cancel`, writing through `store` (a request's store, so its audit entry joins).
+    pub async fn cancel_through(&self, store: &dyn KvStore, org: &str, id: &str) -> Result<Task, CancelError> {
         let key = records::key::<Task>(org, id);
         loop {
-            let entry = self.store.get(&key).await?.ok_or_else(|| CancelError::NotFound(id.to_string()))?;
+            let entry = store.get(&key).await?.ok_or_else(|| CancelError::NotFound(id.to_string()))?;
             let mut task: Task = records::decode(&entry)?;
             if task.state.is_terminal() {
                 return Err(CancelError::Ended { id: id.to_string(), state: task.state.as_str() });
@@ -214,7 +219,7 @@ impl Engine {
                 task.error = Some("cancelled before it started".to_string());
                 ops.push(Op::Delete { key: queue_key(id), expect: Precondition::Any });
                 if let Some(runner) = self.runners.get(&task.kind) {
-                    ops.extend(runner.settle(self.store.as_ref(), &task, &Outcome::Cancelled).await?);
+                    ops.extend(runner.settle(store, &task, &Outcome::Cancelled).await?);
                 }
             }
             ops.push(Op::Put {
@@ -222,7 +227,7 @@ impl Engine {
                 value: records::encode(&task)?,
                 expect: Precondition::Revision(entry.mod_revision),
             });
-            match self.store.txn(ops).await {
+            match store.txn(ops).await {
                 Ok(revision) => {
                     if let Some(token) = self.running.lock().map_err(poisoned)?.get(id) {
                         token.cancel();

@@ -1,0 +1,158 @@
+//! Task commands: read and follow a task's log, cancel it, and wait for one with a live
+//! progress line (`create image --wait`).
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::{Context, Result, bail};
+use futures::StreamExt;
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::cli::{Kind, Output};
+use crate::client::{Client, segment};
+use crate::output::print;
+
+/// One Server-Sent Event.
+#[derive(Default)]
+struct Event {
+    name: String,
+    data: String,
+}
+
+/// Calls `on_event` for each event of the task's stream until it returns `false` or the
+/// stream ends.
+async fn follow(client: &Client, id: &str, mut on_event: impl FnMut(&str, &Value) -> bool) -> Result<()> {
+    let response = client.stream(&format!("/v1/tasks/{}/events", segment(id))).await?;
+    let mut body = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut event = Event::default();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.context("the task's event stream broke off")?;
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find('\n') {
+            let line: String = buffer.drain(..=end).collect();
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.is_empty() {
+                if !event.name.is_empty() {
+                    let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+                    if !on_event(&event.name, &data) {
+                        return Ok(());
+                    }
+                }
+                event = Event::default();
+            } else if let Some(name) = line.strip_prefix("event:") {
+                event.name = name.trim().to_string();
+            } else if let Some(data) = line.strip_prefix("data:") {
+                if !event.data.is_empty() {
+                    event.data.push('\n');
+                }
+                event.data.push_str(data.strip_prefix(' ').unwrap_or(data));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn logs(client: &Client, id: &str, follow_it: bool) -> Result<()> {
+    if follow_it {
+        let mut failed = None;
+        follow(client, id, |name, data| {
+            match name {
+                "log" => println!("{}", data.get("line").and_then(Value::as_str).unwrap_or_default()),
+                "end" => {
+                    failed = ended_badly(data);
+                    return false;
+                }
+                _ => {}
+            }
+            true
+        })
+        .await?;
+        return failed.map_or(Ok(()), |why| bail!("{why}"));
+    }
+    let mut after = 0u64;
+    loop {
+        let page = client.get(&format!("/v1/tasks/{}/logs?after={after}", segment(id))).await?;
+        let items = page.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+        for item in &items {
+            println!("{}", item.get("line").and_then(Value::as_str).unwrap_or_default());
+        }
+        let next = page.get("next").and_then(Value::as_u64).unwrap_or(after);
+        if items.is_empty() || next == after {
+            return Ok(());
+        }
+        after = next;
+    }
+}
+
+/// The error to report if the finished task did not succeed.
+fn ended_badly(task: &Value) -> Option<String> {
+    let state = task.get("state").and_then(Value::as_str).unwrap_or_default();
+    if state == "succeeded" {
+        return None;
+    }
+    let error = task.get("error").and_then(Value::as_str).unwrap_or("no reason given");
+    let id = task.get("id").and_then(Value::as_str).unwrap_or_default();
+    Some(format!("task {id} {state}: {error} (see `kiln logs {id}`)"))
+}
+
+pub async fn cancel(client: &Client, output: Output, id: &str) -> Result<()> {
+    let task = client.send(Method::DELETE, &format!("/v1/tasks/{}", segment(id)), None).await?;
+    if output == Output::Table {
+        let state = task.get("state").and_then(Value::as_str).unwrap_or_default();
+        if state == "cancelled" {
+            println!("task {id} cancelled");
+        } else {
+            println!("task {id} is stopping; `kiln logs -f {id}` shows when it has");
+        }
+        return Ok(());
+    }
+    print(Kind::Tasks, &[task], output, true)
+}
+
+/// Waits for a task, drawing a progress line on a terminal (plain step lines otherwise).
+pub async fn wait(client: &Client, id: &str) -> Result<()> {
+    let terminal = std::io::stderr().is_terminal();
+    let mut last_step = String::new();
+    let mut outcome = None;
+    follow(client, id, |name, data| {
+        match name {
+            "progress" | "end" => {
+                let progress = data.get("progress").cloned().unwrap_or(Value::Null);
+                let step = progress.get("step").and_then(Value::as_str).unwrap_or("queued").to_string();
+                let percent = progress.get("percent").and_then(Value::as_u64).unwrap_or(0).min(100);
+                if terminal {
+                    let filled = (percent / 5) as usize;
+                    let bytes = progress.get("bytes").and_then(Value::as_u64).unwrap_or(0);
+                    let detail =
+                        if bytes > 0 { format!(" {:.1} MiB", bytes as f64 / 1048576.0) } else { String::new() };
+                    eprint!(
+                        "\r\x1b[2K[{}{}] {percent:>3}% {step}{detail}",
+                        "#".repeat(filled),
+                        "-".repeat(20 - filled)
+                    );
+                    let _ = std::io::stderr().flush();
+                } else if step != last_step {
+                    eprintln!("{percent:>3}% {step}");
+                }
+                last_step = step;
+                if name == "end" {
+                    if terminal {
+                        eprintln!();
+                    }
+                    outcome = Some(ended_badly(data));
+                    return false;
+                }
+            }
+            "log" if !terminal => {}
+            _ => {}
+        }
+        true
+    })
+    .await?;
+    match outcome {
+        Some(None) => Ok(()),
+        Some(Some(why)) => bail!("{why}"),
+        None => bail!("the server stopped sending events before task {id} ended: check it with `kiln get task {id}`"),
+    }
+}
