@@ -8,6 +8,7 @@ pub mod client;
 pub mod copy;
 pub mod error;
 pub mod gc;
+mod local;
 pub mod meta;
 pub mod names;
 pub(crate) mod routes;

@@ -114,6 +114,31 @@ pub async fn put(
         Reference::Tag(_) => Digest::sha256(&body),
     };
 
+    let tag = match &parsed {
+        Reference::Tag(tag) => Some(tag.as_str()),
+        Reference::Digest(_) => None,
+    };
+    let subject = store_manifest(registry, repository, tag, &digest, &info, body).await?;
+    let mut response = StatusCode::CREATED.into_response();
+    set(&mut response, "location", format!("/v2/{repository}/manifests/{digest}"));
+    set(&mut response, "docker-content-digest", digest.to_string());
+    set(&mut response, "content-length", "0");
+    if let Some(subject) = subject {
+        set(&mut response, "oci-subject", subject.to_string());
+    }
+    Ok(response)
+}
+
+/// Stores a parsed manifest (and its tag) in one transaction that checks every blob and child
+/// it names is in the repository; returns its subject, if it has one.
+pub async fn store_manifest(
+    registry: &Registry,
+    repository: &str,
+    tag: Option<&str>,
+    digest: &Digest,
+    info: &ManifestInfo,
+    body: Vec<u8>,
+) -> RegistryResult<Option<Digest>> {
     let _guard = registry.gc_lock.read().await;
     let mut ops = Vec::new();
     let mut blobs = Vec::new();
@@ -167,7 +192,7 @@ pub async fn put(
     if let Some(subject) = &subject {
         let descriptor = info.referrer_descriptor(digest.clone(), body.len() as u64);
         ops.push(Op::Put {
-            key: meta::referrer_key(repository, subject, &digest),
+            key: meta::referrer_key(repository, subject, digest),
             value: meta::to_json(&descriptor)?,
             expect: Precondition::Any,
         });
@@ -183,11 +208,11 @@ pub async fn put(
         content: body,
     };
     ops.push(Op::Put {
-        key: meta::manifest_key(repository, &digest),
+        key: meta::manifest_key(repository, digest),
         value: stored.encode()?,
         expect: Precondition::Any,
     });
-    if let Reference::Tag(tag) = &parsed {
+    if let Some(tag) = tag {
         ops.push(Op::Put {
             key: meta::tag_key(repository, tag),
             value: digest.to_string().into_bytes(),
@@ -205,14 +230,7 @@ pub async fn put(
         }
         Err(e) => return Err(e.into()),
     }
-    let mut response = StatusCode::CREATED.into_response();
-    set(&mut response, "location", format!("/v2/{repository}/manifests/{digest}"));
-    set(&mut response, "docker-content-digest", digest.to_string());
-    set(&mut response, "content-length", "0");
-    if let Some(subject) = subject {
-        set(&mut response, "oci-subject", subject.to_string());
-    }
-    Ok(response)
+    Ok(subject)
 }
 
 pub async fn delete(registry: &Registry, ctx: &Ctx, repository: &str, reference: &str) -> RegistryResult<Response> {

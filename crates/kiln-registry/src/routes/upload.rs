@@ -278,7 +278,7 @@ async fn receive(registry: &Registry, id: &str, offset: u64, limit: Option<u64>,
 
 /// Verifies the upload against `digest` and makes it a blob of the repository; the upload's
 /// session record (if `recorded`) goes in the same transaction.
-async fn commit(
+pub(crate) async fn commit(
     registry: &Registry,
     repository: &str,
     id: &str,
