@@ -71,6 +71,15 @@ pub struct Image {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(read_only)]
     pub reference: Option<String>,
+    /// The task building the current definition, or the one that built it last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only)]
+    pub build_task: Option<String>,
+    /// Digest of the definition that task builds (or built); a different current definition
+    /// means a new build is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only)]
+    pub build_definition: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(read_only)]
     pub created_time: Option<DateTime<Utc>>,
@@ -199,6 +208,22 @@ impl Image {
     }
 
     /// The parent this image names, whichever field carries it.
+    /// Digest of everything that decides the image's contents, so a change to tags or
+    /// visibility does not rebuild it but a change to a package does.
+    pub fn definition_digest(&self) -> String {
+        let definition = serde_json::json!({
+            "baseImageName": self.base_image_name,
+            "parentImageName": self.parent_image_name,
+            "version": self.version,
+            "language": self.language,
+            "systemDependencies": self.system_dependencies,
+            "runtimeDependencies": self.runtime_dependencies,
+            "environment": self.environment,
+        });
+        let bytes = serde_json::to_vec(&definition).unwrap_or_default();
+        format!("sha256:{}", hex_sha256(&bytes))
+    }
+
     pub fn parent_name(&self) -> Option<&str> {
         self.parent_image_name.as_deref().or(self.base_image_name.as_deref())
     }
@@ -323,4 +348,9 @@ mod tests {
                 .unwrap_err();
         assert!(err.to_string().contains("write it as a string"), "{err}");
     }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -57,3 +57,26 @@ pub struct InventoryItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer: Option<String>,
 }
+
+/// What one successful build of an image produced, kept with the image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildRecord {
+    pub task: String,
+    /// The definition digest it was built from (see `Image::definition_digest`).
+    pub definition: String,
+    pub digest: String,
+    pub reference: String,
+    /// The parent's manifest digest the image was built on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_digest: Option<String>,
+    pub lock: Lock,
+    /// Every package in the image, the parent's included.
+    pub inventory: Vec<InventoryItem>,
+    /// Digest of the SPDX document pushed as a referrer of the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom_digest: Option<String>,
+    /// The equivalent Dockerfile.
+    pub dockerfile: String,
+    pub built_time: chrono::DateTime<chrono::Utc>,
+}

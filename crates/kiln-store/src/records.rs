@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use kiln_model::auth::{AuditEntry, Organization, Role, RoleBinding, Token, User};
-use kiln_model::{BaseImage, Image, Package, PackageSource, RegistryCredential, Task};
+use kiln_model::{BaseImage, BuildRecord, Image, Package, PackageSource, RegistryCredential, Task};
 
 use crate::kv::{Entry, StoreError};
 
@@ -104,6 +104,16 @@ record!(Organization, "organizations");
 record!(Token, "tokens");
 record!(AuditEntry, "audit");
 record!(Task, "tasks");
+
+/// Build records are written whole by the builder and never updated by clients, so they
+/// carry no revision of their own.
+impl Record for BuildRecord {
+    const COLLECTION: &'static str = "image-builds";
+    fn set_revision(&mut self, _revision: Option<u64>) {}
+    fn revision(&self) -> Option<u64> {
+        None
+    }
+}
 
 /// The organisation segment of objects that belong to no organisation (users, roles,
 /// tokens…); `*` can never be an organisation's name.

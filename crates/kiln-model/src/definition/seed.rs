@@ -79,6 +79,8 @@ impl ImageDefinition {
             reason: Vec::new(),
             digest: None,
             reference: None,
+            build_task: None,
+            build_definition: None,
             created_time: None,
             updated_time: None,
             revision: None,
