@@ -1,2 +1,6 @@
 //! Turns resolved, unpacked packages into an OCI image: layers, config, manifest, SBOM and
 //! the equivalent Dockerfile. No network and no store: the server feeds it and pushes the result.
+
+pub mod layer;
+
+pub use layer::{GZIP_LEVEL, LayerBlob, LayerError, write_layer};
