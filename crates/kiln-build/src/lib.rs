@@ -1,6 +1,10 @@
 //! Turns resolved, unpacked packages into an OCI image: layers, config, manifest, SBOM and
 //! the equivalent Dockerfile. No network and no store: the server feeds it and pushes the result.
 
+pub mod config;
 pub mod layer;
+pub mod settings;
 
+pub use config::{BuiltImage, ConfigError, NewLayer, ParentConfig, build_image};
 pub use layer::{GZIP_LEVEL, LayerBlob, LayerError, write_layer};
+pub use settings::ImageSettings;
