@@ -8,3 +8,7 @@ pub mod settings;
 pub use config::{BuiltImage, ConfigError, NewLayer, ParentConfig, build_image};
 pub use layer::{GZIP_LEVEL, LayerBlob, LayerError, write_layer};
 pub use settings::ImageSettings;
+pub mod group;
+pub mod read;
+pub use group::{DEFAULT_LAYER_BUDGET, GroupError, LayerPlan, MAX_LAYERS, plan_layers};
+pub use read::{ReadError, read_file_from_layers};
