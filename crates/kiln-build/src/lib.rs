@@ -12,3 +12,6 @@ pub mod group;
 pub mod read;
 pub use group::{DEFAULT_LAYER_BUDGET, GroupError, LayerPlan, MAX_LAYERS, plan_layers};
 pub use read::{ReadError, read_file_from_layers};
+pub mod dpkg;
+pub mod package;
+pub use package::{UnpackedPackage, merge_usr};
