@@ -15,3 +15,4 @@ pub use read::{ReadError, read_file_from_layers};
 pub mod dpkg;
 pub mod package;
 pub use package::{UnpackedPackage, merge_usr};
+pub mod fixups;
