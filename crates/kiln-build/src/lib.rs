@@ -15,4 +15,6 @@ pub use read::{ReadError, read_file_from_layers};
 pub mod dpkg;
 pub mod package;
 pub use package::{UnpackedPackage, merge_usr};
+pub mod assemble;
 pub mod fixups;
+pub use assemble::{AssembleError, AssembleInput, AssembledImage, ParentImage, assemble};
