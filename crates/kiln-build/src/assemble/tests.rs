@@ -1,0 +1,172 @@
+//! End-to-end tests of `assemble`: reproducible digests, layers shared across images, and
+//! layers that untar to the intended tree.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use flate2::read::GzDecoder;
+use kiln_packages::archive::EntryKind;
+
+use super::*;
+use crate::dpkg::tests::package;
+
+const EPOCH: i64 = 1_700_000_000;
+
+fn sized(name: &str, size: usize) -> UnpackedPackage {
+    let mut p = package(name, None);
+    p.entries.push(Entry {
+        path: format!("usr/share/{name}/data"),
+        kind: EntryKind::File { data: vec![b'x'; size].into() },
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+    });
+    p.entries.push(Entry { path: "bin".into(), kind: EntryKind::Directory, mode: 0o755, uid: 0, gid: 0 });
+    p.entries.push(Entry {
+        path: format!("bin/{name}"),
+        kind: EntryKind::File { data: b"#!/bin/sh\n".to_vec().into() },
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+    });
+    p
+}
+
+fn input(packages: Vec<UnpackedPackage>, scratch: &std::path::Path) -> AssembleInput {
+    AssembleInput {
+        parent: None,
+        packages,
+        extra_files: vec![fixups::file("usr/lib/kiln/server.py", b"print()\n".to_vec(), 0o644, 0)],
+        settings: ImageSettings { user: Some("kiln".into()), ..ImageSettings::default() },
+        layer_budget: 2,
+        source_date_epoch: EPOCH,
+        scratch_dir: scratch.to_path_buf(),
+        merged_usr: true,
+        distro: Some("debian-12".into()),
+    }
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run(input: AssembleInput) -> AssembledImage {
+    assemble(input).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// (path, mode, uid, mtime, content or link target) of every entry of a layer file.
+fn untar(blob: &LayerBlob) -> BTreeMap<String, (u32, u64, u64, String)> {
+    let bytes = std::fs::read(&blob.path).unwrap_or_default();
+    let mut archive = tar::Archive::new(GzDecoder::new(bytes.as_slice()));
+    let mut out = BTreeMap::new();
+    for entry in archive.entries().into_iter().flatten().flatten() {
+        let mut entry = entry;
+        let path = entry.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let header = entry.header().clone();
+        let mut text = String::new();
+        entry.read_to_string(&mut text).unwrap_or_default();
+        if let Ok(Some(link)) = entry.link_name() {
+            text = link.to_string_lossy().into_owned();
+        }
+        let meta = (header.mode().unwrap_or(0), header.uid().unwrap_or(9), header.mtime().unwrap_or(0), text);
+        out.insert(path, meta);
+    }
+    out
+}
+
+#[test]
+fn same_input_same_manifest_digest() {
+    let (a, b) = (tempdir(), tempdir());
+    let packages = vec![sized("big", 5000), sized("small", 10), sized("tiny", 1)];
+    let one = run(input(packages.clone(), a.path()));
+    let two = run(input(packages, b.path()));
+    assert_eq!(one.manifest_digest, two.manifest_digest);
+    assert_eq!(one.config, two.config);
+    assert_eq!(
+        one.layers.iter().map(|l| &l.digest).collect::<Vec<_>>(),
+        two.layers.iter().map(|l| &l.digest).collect::<Vec<_>>()
+    );
+    // big alone, small+tiny shared, metadata, extra files.
+    assert_eq!(one.layers.len(), 4);
+    assert_eq!(one.inventory.len(), 3);
+    assert_eq!(one.inventory[0].layer.as_deref(), Some(one.layers[0].digest.as_str()));
+    assert_eq!(one.inventory[1].layer, one.inventory[2].layer);
+    assert_eq!(one.inventory[0].purl, "pkg:deb/debian/big@1.0-1?arch=amd64&distro=debian-12");
+    assert!(one.log.iter().any(|l| l.starts_with("layer 1: sha256:") && l.ends_with("package big=1.0-1")));
+}
+
+#[test]
+fn package_layer_does_not_depend_on_other_packages() {
+    let (a, b) = (tempdir(), tempdir());
+    let one = run(input(vec![sized("big", 5000), sized("other", 10)], a.path()));
+    let mut second = input(vec![sized("zzz", 10), sized("big", 5000), sized("more", 3)], b.path());
+    second.layer_budget = 3;
+    let two = run(second);
+    let digest_of =
+        |image: &AssembledImage| image.inventory.iter().find(|i| i.name == "big").and_then(|i| i.layer.clone());
+    assert!(digest_of(&one).is_some());
+    assert_eq!(digest_of(&one), digest_of(&two));
+    assert_ne!(one.manifest_digest, two.manifest_digest);
+}
+
+#[test]
+fn layers_untar_to_the_expected_tree() {
+    let dir = tempdir();
+    let image = run(input(vec![sized("big", 100)], dir.path()));
+    assert_eq!(image.layers.len(), 3, "package, metadata, files");
+    let package = untar(&image.layers[0]);
+    assert!(package.values().all(|(_, _, mtime, _)| *mtime == EPOCH as u64));
+    assert!(package.contains_key("usr/bin/big"), "merged /usr: {:?}", package.keys().collect::<Vec<_>>());
+    assert!(!package.keys().any(|k| k.starts_with("bin")));
+    assert_eq!(package["usr/bin/big"].0, 0o755);
+    assert_eq!(
+        package["var/lib/dpkg/info/big.list"].3,
+        "/.\n/etc\n/etc/x.conf\n/usr/lib/x\n/usr/share/big/data\n/bin\n/bin/big\n"
+    );
+
+    let metadata = untar(&image.layers[1]);
+    assert_eq!(metadata["bin"].3, "usr/bin");
+    assert_eq!(metadata["lib"].3, "usr/lib");
+    assert!(metadata["var/lib/dpkg/status"].3.starts_with("Package: big\nStatus: install ok installed\n"));
+    assert_eq!(metadata["home/kiln/"].1, 1000);
+    assert!(metadata["etc/passwd"].3.contains("kiln:x:1000:1000"));
+    assert!(metadata.values().all(|(_, _, mtime, _)| *mtime == EPOCH as u64));
+
+    let files = untar(&image.layers[2]);
+    assert_eq!(files["usr/lib/kiln/server.py"], (0o644, 0, EPOCH as u64, "print()\n".to_string()));
+}
+
+#[test]
+fn builds_on_a_parent() {
+    let dir = tempdir();
+    let parent_layer = Descriptor::for_content(kiln_oci::media_types::OCI_LAYER_TAR_GZIP, b"p");
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+        Digest::sha256(b"p")
+    );
+    let mut build = input(vec![sized("big", 10)], dir.path());
+    build.parent = Some(ParentImage {
+        config: config.into_bytes(),
+        layers: vec![parent_layer.clone()],
+        dpkg_status: "Package: base-files\nStatus: install ok installed\nArchitecture: amd64\nVersion: 12.4\n\n".into(),
+        passwd: Some("root:x:0:0:root:/root:/bin/bash\n".into()),
+        group: None,
+    });
+    let image = run(build);
+    let names: Vec<(&str, bool)> = image.inventory.iter().map(|i| (i.name.as_str(), i.layer.is_some())).collect();
+    assert_eq!(names, [("base-files", false), ("big", true)]);
+    assert!(image.dpkg_status.starts_with("Package: base-files\n"));
+    let manifest: serde_json::Value = serde_json::from_slice(&image.manifest).unwrap_or_default();
+    assert_eq!(manifest["layers"][0]["digest"], parent_layer.digest.as_str());
+    assert_eq!(manifest["layers"].as_array().map(Vec::len), Some(4));
+    let metadata = untar(&image.layers[1]);
+    assert!(!metadata.contains_key("bin"), "a parent keeps its own /bin");
+    assert!(metadata["etc/passwd"].3.starts_with("root:x:0:0:root:/root:/bin/bash\nkiln:"));
+}
+
+#[test]
+fn rejects_duplicates() {
+    let dir = tempdir();
+    let result = assemble(input(vec![sized("a", 1), sized("a", 2)], dir.path()));
+    assert!(matches!(result, Err(AssembleError::DuplicatePackage { .. })));
+}

@@ -1,0 +1,125 @@
+//! The builder's view of an unpacked Debian package: exactly the fields it needs, so it does
+//! not depend on how kiln-packages lays out its own types (the server maps one to the other).
+
+use std::collections::BTreeMap;
+
+use kiln_packages::archive::{Entry, EntryKind};
+
+/// One package, unpacked and verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnpackedPackage {
+    pub name: String,
+    pub version: String,
+    /// Debian architecture (`amd64`, `all`, …).
+    pub architecture: String,
+    /// The source package when it differs from `name` (the `Source:` field without version).
+    pub source_name: Option<String>,
+    /// The source version when it differs from `version`.
+    pub source_version: Option<String>,
+    /// The `Multi-Arch:` field (`same`, `foreign`, `allowed`), if any.
+    pub multi_arch: Option<String>,
+    /// The deb's `DEBIAN/control` stanza, verbatim.
+    pub control: String,
+    /// The deb's `DEBIAN/md5sums`, verbatim (paths without a leading `/`).
+    pub md5sums: Option<String>,
+    /// `DEBIAN/conffiles`: absolute paths, one per element.
+    pub conffiles: Vec<String>,
+    /// Other `DEBIAN/` members by name: `preinst`, `postinst`, `prerm`, `postrm`, `config`,
+    /// `triggers`, `templates`, `shlibs`, `symbols`.
+    pub maintainer_scripts: BTreeMap<String, Vec<u8>>,
+    /// The data archive's entries, in archive order.
+    pub entries: Vec<Entry>,
+    /// SPDX licence expression, when known.
+    pub license: Option<String>,
+}
+
+impl UnpackedPackage {
+    /// `name` or `name:arch`, as dpkg names a package's files in `/var/lib/dpkg/info`: only
+    /// `Multi-Arch: same` packages carry the architecture, since only they may be installed
+    /// for two architectures at once.
+    pub fn dpkg_name(&self) -> String {
+        if self.multi_arch.as_deref() == Some("same") {
+            format!("{}:{}", self.name, self.architecture)
+        } else {
+            self.name.clone()
+        }
+    }
+
+    /// Bytes of file data, the size the layering plan ranks packages by.
+    pub fn unpacked_size(&self) -> u64 {
+        self.entries
+            .iter()
+            .map(|e| match &e.kind {
+                EntryKind::File { data } => data.len() as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+/// The first components that merged-`/usr` systems (Debian 12 and later) turn into symlinks
+/// into `/usr`.
+pub const MERGED_USR_DIRS: [&str; 7] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32", "libo32"];
+
+/// Rewrites `bin/x` to `usr/bin/x` (and the same for the other [`MERGED_USR_DIRS`]), which is
+/// what dpkg's writes through the `/bin -> usr/bin` symlink amount to. Without it a layer's
+/// `bin/` directory would replace the parent's symlink and hide all of `/usr/bin`. Symlink
+/// targets stay as they are: they resolve exactly as they would on a merged system. Returns
+/// the rewritten entries and which top-level directories were used.
+pub fn merge_usr(entries: &[Entry]) -> (Vec<Entry>, Vec<&'static str>) {
+    let mut used = Vec::new();
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let top = entry.path.split('/').next().unwrap_or_default();
+        let Some(dir) = MERGED_USR_DIRS.iter().find(|d| **d == top) else {
+            out.push(entry.clone());
+            continue;
+        };
+        if !used.contains(dir) {
+            used.push(*dir);
+        }
+        if entry.path == *dir {
+            // The directory itself becomes the image's symlink; `usr/<dir>` comes as a parent.
+            continue;
+        }
+        let kind = match &entry.kind {
+            EntryKind::Hardlink { target } => EntryKind::Hardlink { target: usr_path(target) },
+            other => other.clone(),
+        };
+        out.push(Entry { path: format!("usr/{}", entry.path), kind, ..entry.clone() });
+    }
+    used.sort();
+    (out, used)
+}
+
+fn usr_path(path: &str) -> String {
+    let top = path.split('/').next().unwrap_or_default();
+    if MERGED_USR_DIRS.contains(&top) { format!("usr/{path}") } else { path.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, kind: EntryKind) -> Entry {
+        Entry { path: path.into(), kind, mode: 0o755, uid: 0, gid: 0 }
+    }
+
+    #[test]
+    fn merges_usr_like_dpkg_through_symlinks() {
+        let entries = [
+            entry("bin", EntryKind::Directory),
+            entry("bin/bash", EntryKind::File { data: "x".into() }),
+            entry("bin/rbash", EntryKind::Hardlink { target: "bin/bash".into() }),
+            entry("lib64/ld.so", EntryKind::Symlink { target: "/lib/x86_64-linux-gnu/ld.so".into() }),
+            entry("usr/bin/env", EntryKind::File { data: "y".into() }),
+            entry("library/x", EntryKind::Directory),
+        ];
+        let (out, used) = merge_usr(&entries);
+        let paths: Vec<&str> = out.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["usr/bin/bash", "usr/bin/rbash", "usr/lib64/ld.so", "usr/bin/env", "library/x"]);
+        assert_eq!(out[1].kind, EntryKind::Hardlink { target: "usr/bin/bash".into() });
+        assert_eq!(out[2].kind, EntryKind::Symlink { target: "/lib/x86_64-linux-gnu/ld.so".into() });
+        assert_eq!(used, ["bin", "lib64"]);
+    }
+}
