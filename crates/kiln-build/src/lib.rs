@@ -18,3 +18,5 @@ pub use package::{UnpackedPackage, merge_usr};
 pub mod assemble;
 pub mod fixups;
 pub use assemble::{AssembleError, AssembleInput, AssembledImage, ParentImage, assemble};
+pub mod sbom;
+pub use sbom::{SPDX_JSON, Sbom, sbom_manifest, spdx_document};
