@@ -20,3 +20,5 @@ pub mod fixups;
 pub use assemble::{AssembleError, AssembleInput, AssembledImage, ParentImage, assemble};
 pub mod sbom;
 pub use sbom::{SPDX_JSON, Sbom, sbom_manifest, spdx_document};
+pub mod dockerfile;
+pub use dockerfile::{DockerfileError, render_dockerfile};
