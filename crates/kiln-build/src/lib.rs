@@ -22,3 +22,5 @@ pub mod sbom;
 pub use sbom::{SPDX_JSON, Sbom, sbom_manifest, spdx_document};
 pub mod dockerfile;
 pub use dockerfile::{DockerfileError, render_dockerfile};
+pub mod plugins;
+pub use plugins::{Language, Plugin, plugin};
