@@ -1,20 +1,36 @@
 //! Turns resolved, unpacked packages into an OCI image: layers, config, manifest, SBOM and
 //! the equivalent Dockerfile. No network and no store: the server feeds it and pushes the result.
+//!
+//! The server calls [`assemble()`] once per build, then pushes `layers`, `config` and
+//! `manifest` in that order; [`spdx_document`] and [`sbom_manifest`] attach the SBOM as a
+//! referrer. [`read_file_from_layers`] finds a parent's `/var/lib/dpkg/status` and
+//! `/etc/passwd` for [`ParentImage`]. A root image for a language starts from [`plugin`].
+//!
+//! Layer rules (see [`write_layer`]): entries sorted bytewise by path, the last duplicate
+//! wins, missing parents added as root-owned `0755` directories, every mtime
+//! `SOURCE_DATE_EPOCH`, numeric owners only, PAX only for long names, gzip level
+//! [`GZIP_LEVEL`] with no name or time in the gzip header.
 
+pub mod assemble;
 pub mod config;
+pub mod dockerfile;
+pub mod dpkg;
+pub mod fixups;
+pub mod group;
 pub mod layer;
+pub mod package;
+pub mod plugins;
+pub mod read;
+pub mod sbom;
 pub mod settings;
 
+pub use assemble::{AssembleError, AssembleInput, AssembledImage, ParentImage, assemble, deb_purl};
 pub use config::{BuiltImage, ConfigError, NewLayer, ParentConfig, build_image};
-pub use layer::{GZIP_LEVEL, LayerBlob, LayerError, write_layer};
-pub use settings::ImageSettings;
-pub mod group;
-pub mod read;
+pub use dockerfile::{DockerfileError, render_dockerfile};
 pub use group::{DEFAULT_LAYER_BUDGET, GroupError, LayerPlan, MAX_LAYERS, plan_layers};
-pub use read::{ReadError, read_file_from_layers};
-pub mod dpkg;
-pub mod package;
+pub use layer::{GZIP_LEVEL, LayerBlob, LayerError, write_layer};
 pub use package::{UnpackedPackage, merge_usr};
-pub mod assemble;
-pub mod fixups;
-pub use assemble::{AssembleError, AssembleInput, AssembledImage, ParentImage, assemble};
+pub use plugins::{Language, Plugin, plugin};
+pub use read::{ReadError, read_file_from_layers};
+pub use sbom::{SPDX_JSON, Sbom, sbom_manifest, spdx_document};
+pub use settings::ImageSettings;
