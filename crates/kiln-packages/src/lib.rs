@@ -2,3 +2,6 @@
 //! this crate for resolved, verified, unpacked packages and never touches a repository itself.
 
 pub mod archive;
+pub mod cache;
+pub mod deb;
+pub mod deb822;

@@ -4,6 +4,7 @@
 
 mod api;
 pub mod auth;
+pub mod builds;
 pub mod controller;
 mod dependents;
 mod error;
@@ -108,6 +109,13 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::tokens::create, api::tokens::list))
         .routes(routes!(api::tokens::revoke))
         .routes(routes!(api::audit::list))
+        .routes(routes!(api::builds::packages))
+        .routes(routes!(api::builds::build))
+        .routes(routes!(api::builds::dockerfile))
+        .routes(routes!(api::builds::sbom))
+        .routes(routes!(api::builds::rebuild))
+        .routes(routes!(api::builds::package_images))
+        .routes(routes!(api::builds::bootstrap))
         .routes(routes!(api::tasks::list))
         .routes(routes!(api::tasks::get, api::tasks::cancel))
         .routes(routes!(api::tasks::logs))
@@ -146,9 +154,30 @@ pub fn app(mut state: AppState) -> Router {
     });
     state.registry_server = registry.clone();
     if let Some(settings) = state.task_settings.clone() {
-        let engine = Arc::new(tasks::Engine::new(auth.store.clone(), settings));
+        let mut engine = tasks::Engine::new(auth.store.clone(), settings);
+        if let (Some(registry), Some(settings)) = (&registry, state.builds.clone()) {
+            match builds::BuildRunner::new(registry.clone(), settings) {
+                Ok(runner) => {
+                    let runner = Arc::new(runner);
+                    engine.register(kiln_model::TaskKind::BuildImage, runner.clone());
+                    engine.register(
+                        kiln_model::TaskKind::Bootstrap,
+                        Arc::new(builds::bootstrap::BootstrapRunner(runner)),
+                    );
+                }
+                Err(e) => tracing::error!(error = %e, "builds are disabled"),
+            }
+        }
+        let engine = Arc::new(engine);
         engine.start();
+        builds::controller::spawn(auth.store.clone(), engine.clone());
         state.tasks = Some(engine);
+    }
+    if let Some(mut settings) = state.controller.clone() {
+        if let (Some(registry), Some(builds)) = (&registry, &state.builds) {
+            settings.local_registry = Some((builds.registry_host.clone(), registry.clone()));
+        }
+        controller::base_images::spawn(auth.store.clone(), settings);
     }
     let rest = assemble(state, router, document, axum::middleware::from_fn_with_state(auth.clone(), auth::authorize));
     match registry {

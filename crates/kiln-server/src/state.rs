@@ -20,6 +20,11 @@ pub struct AppState {
     pub tasks: Option<Arc<crate::tasks::Engine>>,
     /// When set, `app` starts a task engine with these settings and Kiln's runners.
     pub task_settings: Option<crate::tasks::TaskSettings>,
+    /// When set (with `task_settings` and `blobs`), images are built and root images can be
+    /// bootstrapped.
+    pub builds: Option<crate::builds::BuildSettings>,
+    /// When set, `app` runs the base-image controller.
+    pub controller: Option<crate::controller::Settings>,
 }
 
 impl AppState {
@@ -32,6 +37,8 @@ impl AppState {
             registry_server: None,
             tasks: None,
             task_settings: None,
+            builds: None,
+            controller: None,
         }
     }
 }

@@ -80,6 +80,28 @@ pub enum Command {
     Logs(LogsArgs),
     /// Cancel a queued or running task.
     Cancel { task: String },
+    /// Assemble the root images (python3, nodejs) from OS packages and register them as base images.
+    Bootstrap {
+        /// python3, nodejs (default: both).
+        languages: Vec<String>,
+        /// Wait for the root images, showing progress.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Build an image again: new package versions, or exactly its lock with --locked.
+    Rebuild {
+        name: String,
+        #[arg(long)]
+        locked: bool,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Print an image's SPDX 2.3 SBOM (JSON).
+    Sbom { image: String },
+    /// List the packages inside a built image: version, licence, layer.
+    Inventory { image: String },
+    /// Print the Dockerfile equivalent to a built image.
+    Dockerfile { image: String },
     /// Print the OpenAPI document of the REST API.
     Openapi,
     /// Print the JSON Schema of a definition format (image-definition, base-image, image, package, package-source).
@@ -252,6 +274,19 @@ pub struct ServeArgs {
     /// Scratch bytes all running tasks together may use (default 20 GiB).
     #[arg(long, env = "KILN_SCRATCH_LIMIT_BYTES")]
     pub scratch_limit_bytes: Option<u64>,
+    /// How Kiln's registry is named in image references (`host:port`); default: the listen address.
+    #[arg(long, env = "KILN_REGISTRY_HOST")]
+    pub registry_host: Option<String>,
+    /// Directory of the apt configuration whose sources are the default Debian package
+    /// sources (default /etc/apt); an empty value uses only the package sources administrators add.
+    #[arg(long, env = "KILN_APT_CONFIG_DIR")]
+    pub apt_config_dir: Option<PathBuf>,
+    /// Bytes the shared package download cache may hold (default 10 GiB).
+    #[arg(long, env = "KILN_PACKAGE_CACHE_LIMIT_BYTES")]
+    pub package_cache_limit_bytes: Option<u64>,
+    /// Package layers per built image at most; the largest packages get their own (default 10).
+    #[arg(long, env = "KILN_LAYER_BUDGET")]
+    pub layer_budget: Option<usize>,
     /// Log filter, such as `info` or `kiln_server=debug`.
     #[arg(long, env = "KILN_LOG")]
     pub log: Option<String>,
@@ -268,6 +303,9 @@ pub struct CreateArgs {
     /// Directory that `@file` references in manifests are read from (default: the file's own).
     #[arg(short = 'w', long = "work-dir")]
     pub work_dir: Option<PathBuf>,
+    /// For images: wait for the build, showing its progress, and fail if it fails.
+    #[arg(long, global = true)]
+    pub wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -359,6 +397,9 @@ pub enum CreateKind {
         /// Read the password (or token) from standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// ASCII-armoured OpenPGP public keys that sign the repository (a file).
+        #[arg(long)]
+        keyring: Option<PathBuf>,
     },
 }
 

@@ -80,6 +80,12 @@ impl Client {
         Err(server_error(status, &text))
     }
 
+    /// A GET whose answer is text (a Dockerfile).
+    pub async fn get_text(&self, path: &str) -> Result<String> {
+        let response = self.stream(path).await?;
+        response.text().await.with_context(|| format!("reading the answer to GET {path}"))
+    }
+
     pub async fn get(&self, path: &str) -> Result<Value> {
         self.send(Method::GET, path, None).await
     }

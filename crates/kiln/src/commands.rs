@@ -30,6 +30,11 @@ pub async fn run(connection: &Connection, output: Output, command: Command) -> R
         Command::Push(command) => crate::push::push(&client, output, command).await,
         Command::Logs(args) => crate::tasks::logs(&client, &args.task, args.follow).await,
         Command::Cancel { task } => crate::tasks::cancel(&client, output, &task).await,
+        Command::Bootstrap { languages, wait } => crate::builds::bootstrap(&client, output, languages, wait).await,
+        Command::Rebuild { name, locked, wait } => crate::builds::rebuild(&client, output, &name, locked, wait).await,
+        Command::Sbom { image } => crate::builds::sbom(&client, &image).await,
+        Command::Inventory { image } => crate::builds::inventory(&client, output, &image).await,
+        Command::Dockerfile { image } => crate::builds::dockerfile(&client, &image).await,
         Command::Serve(_) | Command::Openapi | Command::Schema { .. } | Command::Login(_) | Command::Logout => {
             unreachable_command()
         }
@@ -136,8 +141,11 @@ async fn create(client: &Client, output: Output, args: CreateArgs) -> Result<()>
             }
             (Kind::Packages, body)
         }
-        CreateKind::PackageSource { name, ecosystem, url, suite, components, username, password_stdin } => {
+        CreateKind::PackageSource { name, ecosystem, url, suite, components, username, password_stdin, keyring } => {
             let mut body = json!({"name": name, "ecosystem": ecosystem, "url": url, "components": components});
+            if let Some(path) = keyring {
+                body["keyring"] = json!(read_text(&path)?);
+            }
             if let Some(suite) = suite {
                 body["suite"] = json!(suite);
             }
@@ -153,6 +161,11 @@ async fn create(client: &Client, output: Output, args: CreateArgs) -> Result<()>
         }
     };
     let created = client.send(Method::POST, target.collection(), Some(Body::Json(body))).await?;
+    if args.wait && target == Kind::Images {
+        let name = created.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let built = crate::builds::wait_for_image(client, &name).await?;
+        return print(target, &[built], output, true);
+    }
     print(target, &[created], output, true)
 }
 

@@ -1,6 +1,7 @@
 //! The `kiln` binary: `kiln serve` runs the server; every other subcommand is its client.
 
 mod access;
+mod builds;
 mod cli;
 mod client;
 mod commands;

@@ -20,6 +20,10 @@ const REGISTRY_DIR: &str = "registry";
 const SCRATCH_DIR: &str = "scratch";
 /// This server's node name (see `node_name`).
 const NODE_FILE: &str = "node";
+/// Downloaded packages and verified indexes, shared by builds.
+const CACHE_DIR: &str = "cache";
+/// Where the machine's apt configuration lives: its sources are the default package sources.
+const DEFAULT_APT_CONFIG_DIR: &str = "/etc/apt";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,9 +41,12 @@ struct ConfigFile {
     task_timeout_seconds: Option<u64>,
     task_lease_seconds: Option<u64>,
     scratch_limit_bytes: Option<u64>,
+    registry_host: Option<String>,
+    apt_config_dir: Option<PathBuf>,
+    package_cache_limit_bytes: Option<u64>,
+    layer_budget: Option<usize>,
 }
 
-#[derive(Debug)]
 struct Settings {
     listen: String,
     data_dir: PathBuf,
@@ -52,6 +59,11 @@ struct Settings {
     task_timeout: Option<Duration>,
     task_lease: Option<Duration>,
     scratch_limit: Option<u64>,
+    registry_host: Option<String>,
+    /// `None`: only administrators' package sources.
+    apt_config_dir: Option<PathBuf>,
+    package_cache_limit: Option<u64>,
+    layer_budget: Option<usize>,
 }
 
 fn read_config(path: &Path) -> Result<ConfigFile> {
@@ -74,6 +86,14 @@ fn settle(args: ServeArgs) -> Result<Settings> {
         task_timeout: args.task_timeout_seconds.or(file.task_timeout_seconds).map(Duration::from_secs),
         task_lease: args.task_lease_seconds.or(file.task_lease_seconds).map(|s| Duration::from_secs(s.max(3))),
         scratch_limit: args.scratch_limit_bytes.or(file.scratch_limit_bytes),
+        registry_host: args.registry_host.or(file.registry_host),
+        apt_config_dir: match args.apt_config_dir.or(file.apt_config_dir) {
+            Some(dir) if dir.as_os_str().is_empty() => None,
+            Some(dir) => Some(dir),
+            None => Some(PathBuf::from(DEFAULT_APT_CONFIG_DIR)),
+        },
+        package_cache_limit: args.package_cache_limit_bytes.or(file.package_cache_limit_bytes),
+        layer_budget: args.layer_budget.or(file.layer_budget),
         controller: {
             let mut controller = kiln_server::controller::Settings::default();
             if let Some(seconds) = args.controller_retry_seconds.or(file.controller_retry_seconds) {
@@ -138,9 +158,6 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     println!("listening on http://{address}");
     tracing::info!(%address, data_dir = %settings.data_dir.display(), "kiln is serving");
 
-    if settings.run_controller {
-        kiln_server::controller::base_images::spawn(store.clone(), settings.controller.clone());
-    }
     let registry_dir = settings.data_dir.join(REGISTRY_DIR);
     let blobs = kiln_registry::blobs::FsBlobStore::open(&registry_dir)
         .with_context(|| format!("cannot open the registry's blob directory {}", registry_dir.display()))?;
@@ -168,6 +185,20 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         // Scratch left by a killed process belongs to nobody now; its tasks start afresh.
         let _ = std::fs::remove_dir_all(&tasks.scratch_dir);
         state.task_settings = Some(tasks);
+        state.controller = Some(settings.controller.clone());
+        let registry_host = settings.registry_host.clone().unwrap_or_else(|| match address.ip().is_unspecified() {
+            true => format!("localhost:{}", address.port()),
+            false => address.to_string(),
+        });
+        state.builds = Some(kiln_server::builds::BuildSettings {
+            registry_host,
+            apt_config_dir: settings.apt_config_dir.clone(),
+            cache_dir: settings.data_dir.join(CACHE_DIR),
+            cache_limit: settings.package_cache_limit.unwrap_or(10 << 30),
+            layer_budget: settings.layer_budget.unwrap_or(kiln_build::DEFAULT_LAYER_BUDGET),
+            source_date_epoch: source_date_epoch()?,
+            architecture: debian_architecture().to_string(),
+        });
     }
     let app = kiln_server::app(state);
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -179,6 +210,24 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Every timestamp inside built images (reproducible builds' convention); 0 when unset.
+fn source_date_epoch() -> Result<i64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) if !text.is_empty() => {
+            text.parse().with_context(|| format!("SOURCE_DATE_EPOCH {text:?} is not a number of seconds"))
+        }
+        _ => Ok(0),
+    }
+}
+
+fn debian_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
 }
 
 /// This server's stable name, kept in the data directory so that after a restart it takes
@@ -237,6 +286,10 @@ mod tests {
             task_timeout_seconds: None,
             task_lease_seconds: None,
             scratch_limit_bytes: None,
+            registry_host: None,
+            apt_config_dir: None,
+            package_cache_limit_bytes: None,
+            layer_budget: None,
         }
     }
 
@@ -258,7 +311,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kiln.toml");
         std::fs::write(&path, "listne = \"x\"\n").unwrap();
-        let err = settle(args(None, Some(path))).unwrap_err();
+        let Err(err) = settle(args(None, Some(path))) else { panic!("an unknown key was accepted") };
         assert!(format!("{err:#}").contains("listne"), "{err:#}");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod audit;
+pub mod builds;
 pub mod identity;
 pub mod registry;
 pub mod resources;

@@ -107,7 +107,7 @@ async fn pass(
     }
     let outcomes: Vec<(String, bool)> = futures::stream::iter(due)
         .map(|(key, base)| async move {
-            let ok = check(store.as_ref(), &settings.platform, &key, base).await;
+            let ok = check(store.as_ref(), settings, &key, base).await;
             (key, ok)
         })
         .buffer_unordered(PARALLEL)
@@ -128,8 +128,8 @@ async fn pass(
 }
 
 /// Resolves one base image and records the outcome; `true` if it is READY.
-async fn check(store: &dyn KvStore, platform: &str, key: &str, base: BaseImage) -> bool {
-    let outcome = resolve(store, platform, &base).await;
+async fn check(store: &dyn KvStore, settings: &Settings, key: &str, base: BaseImage) -> bool {
+    let outcome = resolve(store, settings, &base).await;
     let ready = outcome.is_ok();
     if let Err(e) = record(store, key, &base, outcome).await {
         tracing::warn!(error = %e, base_image = base.name, "could not record the check of a base image");
@@ -137,8 +137,14 @@ async fn check(store: &dyn KvStore, platform: &str, key: &str, base: BaseImage) 
     ready
 }
 
-async fn resolve(store: &dyn KvStore, platform: &str, base: &BaseImage) -> Result<Resolved, String> {
+async fn resolve(store: &dyn KvStore, settings: &Settings, base: &BaseImage) -> Result<Resolved, String> {
+    let platform = settings.platform.as_str();
     let reference = Reference::parse(&base.reference).map_err(|e| format!("reference {:?}: {e}", base.reference))?;
+    if let Some((host, registry)) = &settings.local_registry
+        && reference.registry.as_deref() == Some(host.as_str())
+    {
+        return resolve_local(registry, &reference).await;
+    }
     let host = reference.registry.clone().unwrap_or_else(|| DEFAULT_HOST.to_string());
     let repository = if reference.registry.is_none() && !reference.repository.contains('/') {
         format!("library/{}", reference.repository)
@@ -150,6 +156,38 @@ async fn resolve(store: &dyn KvStore, platform: &str, base: &BaseImage) -> Resul
     let platform = platform.parse().map_err(|_| format!("controller platform {platform:?} is not os/arch"))?;
     let client = Client::new(&host, options).map_err(|e| e.to_string())?;
     client.resolve(&repository, &target, &platform).await.map_err(|e| describe(&host, e))
+}
+
+/// A reference into Kiln's own registry: the manifest must be there (images only, no
+/// indexes: Kiln builds one platform).
+async fn resolve_local(registry: &kiln_registry::Registry, reference: &Reference) -> Result<Resolved, String> {
+    let target = reference.digest.clone().or(reference.tag.clone()).unwrap_or_else(|| "latest".to_string());
+    let found = registry.read_manifest(&reference.repository, &target).await.map_err(|e| e.message)?;
+    let (digest, stored) =
+        found.ok_or_else(|| format!("not found: {}:{target} is not in Kiln's registry", reference.repository))?;
+    let info =
+        kiln_oci::ManifestInfo::parse(&stored.content, Some(&stored.meta.media_type)).map_err(|e| e.to_string())?;
+    let config_digest = info.config.as_ref().map(|c| c.digest.clone());
+    let config = match &config_digest {
+        Some(config) => registry
+            .read_blob(&reference.repository, config, 4 << 20)
+            .await
+            .map_err(|e| e.message)?
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok()),
+        None => None,
+    };
+    let field = |name: &str| config.as_ref().and_then(|c| c.get(name)).and_then(|v| v.as_str()).map(str::to_string);
+    Ok(Resolved {
+        digest,
+        index_digest: None,
+        media_type: stored.meta.media_type.clone(),
+        os: field("os"),
+        architecture: field("architecture"),
+        variant: field("variant"),
+        config_digest,
+        layers_size: info.layers.iter().map(|l| l.size).sum(),
+        config,
+    })
 }
 
 fn describe(host: &str, error: ClientError) -> String {

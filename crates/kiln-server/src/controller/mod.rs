@@ -7,7 +7,7 @@ pub mod base_images;
 use std::time::Duration;
 
 /// How the controller paces itself.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     /// First wait after a failure; doubled per failure up to `retry_max`.
     pub retry_min: Duration,
@@ -16,6 +16,9 @@ pub struct Settings {
     pub recheck: Duration,
     /// The platform picked from multi-platform indexes, as `os/arch[/variant]`.
     pub platform: String,
+    /// Kiln's own registry and the host it is addressed by: references there are looked up
+    /// in place, not over HTTP (which would need a token).
+    pub local_registry: Option<(String, std::sync::Arc<kiln_registry::Registry>)>,
 }
 
 impl Default for Settings {
@@ -30,6 +33,7 @@ impl Default for Settings {
             retry_max: Duration::from_secs(300),
             recheck: Duration::from_secs(600),
             platform: format!("linux/{architecture}"),
+            local_registry: None,
         }
     }
 }

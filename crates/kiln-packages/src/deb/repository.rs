@@ -1,0 +1,140 @@
+//! Opening a Debian repository: fetch `InRelease`, verify it, fetch each component's
+//! `Packages` index by the checksum it lists, and keep verified indexes on disk so a later
+//! build only fetches the small `InRelease` again.
+
+use std::io::Read;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use super::index::{PackageRecord, parse_packages};
+use super::release::{Keyring, verify_inrelease};
+
+pub struct RepoSpec {
+    /// How errors and locks name the source.
+    pub label: String,
+    pub base_url: String,
+    pub suite: String,
+    pub components: Vec<String>,
+    pub architecture: String,
+    pub keyring: Keyring,
+    pub basic_auth: Option<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    #[error("GET {url} failed: {why}")]
+    Fetch { url: String, why: String },
+    #[error("{url}: {why}")]
+    Release { url: String, why: String },
+    #[error(
+        "{url} has SHA-256 {actual}, not {expected} as InRelease says: the mirror is inconsistent or tampered with"
+    )]
+    Mismatch { url: String, expected: String, actual: String },
+    #[error("InRelease of {suite} lists no index for {component}/binary-{architecture}")]
+    NoIndex { suite: String, component: String, architecture: String },
+    #[error("index {url}: {why}")]
+    Index { url: String, why: String },
+}
+
+/// Where a package's file is.
+pub fn pool_url(base_url: &str, record: &PackageRecord) -> String {
+    format!("{}/{}", base_url.trim_end_matches('/'), record.filename)
+}
+
+async fn get(client: &reqwest::Client, spec: &RepoSpec, url: &str) -> Result<Vec<u8>, RepositoryError> {
+    let fail = |why: String| RepositoryError::Fetch { url: url.to_string(), why };
+    let mut request = client.get(url);
+    if let Some((user, password)) = &spec.basic_auth {
+        request = request.basic_auth(user, Some(password));
+    }
+    let response = request.send().await.map_err(|e| fail(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(fail(format!("the server answered {}", response.status())));
+    }
+    Ok(response.bytes().await.map_err(|e| fail(e.to_string()))?.to_vec())
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Every package the repository offers for the spec's architecture (and `all`).
+pub async fn open_repository(
+    client: &reqwest::Client,
+    spec: &RepoSpec,
+    index_dir: &Path,
+    now: DateTime<Utc>,
+) -> Result<Vec<PackageRecord>, RepositoryError> {
+    let dists = format!("{}/dists/{}", spec.base_url.trim_end_matches('/'), spec.suite);
+    let release_url = format!("{dists}/InRelease");
+    let release_bytes = get(client, spec, &release_url).await?;
+    let release = verify_inrelease(&release_bytes, &spec.keyring, now)
+        .map_err(|e| RepositoryError::Release { url: release_url.clone(), why: e.to_string() })?;
+    let mut records = Vec::new();
+    for component in &spec.components {
+        let stem = format!("{component}/binary-{}/Packages", spec.architecture);
+        // The uncompressed index's checksum names the cached copy whatever was downloaded.
+        let plain = release.files.get(&stem);
+        let cached = plain.map(|sum| index_dir.join(&sum.sha256));
+        let text = match cached.as_ref().map(std::fs::read_to_string) {
+            Some(Ok(text)) => text,
+            _ => {
+                let (name, sum) = [".xz", ".gz", ""]
+                    .iter()
+                    .find_map(|ext| release.files.get(&format!("{stem}{ext}")).map(|sum| (format!("{stem}{ext}"), sum)))
+                    .ok_or_else(|| RepositoryError::NoIndex {
+                        suite: spec.suite.clone(),
+                        component: component.clone(),
+                        architecture: spec.architecture.clone(),
+                    })?;
+                let url = format!("{dists}/{name}");
+                let bytes = get(client, spec, &url).await?;
+                let actual = hex_sha256(&bytes);
+                if actual != sum.sha256 || bytes.len() as u64 != sum.size {
+                    return Err(RepositoryError::Mismatch { url, expected: sum.sha256.clone(), actual });
+                }
+                let text = decompress(&name, bytes).map_err(|why| RepositoryError::Index { url: url.clone(), why })?;
+                if let Some(sum) = plain
+                    && hex_sha256(text.as_bytes()) != sum.sha256
+                {
+                    return Err(RepositoryError::Mismatch {
+                        url,
+                        expected: sum.sha256.clone(),
+                        actual: hex_sha256(text.as_bytes()),
+                    });
+                }
+                if let Some(path) = &cached {
+                    let temp = path.with_extension("partial");
+                    // A cache that cannot be written only costs a download next time.
+                    if std::fs::create_dir_all(index_dir)
+                        .and_then(|()| std::fs::write(&temp, &text))
+                        .and_then(|()| std::fs::rename(&temp, path))
+                        .is_err()
+                    {
+                        let _ = std::fs::remove_file(&temp);
+                    }
+                }
+                text
+            }
+        };
+        let parsed = parse_packages(&text)
+            .map_err(|e| RepositoryError::Index { url: format!("{dists}/{stem}"), why: e.to_string() })?;
+        records.extend(parsed.into_iter().filter(|r| r.architecture == spec.architecture || r.architecture == "all"));
+    }
+    Ok(records)
+}
+
+fn decompress(name: &str, bytes: Vec<u8>) -> Result<String, String> {
+    let mut text = String::new();
+    let result = if name.ends_with(".xz") {
+        liblzma::read::XzDecoder::new(bytes.as_slice()).read_to_string(&mut text)
+    } else if name.ends_with(".gz") {
+        flate2::read::GzDecoder::new(bytes.as_slice()).read_to_string(&mut text)
+    } else {
+        return String::from_utf8(bytes).map_err(|e| e.to_string());
+    };
+    result.map_err(|e| e.to_string())?;
+    Ok(text)
+}

@@ -1,0 +1,164 @@
+//! Notices images whose definition has no build yet and starts one: the task and the
+//! image's move to `CREATING` (or `UPDATING`) commit together, so a crash never leaves an
+//! image waiting for a task that does not exist. Builds wait for their parent to be READY;
+//! a parent in ERROR puts the image in ERROR with the parent's reason.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kiln_model::image::resolve_parent_reference;
+use kiln_model::{BaseImage, Image, Status, TaskKind};
+use kiln_store::{KvStore, Op, Precondition, StoreError, records};
+
+use crate::tasks::{Engine, NewTask};
+
+pub fn spawn(store: Arc<dyn KvStore>, engine: Arc<Engine>) {
+    tokio::spawn(async move {
+        loop {
+            let mut events = match store.watch("", 0).await {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(error = %e, "image controller cannot watch the store; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if let Err(e) = pass(&store, &engine).await {
+                tracing::warn!(error = %e, "image controller pass failed");
+            }
+            let resync = tokio::time::sleep(Duration::from_secs(20));
+            tokio::pin!(resync);
+            loop {
+                tokio::select! {
+                    _ = &mut resync => break,
+                    event = events.recv() => match event {
+                        Some(Ok(event)) if event.entry.key.starts_with("images/") || event.entry.key.starts_with("base-images/") => break,
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    }
+                }
+            }
+        }
+    });
+}
+
+async fn pass(store: &Arc<dyn KvStore>, engine: &Arc<Engine>) -> Result<(), StoreError> {
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list("images/", after.as_deref(), 500).await?;
+        for entry in &page.entries {
+            let Ok(image) = records::decode::<Image>(entry) else { continue };
+            if let Err(e) = reconcile(store, engine, image, entry.mod_revision).await {
+                tracing::warn!(error = %e, key = entry.key, "could not start an image build");
+            }
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// The parent's state as far as building on it goes.
+enum Parent {
+    Ready,
+    Waiting,
+    Failed(String),
+}
+
+async fn parent_state(store: &dyn KvStore, image: &Image) -> Result<Parent, StoreError> {
+    let org = image.organization.as_str();
+    let (status, reason, noun, reference) = match (&image.parent_image_name, &image.base_image_name) {
+        (Some(parent), _) => {
+            let (parent_org, name) = resolve_parent_reference(org, parent);
+            match store.get(&records::key::<Image>(parent_org, name)).await? {
+                Some(entry) => {
+                    let parent: Image = records::decode(&entry)?;
+                    // A parent being rebuilt still has a READY digest to build on.
+                    let status = if parent.digest.is_some() && parent.status == Status::Updating {
+                        Status::Ready
+                    } else {
+                        parent.status
+                    };
+                    (status, parent.reason, "parent image", parent.name)
+                }
+                None => return Ok(Parent::Failed(format!("parent image {parent:?} no longer exists"))),
+            }
+        }
+        (None, Some(base)) => {
+            let (base_org, name) = resolve_parent_reference(org, base);
+            match store.get(&records::key::<BaseImage>(base_org, name)).await? {
+                Some(entry) => {
+                    let base: BaseImage = records::decode(&entry)?;
+                    (base.status, base.reason, "base image", base.name)
+                }
+                None => return Ok(Parent::Failed(format!("base image {base:?} no longer exists"))),
+            }
+        }
+        (None, None) => return Ok(Parent::Failed("the image names no parent".to_string())),
+    };
+    Ok(match status {
+        Status::Ready => Parent::Ready,
+        Status::Error => Parent::Failed(format!(
+            "{noun} {reference:?} is in ERROR: {}; fix it and the build starts",
+            reason.join("; ")
+        )),
+        _ => Parent::Waiting,
+    })
+}
+
+async fn reconcile(
+    store: &Arc<dyn KvStore>,
+    engine: &Arc<Engine>,
+    mut image: Image,
+    revision: u64,
+) -> Result<(), StoreError> {
+    if image.status == Status::Deleting {
+        return Ok(());
+    }
+    let definition = image.definition_digest();
+    if image.build_definition.as_deref() == Some(definition.as_str()) {
+        return Ok(());
+    }
+    let key = records::key::<Image>(&image.organization, &image.name);
+    match parent_state(store.as_ref(), &image).await? {
+        Parent::Waiting => return Ok(()),
+        Parent::Failed(reason) => {
+            if image.status == Status::Error && image.reason == [reason.clone()] {
+                return Ok(());
+            }
+            image.status = Status::Error;
+            image.reason = vec![reason];
+            image.updated_time = Some(chrono::Utc::now());
+            store.put(&key, records::encode(&image)?, Precondition::Revision(revision)).await?;
+            return Ok(());
+        }
+        Parent::Ready => {}
+    }
+    let superseded = image.build_task.clone();
+    let (task, mut ops) = engine.plan(NewTask {
+        org: image.organization.clone(),
+        kind: TaskKind::BuildImage,
+        target: image.name.clone(),
+        params: serde_json::json!({ "definition": definition }),
+        timeout: None,
+    })?;
+    image.status = if image.digest.is_some() { Status::Updating } else { Status::Creating };
+    image.reason = Vec::new();
+    image.build_task = Some(task.id.clone());
+    image.build_definition = Some(definition);
+    image.updated_time = Some(chrono::Utc::now());
+    ops.push(Op::Put { key, value: records::encode(&image)?, expect: Precondition::Revision(revision) });
+    match store.txn(ops).await {
+        Ok(_) => {}
+        // The image changed meanwhile; the next pass sees the new definition.
+        Err(StoreError::Conflict { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    engine.wake();
+    if let Some(old) = superseded {
+        // Its result would be thrown away; stop spending time on it.
+        let _ = engine.cancel(&image.organization, &old).await;
+    }
+    Ok(())
+}

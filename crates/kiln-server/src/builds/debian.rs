@@ -1,0 +1,172 @@
+//! The builder's use of Debian sources: which repositories an organisation builds from
+//! (its package sources, then the machine's apt configuration), their verified indexes kept
+//! warm in memory, and packages fetched through the shared cache and unpacked.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kiln_model::{Credentials, Ecosystem, PackageSource};
+use kiln_packages::deb::index::PackageRecord;
+use kiln_packages::deb::keyring::Keyring;
+use kiln_packages::deb::repository::{RepoSpec, open_repository};
+use kiln_packages::deb::sources::{SignedBy, read_apt_config};
+use kiln_store::{KvStore, records};
+
+use crate::tasks::{TaskContext, TaskError};
+
+/// The Debian archive's keys, for apt sources that name none.
+const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+/// How long a verified index is used before its `InRelease` is fetched again.
+const INDEX_FRESH_FOR: Duration = Duration::from_secs(300);
+
+/// One repository to build from, with where its files are.
+#[derive(Clone)]
+pub struct Source {
+    pub spec: Arc<RepoSpec>,
+    pub records: Arc<Vec<PackageRecord>>,
+}
+
+/// A verified index and when it was read.
+type Opened = (Instant, Arc<Vec<PackageRecord>>);
+
+/// Indexes opened recently, by base URL, suite and components.
+#[derive(Default)]
+pub struct SourceCache {
+    opened: Mutex<HashMap<String, Opened>>,
+}
+
+impl SourceCache {
+    fn get(&self, key: &str) -> Option<Arc<Vec<PackageRecord>>> {
+        let opened = self.opened.lock().ok()?;
+        opened.get(key).filter(|(at, _)| at.elapsed() < INDEX_FRESH_FOR).map(|(_, records)| records.clone())
+    }
+
+    fn put(&self, key: String, records: Arc<Vec<PackageRecord>>) {
+        if let Ok(mut opened) = self.opened.lock() {
+            opened.insert(key, (Instant::now(), records));
+        }
+    }
+}
+
+fn keyring_from(signed_by: Option<&SignedBy>) -> Result<Keyring, String> {
+    match signed_by {
+        Some(SignedBy::Inline(text)) => Keyring::from_bytes(text.as_bytes()).map_err(|e| e.to_string()),
+        Some(SignedBy::Path(path)) => Keyring::from_path(path).map_err(|e| e.to_string()),
+        None => Keyring::from_path(Path::new(DEFAULT_KEYRING)).map_err(|e| e.to_string()),
+    }
+}
+
+/// The repositories of an organisation, in the order they are searched.
+async fn specs(
+    store: &dyn KvStore,
+    org: &str,
+    apt_config_dir: Option<&Path>,
+    architecture: &str,
+) -> Result<Vec<RepoSpec>, TaskError> {
+    let mut specs = Vec::new();
+    let failed = |e: kiln_store::StoreError| TaskError::transient(format!("reading package sources: {e}"));
+    let page = store.list(&records::prefix::<PackageSource>(org), None, 1000).await.map_err(failed)?;
+    for entry in &page.entries {
+        let source: PackageSource = records::decode(entry).map_err(failed)?;
+        if source.ecosystem != Ecosystem::Deb {
+            continue;
+        }
+        let keyring = match &source.keyring {
+            Some(text) => Keyring::from_bytes(text.as_bytes()),
+            None => Keyring::from_path(Path::new(DEFAULT_KEYRING)),
+        }
+        .map_err(|e| {
+            TaskError::permanent(format!("package source {:?}: its keyring cannot be read: {e}", source.name))
+        })?;
+        let basic_auth =
+            match store.get(&records::secret_key::<PackageSource>(org, &source.name)).await.map_err(failed)? {
+                Some(secret) => {
+                    let credentials: Credentials = serde_json::from_slice(&secret.value).map_err(|e| {
+                        TaskError::permanent(format!(
+                            "package source {:?}: stored credentials are unreadable: {e}",
+                            source.name
+                        ))
+                    })?;
+                    Some((credentials.username, credentials.password))
+                }
+                None => None,
+            };
+        specs.push(RepoSpec {
+            label: source.name.clone(),
+            base_url: source.url.trim_end_matches('/').to_string(),
+            suite: source.suite.clone().unwrap_or_default(),
+            components: source.components.clone(),
+            architecture: architecture.to_string(),
+            keyring,
+            basic_auth,
+        });
+    }
+    if let Some(dir) = apt_config_dir {
+        let sources = read_apt_config(dir).map_err(|e| {
+            TaskError::permanent(format!("the apt configuration in {} cannot be read: {e}", dir.display()))
+        })?;
+        for source in sources {
+            if !source.architectures.is_empty() && !source.architectures.iter().any(|a| a == architecture) {
+                continue;
+            }
+            let keyring = keyring_from(source.signed_by.as_ref()).map_err(|e| {
+                TaskError::permanent(format!("apt source {:?}: its keyring cannot be read: {e}", source.uris))
+            })?;
+            for uri in &source.uris {
+                for suite in &source.suites {
+                    specs.push(RepoSpec {
+                        label: format!("apt:{} {suite}", uri.trim_end_matches('/')),
+                        base_url: uri.trim_end_matches('/').to_string(),
+                        suite: suite.clone(),
+                        components: source.components.clone(),
+                        architecture: architecture.to_string(),
+                        keyring: keyring.clone(),
+                        basic_auth: None,
+                    });
+                }
+            }
+        }
+    }
+    Ok(specs)
+}
+
+/// Opens (or reuses) every repository the organisation builds from.
+pub async fn sources(
+    runner: &super::BuildRunner,
+    ctx: &TaskContext,
+    index_dir: &Path,
+) -> Result<Vec<Source>, TaskError> {
+    let settings = &runner.settings;
+    let specs =
+        specs(ctx.store().as_ref(), &ctx.task.organization, settings.apt_config_dir.as_deref(), &settings.architecture)
+            .await?;
+    if specs.is_empty() {
+        return Err(TaskError::permanent(
+            "no Debian package source is configured: add a package source (ecosystem deb) or start kiln with --apt-config-dir",
+        ));
+    }
+    let mut opened = Vec::new();
+    for spec in specs {
+        let key = format!("{} {} {}", spec.base_url, spec.suite, spec.components.join(","));
+        let records = match runner.sources.get(&key) {
+            Some(records) => records,
+            None => {
+                ctx.log(format!("reading the index of {}", spec.label));
+                let records = open_repository(&runner.http, &spec, index_dir, chrono::Utc::now())
+                    .await
+                    .map_err(|e| TaskError::transient(format!("package source {}: {e}", spec.label)))?;
+                let records = Arc::new(records);
+                runner.sources.put(key, records.clone());
+                records
+            }
+        };
+        opened.push(Source { spec: Arc::new(spec), records });
+    }
+    Ok(opened)
+}
+
+pub fn index_dir(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("indexes")
+}

@@ -1,0 +1,68 @@
+//! Image builds: the controller that starts them, the runner that does them (parent →
+//! resolve → fetch → layers → config → manifest → push → SBOM) and what a finished build
+//! records. Packages come from `kiln-packages`; layers and manifests from `kiln-build`.
+
+pub mod bootstrap;
+pub mod controller;
+mod debian;
+pub mod parent;
+mod pipeline;
+pub mod record;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use kiln_model::Task;
+use kiln_registry::Registry;
+use kiln_store::{KvStore, Op, StoreError};
+
+use crate::tasks::{Outcome, Runner, TaskContext, TaskError};
+
+/// How builds run.
+#[derive(Debug, Clone)]
+pub struct BuildSettings {
+    /// How Kiln's registry is addressed in image references (`host:port`).
+    pub registry_host: String,
+    /// Where apt's configuration is read from for the default package sources (`/etc/apt`);
+    /// `None` uses only the package sources administrators added.
+    pub apt_config_dir: Option<PathBuf>,
+    /// Downloaded packages, shared by all builds, verified by hash.
+    pub cache_dir: PathBuf,
+    pub cache_limit: u64,
+    /// Package layers per image at most (apko's `origin` budget).
+    pub layer_budget: usize,
+    /// Every timestamp in a built image; the same inputs then give the same digest.
+    pub source_date_epoch: i64,
+    /// Debian architecture of the images built.
+    pub architecture: String,
+}
+
+pub struct BuildRunner {
+    pub registry: Arc<Registry>,
+    pub settings: BuildSettings,
+    pub http: reqwest::Client,
+    pub(crate) sources: debian::SourceCache,
+}
+
+impl BuildRunner {
+    pub fn new(registry: Arc<Registry>, settings: BuildSettings) -> Result<BuildRunner, String> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot set up the HTTP client for package sources: {e}"))?;
+        Ok(BuildRunner { registry, settings, http, sources: debian::SourceCache::default() })
+    }
+}
+
+#[async_trait]
+impl Runner for BuildRunner {
+    async fn run(&self, ctx: &TaskContext) -> Result<serde_json::Value, TaskError> {
+        let record = pipeline::build(self, ctx).await?;
+        serde_json::to_value(record).map_err(|e| TaskError::permanent(format!("recording the build: {e}")))
+    }
+
+    async fn settle(&self, store: &dyn KvStore, task: &Task, outcome: &Outcome) -> Result<Vec<Op>, StoreError> {
+        record::settle(store, task, outcome).await
+    }
+}

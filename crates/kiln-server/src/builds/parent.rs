@@ -1,0 +1,145 @@
+//! What a build stands on: the parent's manifest, config and layers from Kiln's own
+//! registry, and the three files the builder must merge with (dpkg status, passwd, group).
+
+use std::sync::Arc;
+
+use kiln_model::image::resolve_parent_reference;
+use kiln_model::{BaseImage, Image, Status};
+use kiln_oci::{Digest, ManifestInfo};
+use kiln_registry::Registry;
+use kiln_store::{KvStore, records};
+
+use crate::tasks::TaskError;
+
+/// An image owns the registry repository `<org>/<name>` (names are case-insensitive there).
+pub fn image_repository(org: &str, name: &str) -> String {
+    format!("{org}/{}", name.to_ascii_lowercase())
+}
+
+/// Root images Kiln assembles live apart from images: `<org>/base/<name>`.
+pub fn base_repository(org: &str, name: &str) -> String {
+    format!("{org}/base/{}", name.to_ascii_lowercase())
+}
+
+pub struct LoadedParent {
+    /// As a Dockerfile's `FROM` would name it.
+    pub reference: String,
+    pub repository: String,
+    pub digest: Digest,
+    pub image: kiln_build::assemble::ParentImage,
+    pub language: Option<String>,
+}
+
+/// Largest config blob read.
+const MAX_CONFIG: u64 = 4 << 20;
+
+/// Finds the parent's manifest in Kiln's registry. `registry_host` is how Kiln's registry is
+/// addressed in references, so base images Kiln bootstrapped are recognised as its own.
+pub async fn load(
+    store: &dyn KvStore,
+    registry: &Arc<Registry>,
+    registry_host: &str,
+    image: &Image,
+) -> Result<LoadedParent, TaskError> {
+    let org = image.organization.as_str();
+    let failed = |e: kiln_store::StoreError| TaskError::transient(format!("reading the parent: {e}"));
+    let (repository, digest, reference, language) = match (&image.parent_image_name, &image.base_image_name) {
+        (Some(parent), _) => {
+            let (parent_org, name) = resolve_parent_reference(org, parent);
+            let entry = store
+                .get(&records::key::<Image>(parent_org, name))
+                .await
+                .map_err(failed)?
+                .ok_or_else(|| TaskError::permanent(format!("parent image {parent:?} no longer exists")))?;
+            let parent_image: Image = records::decode(&entry).map_err(failed)?;
+            let digest = match (&parent_image.digest, parent_image.status) {
+                (Some(digest), Status::Ready | Status::Updating) => digest.clone(),
+                _ => return Err(TaskError::permanent(format!("parent image {parent:?} is not READY: build it first"))),
+            };
+            let reference = parent_image.reference.clone().unwrap_or_else(|| parent.clone());
+            (image_repository(parent_org, name), digest, reference, parent_image.language)
+        }
+        (None, Some(base)) => {
+            let (base_org, name) = resolve_parent_reference(org, base);
+            let entry = store
+                .get(&records::key::<BaseImage>(base_org, name))
+                .await
+                .map_err(failed)?
+                .ok_or_else(|| TaskError::permanent(format!("base image {base:?} no longer exists")))?;
+            let base_image: BaseImage = records::decode(&entry).map_err(failed)?;
+            let digest = match (&base_image.digest, base_image.status) {
+                (Some(digest), Status::Ready) => digest.clone(),
+                _ => return Err(TaskError::permanent(format!("base image {base:?} is not READY"))),
+            };
+            let path = base_image.reference.strip_prefix(&format!("{registry_host}/")).ok_or_else(|| {
+                TaskError::permanent(format!(
+                    "base image {base:?} lives in another registry ({}): building on images outside Kiln's registry is not supported yet; use a root image from `kiln bootstrap` or `kiln push` the base into Kiln's registry",
+                    base_image.reference
+                ))
+            })?;
+            let repository = path.split(['@', ':']).next().unwrap_or(path).to_string();
+            (repository, digest, base_image.reference.clone(), Some(base_image.language))
+        }
+        (None, None) => return Err(TaskError::permanent("the image names no parent")),
+    };
+    let digest: Digest = digest.parse().map_err(|e| TaskError::permanent(format!("parent digest {digest:?}: {e}")))?;
+    let unavailable = |what: &str| {
+        TaskError::permanent(format!("the parent's {what} is missing from repository {repository} of Kiln's registry"))
+    };
+    let registry_failed =
+        |e: kiln_registry::error::RegistryError| TaskError::transient(format!("reading the parent: {}", e.message));
+    let (_, stored) = registry
+        .read_manifest(&repository, &digest.to_string())
+        .await
+        .map_err(registry_failed)?
+        .ok_or_else(|| unavailable("manifest"))?;
+    let info = ManifestInfo::parse(&stored.content, Some(&stored.meta.media_type))
+        .map_err(|e| TaskError::permanent(format!("the parent's manifest is invalid: {e}")))?;
+    let config = info
+        .config
+        .clone()
+        .ok_or_else(|| TaskError::permanent("the parent is not an image (its manifest has no config)"))?;
+    let config = registry
+        .read_blob(&repository, &config.digest, MAX_CONFIG)
+        .await
+        .map_err(registry_failed)?
+        .ok_or_else(|| unavailable("config"))?;
+    let layers = info.layers.clone();
+    let mut files = Vec::new();
+    for layer in &layers {
+        let reader = registry.open_blob(&repository, &layer.digest).await.map_err(registry_failed)?;
+        let reader = reader.ok_or_else(|| unavailable(&format!("layer {}", layer.digest)))?;
+        files.push(reader.file.into_std().await);
+    }
+    let read = tokio::task::spawn_blocking(move || -> Result<[Option<String>; 3], String> {
+        let mut found = [None, None, None];
+        for (slot, path) in found.iter_mut().zip(["var/lib/dpkg/status", "etc/passwd", "etc/group"]) {
+            let mut readers = Vec::new();
+            for file in &files {
+                let mut file = file.try_clone().map_err(|e| e.to_string())?;
+                std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+                readers.push(std::io::BufReader::new(file));
+            }
+            let bytes = kiln_build::read_file_from_layers(readers, path).map_err(|e| e.to_string())?;
+            *slot = bytes.map(|b| String::from_utf8_lossy(&b).into_owned());
+        }
+        Ok(found)
+    })
+    .await
+    .map_err(|e| TaskError::transient(format!("reading the parent's layers: {e}")))?
+    .map_err(|e| TaskError::permanent(format!("the parent's layers cannot be read: {e}")))?;
+    let [dpkg_status, passwd, group] = read;
+    Ok(LoadedParent {
+        reference,
+        repository,
+        digest,
+        image: kiln_build::assemble::ParentImage {
+            config,
+            layers,
+            dpkg_status: dpkg_status.unwrap_or_default(),
+            passwd,
+            group,
+        },
+        language,
+    })
+}

@@ -1,0 +1,343 @@
+//! One build, step by step: resolve the packages against what the parent already has,
+//! fetch them through the verified cache, unpack, assemble layers, config and manifest,
+//! push everything into Kiln's registry, attach the SBOM, and say what went in.
+
+use std::collections::BTreeMap;
+
+use kiln_build::{AssembleInput, ImageSettings, UnpackedPackage};
+use kiln_model::{BuildRecord, Ecosystem, Image, Lock, LockedPackage};
+use kiln_oci::Digest;
+use kiln_packages::archive::{Entry, EntryKind};
+use kiln_packages::cache::DownloadCache;
+use kiln_packages::deb::index::PackageRecord;
+use kiln_packages::deb::resolve::{Installed, Request, Universe, resolve};
+use kiln_store::records;
+
+use super::BuildRunner;
+use super::debian::{self, Source};
+use super::parent::{self, LoadedParent};
+use crate::tasks::{TaskContext, TaskError};
+
+/// What to build, for an image or a root image alike.
+pub struct BuildSpec {
+    pub parent: Option<LoadedParent>,
+    pub requests: Vec<Request>,
+    /// Fetch exactly these instead of resolving (`--locked`).
+    pub locked: Option<Lock>,
+    pub extra_files: Vec<Entry>,
+    pub settings: ImageSettings,
+    pub repository: String,
+    pub tag: String,
+    /// Names the image in its SBOM.
+    pub title: String,
+    /// `FROM` of the equivalent Dockerfile.
+    pub dockerfile_from: String,
+}
+
+pub struct Built {
+    pub digest: Digest,
+    pub reference: String,
+    pub lock: Lock,
+    pub inventory: Vec<kiln_model::InventoryItem>,
+    pub sbom_digest: Digest,
+    pub dockerfile: String,
+}
+
+fn registry_error(e: kiln_registry::error::RegistryError) -> TaskError {
+    TaskError::transient(format!("pushing to Kiln's registry: {}", e.message))
+}
+
+/// Builds an image from its stored definition.
+pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecord, TaskError> {
+    ctx.step("plan", 0);
+    let org = ctx.task.organization.clone();
+    let entry = ctx
+        .store()
+        .get(&records::key::<Image>(&org, &ctx.task.target))
+        .await
+        .map_err(|e| TaskError::transient(e.to_string()))?
+        .ok_or_else(|| TaskError::permanent(format!("image {:?} was deleted", ctx.task.target)))?;
+    let image: Image = records::decode(&entry).map_err(|e| TaskError::permanent(e.to_string()))?;
+    if image.build_task.as_deref() != Some(ctx.task.id.as_str()) {
+        return Err(TaskError::permanent("a newer build of this image superseded this one"));
+    }
+    let definition = image.definition_digest();
+    let parent = parent::load(ctx.store().as_ref(), &runner.registry, &runner.settings.registry_host, &image).await?;
+    ctx.log(format!("parent {} ({})", parent.reference, parent.digest));
+    let parent_digest = parent.digest.to_string();
+    let locked = if ctx.task.params.get("locked").and_then(serde_json::Value::as_bool) == Some(true) {
+        let record = ctx
+            .store()
+            .get(&records::key::<BuildRecord>(&org, &image.name))
+            .await
+            .map_err(|e| TaskError::transient(e.to_string()))?
+            .ok_or_else(|| TaskError::permanent("--locked needs an earlier build's lock, and this image has none"))?;
+        let record: BuildRecord = records::decode(&record).map_err(|e| TaskError::permanent(e.to_string()))?;
+        Some(record.lock)
+    } else {
+        None
+    };
+    let mut labels = BTreeMap::new();
+    labels.insert("org.opencontainers.image.title".to_string(), image.name.clone());
+    labels.insert("dev.kiln.image".to_string(), format!("{org}/{}", image.name));
+    labels.insert("dev.kiln.definition".to_string(), definition.clone());
+    if let Some(version) = &image.version {
+        labels.insert("org.opencontainers.image.version".to_string(), version.clone());
+    }
+    let settings = ImageSettings {
+        env: image.environment.iter().map(|e| (e.name.clone(), e.value.clone())).collect(),
+        labels,
+        ..Default::default()
+    };
+    let tag =
+        image.version.clone().unwrap_or_else(|| format!("def-{}", &definition.trim_start_matches("sha256:")[..12]));
+    let spec = BuildSpec {
+        dockerfile_from: parent.reference.clone(),
+        parent: Some(parent),
+        requests: image
+            .system_dependencies
+            .packages
+            .iter()
+            .map(|p| Request { name: p.name.clone(), version: p.version.clone() })
+            .collect(),
+        locked,
+        extra_files: Vec::new(),
+        settings,
+        repository: parent::image_repository(&org, &image.name),
+        tag,
+        title: format!("{org}/{}", image.name),
+    };
+    let built = run(runner, ctx, spec).await?;
+    Ok(BuildRecord {
+        task: ctx.task.id.clone(),
+        definition,
+        digest: built.digest.to_string(),
+        reference: built.reference,
+        parent_digest: Some(parent_digest),
+        lock: built.lock,
+        inventory: built.inventory,
+        sbom_digest: Some(built.sbom_digest.to_string()),
+        dockerfile: built.dockerfile,
+        built_time: chrono::Utc::now(),
+    })
+}
+
+/// Picks the packages: from the lock, or by resolving the requests.
+fn choose(
+    sources: &[Source],
+    installed: &Installed,
+    spec: &BuildSpec,
+) -> Result<Vec<(usize, PackageRecord)>, TaskError> {
+    let source_of = |record: &PackageRecord| {
+        sources.iter().position(|s| {
+            s.records.iter().any(|r| r.name == record.name && r.version == record.version && r.sha256 == record.sha256)
+        })
+    };
+    if let Some(lock) = &spec.locked {
+        let mut chosen = Vec::new();
+        for locked in &lock.packages {
+            let found = sources.iter().enumerate().find_map(|(i, s)| {
+                s.records
+                    .iter()
+                    .find(|r| r.name == locked.name && r.version == locked.version && r.sha256 == locked.sha256)
+                    .map(|r| (i, r.clone()))
+            });
+            chosen.push(found.ok_or_else(|| {
+                TaskError::permanent(format!(
+                    "the locked package {} {} (sha256 {}) is no longer offered by any source: rebuild without --locked to resolve again",
+                    locked.name, locked.version, locked.sha256
+                ))
+            })?);
+        }
+        return Ok(chosen);
+    }
+    let universe = Universe::new(
+        sources.iter().map(|s| (s.spec.label.clone(), s.records.as_ref().clone())).collect(),
+        &sources.first().map(|s| s.spec.architecture.clone()).unwrap_or_default(),
+    );
+    let resolved = resolve(&universe, installed, &spec.requests).map_err(|e| TaskError::permanent(e.to_string()))?;
+    resolved
+        .into_iter()
+        .map(|record| {
+            let index = source_of(&record).ok_or_else(|| {
+                TaskError::permanent(format!("package {} {} has no source", record.name, record.version))
+            })?;
+            Ok((index, record))
+        })
+        .collect()
+}
+
+pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Result<Built, TaskError> {
+    let settings = &runner.settings;
+    ctx.step("resolve", 10);
+    let installed = match &spec.parent {
+        Some(parent) => {
+            let packages = kiln_packages::deb::status::parse_status(&parent.image.dpkg_status)
+                .map_err(|e| TaskError::permanent(format!("the parent's dpkg status cannot be read: {e}")))?;
+            Installed::from_packages(packages)
+        }
+        None => Installed::default(),
+    };
+    let index_dir = debian::index_dir(&settings.cache_dir);
+    tokio::fs::create_dir_all(&index_dir)
+        .await
+        .map_err(|e| TaskError::transient(format!("cannot create {}: {e}", index_dir.display())))?;
+    let sources = debian::sources(runner, ctx, &index_dir).await?;
+    let chosen = choose(&sources, &installed, &spec)?;
+    for (index, record) in &chosen {
+        ctx.log(format!(
+            "add {} {} ({}) from {}",
+            record.name, record.version, record.architecture, sources[*index].spec.label
+        ));
+    }
+    if chosen.is_empty() {
+        ctx.log("no packages to add: the parent has everything asked for");
+    }
+    ctx.check_cancelled()?;
+
+    ctx.step("fetch", 25);
+    let total: u64 = chosen.iter().map(|(_, r)| r.size).sum();
+    let cache = DownloadCache::open(&settings.cache_dir.join("debs"), settings.cache_limit)
+        .map_err(|e| TaskError::permanent(e.to_string()))?;
+    cache.check_room(total).map_err(|e| TaskError::permanent(e.to_string()))?;
+    // Unpacked packages and layer files: a generous multiple of the compressed size.
+    ctx.reserve_scratch(total.saturating_mul(6))?;
+    let mut files = Vec::new();
+    let mut done = 0u64;
+    for (index, record) in &chosen {
+        let source = &sources[*index];
+        let url = kiln_packages::deb::repository::pool_url(&source.spec.base_url, record);
+        let base = done;
+        let progress = |bytes: u64| ctx.bytes(base + bytes, Some(total));
+        let path = cache
+            .fetch(&runner.http, &url, &record.sha256, record.size, &progress)
+            .await
+            .map_err(|e| TaskError::permanent(format!("package {} {}: {e}", record.name, record.version)))?;
+        done += record.size;
+        files.push(path);
+        ctx.check_cancelled()?;
+    }
+
+    ctx.step("unpack", 45);
+    let records: Vec<PackageRecord> = chosen.iter().map(|(_, r)| r.clone()).collect();
+    let unpacked = tokio::task::spawn_blocking(move || unpack_all(&records, &files))
+        .await
+        .map_err(|e| TaskError::transient(format!("unpacking stopped: {e}")))??;
+    ctx.check_cancelled()?;
+
+    ctx.step("layers", 60);
+    let lock = Lock {
+        packages: chosen
+            .iter()
+            .map(|(index, r)| LockedPackage {
+                ecosystem: Ecosystem::Deb,
+                name: r.name.clone(),
+                version: r.version.clone(),
+                architecture: r.architecture.clone(),
+                sha256: r.sha256.clone(),
+                size: r.size,
+                source: sources[*index].spec.label.clone(),
+                filename: r.filename.clone(),
+            })
+            .collect(),
+    };
+    let parent_image = spec.parent.as_ref().map(|p| p.image.clone());
+    let input = AssembleInput {
+        parent: parent_image,
+        packages: unpacked,
+        extra_files: spec.extra_files.clone(),
+        settings: spec.settings.clone(),
+        layer_budget: settings.layer_budget,
+        source_date_epoch: settings.source_date_epoch,
+        scratch_dir: ctx.scratch().to_path_buf(),
+        merged_usr: true,
+        distro: Some("debian-12".to_string()),
+    };
+    let assembled = tokio::task::spawn_blocking(move || kiln_build::assemble(input))
+        .await
+        .map_err(|e| TaskError::transient(format!("assembling stopped: {e}")))?
+        .map_err(|e| TaskError::permanent(format!("assembling the image: {e}")))?;
+    for line in &assembled.log {
+        ctx.log(line.clone());
+    }
+    ctx.check_cancelled()?;
+
+    ctx.step("push", 80);
+    let repository = &spec.repository;
+    let registry = &runner.registry;
+    if let Some(parent) = &spec.parent {
+        let layers = &parent.image.layers;
+        for layer in layers {
+            if !registry.link_blob(repository, &layer.digest).await.map_err(registry_error)? {
+                return Err(TaskError::transient(format!("the parent's layer {} left Kiln's registry", layer.digest)));
+            }
+        }
+    }
+    for layer in &assembled.layers {
+        registry.import_file(repository, &layer.path, &layer.digest).await.map_err(registry_error)?;
+    }
+    registry.put_blob(repository, &assembled.config).await.map_err(registry_error)?;
+    let digest = registry
+        .put_manifest(
+            repository,
+            Some(&spec.tag),
+            assembled.manifest.clone(),
+            kiln_oci::media_types::OCI_IMAGE_MANIFEST,
+        )
+        .await
+        .map_err(registry_error)?;
+    let reference = format!("{}/{repository}:{}", settings.registry_host, spec.tag);
+    ctx.log(format!("pushed {reference} ({digest})"));
+
+    ctx.step("sbom", 92);
+    let document = kiln_build::spdx_document(
+        &spec.title,
+        &assembled.manifest_descriptor,
+        &assembled.inventory,
+        settings.source_date_epoch,
+    )
+    .map_err(|e| TaskError::permanent(format!("writing the SBOM: {e}")))?;
+    let sbom = kiln_build::sbom_manifest(&document, &assembled.manifest_descriptor, settings.source_date_epoch)
+        .map_err(|e| TaskError::permanent(format!("writing the SBOM: {e}")))?;
+    registry.put_blob(repository, kiln_oci::media_types::OCI_EMPTY_CONTENT).await.map_err(registry_error)?;
+    registry.put_blob(repository, &sbom.document).await.map_err(registry_error)?;
+    let sbom_digest = registry
+        .put_manifest(repository, None, sbom.manifest.clone(), kiln_oci::media_types::OCI_IMAGE_MANIFEST)
+        .await
+        .map_err(registry_error)?;
+    let dockerfile = kiln_build::render_dockerfile(&spec.dockerfile_from, &lock, &spec.extra_files, &spec.settings)
+        .unwrap_or_else(|e| format!("# no equivalent Dockerfile: {e}\n"));
+    Ok(Built { digest, reference, lock, inventory: assembled.inventory, sbom_digest, dockerfile })
+}
+
+fn unpack_all(records: &[PackageRecord], files: &[std::path::PathBuf]) -> Result<Vec<UnpackedPackage>, TaskError> {
+    records
+        .iter()
+        .zip(files)
+        .map(|(record, path)| {
+            let bytes = std::fs::read(path)
+                .map_err(|e| TaskError::transient(format!("reading the cached {}: {e}", path.display())))?;
+            let deb = kiln_packages::deb::unpack::read_deb(&bytes)
+                .map_err(|e| TaskError::permanent(format!("package {} {}: {e}", record.name, record.version)))?;
+            let copyright = format!("usr/share/doc/{}/copyright", record.name);
+            let license = deb.entries.iter().find(|e| e.path == copyright).and_then(|e| match &e.kind {
+                EntryKind::File { data } => kiln_packages::deb::copyright::license_of(&String::from_utf8_lossy(data)),
+                _ => None,
+            });
+            Ok(UnpackedPackage {
+                name: record.name.clone(),
+                version: record.version.clone(),
+                architecture: record.architecture.clone(),
+                source_name: record.source_name.clone(),
+                source_version: record.source_version.clone(),
+                multi_arch: record.multi_arch.clone(),
+                control: deb.control,
+                md5sums: deb.md5sums,
+                conffiles: deb.conffiles,
+                maintainer_scripts: deb.maintainer_scripts,
+                entries: deb.entries,
+                license,
+            })
+        })
+        .collect()
+}
