@@ -278,7 +278,7 @@ pub struct ServeArgs {
     #[arg(long, env = "KILN_REGISTRY_HOST")]
     pub registry_host: Option<String>,
     /// Directory of the apt configuration whose sources are the default Debian package
-    /// sources (default /etc/apt); an empty value uses only the package sources administrators add.
+    /// sources (default /etc/apt); `none` uses only the package sources administrators add.
     #[arg(long, env = "KILN_APT_CONFIG_DIR")]
     pub apt_config_dir: Option<PathBuf>,
     /// Bytes the shared package download cache may hold (default 10 GiB).

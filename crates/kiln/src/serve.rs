@@ -88,7 +88,7 @@ fn settle(args: ServeArgs) -> Result<Settings> {
         scratch_limit: args.scratch_limit_bytes.or(file.scratch_limit_bytes),
         registry_host: args.registry_host.or(file.registry_host),
         apt_config_dir: match args.apt_config_dir.or(file.apt_config_dir) {
-            Some(dir) if dir.as_os_str().is_empty() => None,
+            Some(dir) if dir.as_os_str().is_empty() || dir.as_os_str() == "none" => None,
             Some(dir) => Some(dir),
             None => Some(PathBuf::from(DEFAULT_APT_CONFIG_DIR)),
         },

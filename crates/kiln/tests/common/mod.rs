@@ -29,6 +29,16 @@ impl Server {
         server
     }
 
+    /// A server with a fresh data directory whose command `configure` may change first.
+    #[allow(dead_code)]
+    pub fn start_configured(configure: impl FnOnce(&mut Command)) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let data_dir = temp.path().join("data");
+        let (mut server, _) = Server::start_with(&data_dir, configure);
+        server._temp = Some(temp);
+        server
+    }
+
     /// A server on an existing data directory (for restarts).
     pub fn start_in(data_dir: &Path) -> Server {
         Server::start_with(data_dir, |_| {}).0
