@@ -24,6 +24,11 @@ command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v skopeo >/dev/null || missing+=(skopeo)
 command -v umoci >/dev/null || missing+=(umoci)
 command -v podman >/dev/null || missing+=(podman)
+# tests/builds.rs runs built images under runc and signs a hostile test repository with gpg.
+command -v runc >/dev/null || missing+=(runc)
+command -v gpg >/dev/null || missing+=(gpg)
+command -v gpg-agent >/dev/null || missing+=(gpg-agent)
+[ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing ${missing[*]}"
     apt_install "${missing[@]}"
@@ -37,6 +42,11 @@ if [ ! -x "$venv/bin/openapi-spec-validator" ] || ! "$venv/bin/python" -c 'impor
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q openapi-spec-validator oras || { sleep 3; "$venv/bin/pip" install -q openapi-spec-validator oras; }
 fi
+
+# The loopback Debian mirror the build tests use: the machine's signed indexes plus every
+# package the tested images need, fetched once here so the tests themselves stay on loopback.
+echo "== Debian fixture mirror"
+scripts/debian-fixture.sh target/debian-fixture python3 libpq5 base-files netbase tzdata
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

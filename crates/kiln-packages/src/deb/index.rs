@@ -109,6 +109,8 @@ pub struct PackageRecord {
     pub sha256: String,
     pub multi_arch: Option<String>,
     pub installed_size: Option<u64>,
+    /// `required`, `important`, `standard`, `optional` or `extra`: how apt ranks providers.
+    pub priority: Option<String>,
     pub stanza: String,
 }
 
@@ -226,6 +228,7 @@ pub(crate) fn record_from(stanza: &deb822::Stanza, need_file: bool) -> Result<Pa
         sha256,
         multi_arch: stanza.get("Multi-Arch").map(str::to_string),
         installed_size: stanza.get("Installed-Size").and_then(|v| v.parse().ok()),
+        priority: stanza.get("Priority").map(str::to_string),
         stanza: stanza.text.clone(),
     })
 }

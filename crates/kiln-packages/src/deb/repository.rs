@@ -81,16 +81,33 @@ pub async fn open_repository(
         let text = match cached.as_ref().map(std::fs::read_to_string) {
             Some(Ok(text)) => text,
             _ => {
-                let (name, sum) = [".xz", ".gz", ""]
+                // Mirrors need not carry every compression InRelease lists (partial mirrors
+                // and apt's own list cache keep one), so a missing file tries the next.
+                let candidates: Vec<_> = [".xz", ".gz", ""]
                     .iter()
-                    .find_map(|ext| release.files.get(&format!("{stem}{ext}")).map(|sum| (format!("{stem}{ext}"), sum)))
-                    .ok_or_else(|| RepositoryError::NoIndex {
-                        suite: spec.suite.clone(),
-                        component: component.clone(),
-                        architecture: spec.architecture.clone(),
-                    })?;
-                let url = format!("{dists}/{name}");
-                let bytes = get(client, spec, &url).await?;
+                    .filter_map(|ext| {
+                        release.files.get(&format!("{stem}{ext}")).map(|sum| (format!("{stem}{ext}"), sum))
+                    })
+                    .collect();
+                let mut fetched = None;
+                let mut last_error = RepositoryError::NoIndex {
+                    suite: spec.suite.clone(),
+                    component: component.clone(),
+                    architecture: spec.architecture.clone(),
+                };
+                for (name, sum) in candidates {
+                    let url = format!("{dists}/{name}");
+                    match get(client, spec, &url).await {
+                        Ok(bytes) => {
+                            fetched = Some((name, sum, url, bytes));
+                            break;
+                        }
+                        Err(e) => last_error = e,
+                    }
+                }
+                let Some((name, sum, url, bytes)) = fetched else {
+                    return Err(last_error);
+                };
                 let actual = hex_sha256(&bytes);
                 if actual != sum.sha256 || bytes.len() as u64 != sum.size {
                     return Err(RepositoryError::Mismatch { url, expected: sum.sha256.clone(), actual });

@@ -14,7 +14,7 @@ pub struct Universe {
     labels: Vec<String>,
     /// By name, best candidate first.
     by_name: HashMap<String, Vec<PackageRecord>>,
-    /// Virtual name → (provider name, provided version).
+    /// Virtual name → (provider name, provided version), most basic provider first.
     providers: HashMap<String, Vec<(String, Option<String>)>>,
 }
 
@@ -31,24 +31,41 @@ impl Universe {
                 }
             }
         }
-        let mut providers: HashMap<String, Vec<(String, Option<String>)>> = HashMap::new();
+        let mut providers: HashMap<String, Vec<(u8, String, Option<String>)>> = HashMap::new();
         for list in by_name.values_mut() {
             // Stable: equal versions keep source order.
             list.sort_by(|a, b| compare_versions(&b.version, &a.version));
             list.dedup_by(|a, b| a.version == b.version);
-            for provided in list.first().map(|r| r.provides.clone()).unwrap_or_default() {
+            let Some(best) = list.first() else { continue };
+            for provided in best.provides.clone() {
                 let version = provided.constraint.map(|(_, v)| v);
-                providers.entry(provided.name).or_default().push((list[0].name.clone(), version));
+                providers.entry(provided.name).or_default().push((priority_rank(best), best.name.clone(), version));
             }
         }
-        for list in providers.values_mut() {
-            list.sort();
-        }
+        // As apt does, a virtual package goes to its most basic provider (`mawk`, not `gawk`,
+        // for `awk`), then by name so the choice never depends on index order.
+        let providers = providers
+            .into_iter()
+            .map(|(name, mut list)| {
+                list.sort();
+                (name, list.into_iter().map(|(_, provider, version)| (provider, version)).collect())
+            })
+            .collect();
         Universe { labels, by_name, providers }
     }
 
     pub fn candidates(&self, name: &str) -> &[PackageRecord] {
         self.by_name.get(name).map_or(&[], Vec::as_slice)
+    }
+}
+
+fn priority_rank(record: &PackageRecord) -> u8 {
+    match record.priority.as_deref() {
+        Some("required") => 0,
+        Some("important") => 1,
+        Some("standard") => 2,
+        Some("optional") | None => 3,
+        Some(_) => 4,
     }
 }
 
@@ -300,5 +317,20 @@ mod tests {
             err.to_string(),
             "cannot satisfy lib (>= 9) needed by app 1: no version of it is available that matches"
         );
+    }
+
+    #[test]
+    fn a_virtual_package_goes_to_its_most_basic_provider() {
+        let text = [
+            stanza("base", "1", "Pre-Depends: awk\n"),
+            stanza("gawk", "5", "Priority: optional\nProvides: awk\nDepends: libmpfr\n"),
+            stanza("mawk", "1", "Priority: required\nProvides: awk\n"),
+            stanza("libmpfr", "1", ""),
+        ]
+        .concat();
+        let resolved =
+            resolve(&universe(&text), &Installed::default(), &[Request { name: "base".into(), version: None }])
+                .unwrap();
+        assert_eq!(names(&resolved), ["mawk=1", "base=1"]);
     }
 }

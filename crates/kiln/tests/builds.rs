@@ -1,0 +1,299 @@
+//! Daemonless builds through the real binary against Debian repositories on loopback: the
+//! python3 root image bootstrapped and run under runc, a system package added on top and
+//! loaded inside the container, reproducible digests, a `kill -9` mid-build finished after a
+//! restart, a cancel that frees its scratch space, and hostile or impossible inputs ending in
+//! ERROR with nothing pushed.
+
+mod common;
+#[path = "builds/mirror.rs"]
+mod mirror;
+#[path = "builds/runc.rs"]
+mod runc;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Server, stderr, stdout};
+use mirror::{Mirror, TestPackage, apt_config, deb, fixture_dir, signed_repository, tar_with};
+use serde_json::{Value, json};
+
+fn build_server(data_dir: &Path, apt: &Path, extra: &[&str]) -> Server {
+    Server::start_with(data_dir, |command| {
+        command
+            .args(extra)
+            .env("KILN_CONTROLLER", "true")
+            .env("KILN_APT_CONFIG_DIR", apt)
+            .env("KILN_CONTROLLER_RETRY_SECONDS", "1");
+    })
+    .0
+}
+
+fn wait_for<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(started.elapsed() < limit, "{what} did not happen within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn task_end(server: &Server, id: &str) -> Value {
+    wait_for(&format!("task {id} ending"), Duration::from_secs(300), || {
+        let task = server.http().get(&format!("/v1/tasks/{id}")).body;
+        ["succeeded", "failed", "cancelled"].contains(&task["state"].as_str().unwrap_or_default()).then_some(task)
+    })
+}
+
+fn image_settled(server: &Server, name: &str) -> Value {
+    wait_for(&format!("image {name} settling"), Duration::from_secs(300), || {
+        let image = server.http().get(&format!("/v1/images/{name}")).body;
+        ["READY", "ERROR"].contains(&image["status"].as_str().unwrap_or_default()).then_some(image)
+    })
+}
+
+/// `host/repository:tag` → (repository, tag).
+fn repository_and_tag(reference: &str) -> (String, String) {
+    let path = reference.split_once('/').map(|(_, p)| p).unwrap_or(reference);
+    let (repository, tag) = path.rsplit_once(':').unwrap_or((path, "latest"));
+    (repository.to_string(), tag.to_string())
+}
+
+fn catalog(server: &Server) -> Vec<String> {
+    let answer = server.http().get("/v2/_catalog?n=1000");
+    answer.body["repositories"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+fn hostile_packages() -> Vec<TestPackage> {
+    let honest = deb("kiln-honest", tar_with(&[("./usr/share/kiln-honest", tar::EntryType::Regular, "", b"ok\n")]));
+    let mut swapped = honest.clone();
+    let last = swapped.len() - 2;
+    swapped[last] ^= 0x55;
+    vec![
+        TestPackage {
+            name: "kiln-dotdot",
+            depends: "",
+            file: deb(
+                "kiln-dotdot",
+                tar_with(&[("../etc/passwd", tar::EntryType::Regular, "", b"root::0:0::/:/bin/sh\n")]),
+            ),
+            claimed: None,
+        },
+        TestPackage {
+            name: "kiln-symlink",
+            depends: "",
+            file: deb(
+                "kiln-symlink",
+                tar_with(&[("./usr/lib/escape", tar::EntryType::Symlink, "../../../../etc", b"")]),
+            ),
+            claimed: None,
+        },
+        TestPackage {
+            name: "kiln-corrupt",
+            depends: "",
+            file: b"!<arch>\nthis is not a package".to_vec(),
+            claimed: None,
+        },
+        TestPackage { name: "kiln-tampered", depends: "", file: swapped, claimed: Some(honest.clone()) },
+        TestPackage { name: "kiln-needy", depends: "kiln-middle", file: honest.clone(), claimed: None },
+        TestPackage { name: "kiln-middle", depends: "kiln-honest (>= 2.0)", file: honest.clone(), claimed: None },
+        TestPackage { name: "kiln-honest", depends: "", file: honest, claimed: None },
+    ]
+}
+
+#[test]
+fn python3_root_image_runs_and_takes_system_packages() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let mirror = Mirror::serve(&fixture_dir(), 0.0);
+    let apt = apt_config(temp.path(), &mirror);
+    let server = build_server(&temp.path().join("data"), &apt, &[]);
+    let http = server.http();
+
+    // The root image: bootstrapped, registered READY, and its function server answers.
+    let bootstrap = server.kiln(&["bootstrap", "python3", "--wait"]);
+    assert!(bootstrap.status.success(), "{}\n{}", stdout(&bootstrap), stderr(&bootstrap));
+    let base = http.get("/v1/base-images/python3").body;
+    assert_eq!(base["status"], "READY", "{base}");
+    let (repository, tag) = repository_and_tag(base["reference"].as_str().expect("base reference"));
+    let root_dir = temp.path().join("root");
+    std::fs::create_dir_all(&root_dir).expect("root dir");
+    let bundle = runc::bundle(&server.url, &repository, &tag, &root_dir);
+    let function = bundle.join("rootfs/function");
+    std::fs::create_dir_all(&function).expect("function dir");
+    std::fs::write(
+        function.join("handler.py"),
+        "import os\ndef handle(context, payload):\n    return {\"echo\": payload, \"uid\": os.getuid(), \"context\": context}\n",
+    )
+    .expect("handler");
+    let port = free_port();
+    runc::configure(&bundle, &[("PORT", &port.to_string())], None);
+    let container = runc::Running::start(&bundle, &format!("kiln-test-{port}"));
+    let client = reqwest::blocking::Client::new();
+    let function_url = format!("http://127.0.0.1:{port}");
+    wait_for("the function server answering /healthz", Duration::from_secs(30), || {
+        client.get(format!("{function_url}/healthz")).send().ok().filter(|r| r.status().is_success())
+    });
+    let answer = client
+        .post(&function_url)
+        .json(&json!({"context": {"id": "c1"}, "payload": {"n": 1}}))
+        .send()
+        .expect("POST to the function");
+    assert!(answer.status().is_success(), "{}", container.log());
+    let body: Value = answer.json().expect("function answer");
+    assert_eq!(body["echo"], json!({"n": 1}), "{body}");
+    assert_ne!(body["uid"], json!(0), "the function server runs as a non-root user");
+    drop(container);
+
+    // An image adding libpq5: only what the root image lacks is added, and it loads.
+    let deps = temp.path().join("system.yaml");
+    std::fs::write(&deps, "packages:\n  - name: libpq5\n").expect("system deps");
+    let created = server.kiln(&[
+        "create",
+        "image",
+        "pg",
+        "python3",
+        "--system-deps",
+        deps.to_str().expect("utf-8"),
+        "--version",
+        "1.0",
+        "--wait",
+    ]);
+    assert!(created.status.success(), "{}\n{}", stdout(&created), stderr(&created));
+    let image = http.get("/v1/images/pg").body;
+    assert_eq!(image["status"], "READY", "{image}");
+    let digest = image["digest"].as_str().expect("digest").to_string();
+    let (repository, tag) = repository_and_tag(image["reference"].as_str().expect("reference"));
+    assert_eq!(tag, "1.0");
+    let pg_dir = temp.path().join("pg");
+    std::fs::create_dir_all(&pg_dir).expect("pg dir");
+    let bundle = runc::bundle(&server.url, &repository, &tag, &pg_dir);
+    runc::configure(
+        &bundle,
+        &[],
+        Some(&["python3", "-c", "import ctypes; ctypes.CDLL('libpq.so.5'); print('libpq loaded')"]),
+    );
+    let loaded = runc::run_once(&bundle, &format!("kiln-pg-{}", free_port()));
+    assert!(stdout(&loaded).contains("libpq loaded"), "{}\n{}", stdout(&loaded), stderr(&loaded));
+
+    // Inventory both ways, the SBOM and the Dockerfile.
+    let packages = http.get("/v1/images/pg/packages").body;
+    let items = packages["items"].as_array().expect("inventory");
+    let libpq = items.iter().find(|p| p["name"] == "libpq5").expect("libpq5 in the inventory");
+    assert!(libpq["purl"].as_str().unwrap_or_default().starts_with("pkg:deb/debian/libpq5@"), "{libpq}");
+    assert!(items.iter().any(|p| p["name"] == "python3.11"), "the parent's packages are listed too");
+    let users = http.get("/v1/packages/deb/libpq5/images").body;
+    assert!(users["items"].as_array().expect("images").iter().any(|i| i["image"] == "pg"), "{users}");
+    let sbom = server.kiln(&["sbom", "pg"]);
+    assert!(stdout(&sbom).contains("SPDX-2.3") && stdout(&sbom).contains("libpq5"), "{}", stderr(&sbom));
+    let dockerfile = http.get("/v1/images/pg/dockerfile").text;
+    assert!(dockerfile.contains("libpq5"), "{dockerfile}");
+
+    // The same definition builds to the same digest, from its lock too.
+    for locked in [false, true] {
+        let rebuild = http.post("/v1/images/pg/rebuild", json!({"locked": locked}));
+        assert_eq!(rebuild.status, 202, "{}", rebuild.text);
+        let task = task_end(&server, rebuild.body["id"].as_str().expect("task id"));
+        assert_eq!(task["state"], "succeeded", "{task}");
+        assert_eq!(http.get("/v1/images/pg").body["digest"], json!(digest), "rebuild (locked: {locked})");
+    }
+
+    // Hostile and impossible inputs, from a signed repository of their own.
+    let hostile_root = temp.path().join("hostile");
+    let key = signed_repository(&hostile_root, &hostile_packages());
+    let hostile = Mirror::serve(&hostile_root, 0.0);
+    let source = http.post(
+        "/v1/package-sources",
+        json!({"name": "hostile", "ecosystem": "deb", "url": format!("{}/repo", hostile.url),
+               "suite": "kiln-test", "components": ["main"], "keyring": key}),
+    );
+    assert_eq!(source.status, 201, "{}", source.text);
+    let cases: [(&str, Value, &[&str]); 7] = [
+        ("bad-unknown", json!({"name": "kiln-no-such-package"}), &["kiln-no-such-package", "hostile"]),
+        ("bad-version", json!({"name": "kiln-honest", "version": "9.9"}), &["9.9", "available: 1.0"]),
+        ("bad-unsat", json!({"name": "kiln-needy"}), &["kiln-honest (>= 2.0)", "kiln-needy 1.0 → kiln-middle 1.0"]),
+        ("bad-corrupt", json!({"name": "kiln-corrupt"}), &["kiln-corrupt"]),
+        ("bad-dotdot", json!({"name": "kiln-dotdot"}), &["../etc/passwd"]),
+        ("bad-symlink", json!({"name": "kiln-symlink"}), &["outside the image root"]),
+        ("bad-tampered", json!({"name": "kiln-tampered"}), &["kiln-tampered", "SHA-256"]),
+    ];
+    for (name, package, _) in &cases {
+        let created = http.post(
+            "/v1/images",
+            json!({"name": name, "baseImageName": "python3", "systemDependencies": {"packages": [package]}}),
+        );
+        assert_eq!(created.status, 201, "{}", created.text);
+    }
+    for (name, _, expected) in &cases {
+        let image = image_settled(&server, name);
+        assert_eq!(image["status"], "ERROR", "{name}: {image}");
+        let reason = image["reason"].to_string();
+        for part in *expected {
+            assert!(reason.contains(part), "{name}: {part:?} not in {reason}");
+        }
+    }
+    let repositories = catalog(&server);
+    assert!(!repositories.iter().any(|r| r.contains("bad-")), "failed builds pushed: {repositories:?}");
+}
+
+/// A python3 bootstrap against a mirror slowed enough to act mid-way; returns the task id
+/// once it is downloading.
+fn bootstrap_until_fetching(server: &Server) -> String {
+    let answer = server.http().post("/v1/bootstrap", json!({"languages": ["python3"]}));
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    let id = answer.body["items"][0]["id"].as_str().expect("task id").to_string();
+    wait_for("the build downloading", Duration::from_secs(60), || {
+        let task = server.http().get(&format!("/v1/tasks/{id}")).body;
+        (task["progress"]["step"] == "fetch" && task["progress"]["bytes"].as_u64().unwrap_or(0) > 0).then_some(())
+    });
+    id
+}
+
+#[test]
+fn a_build_killed_mid_way_finishes_after_restart() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let mirror = Mirror::serve(&fixture_dir(), 0.1);
+    let apt = apt_config(temp.path(), &mirror);
+    let data = temp.path().join("data");
+    let lease = ["--task-lease-seconds", "3"];
+    let mut server = build_server(&data, &apt, &lease);
+    let id = bootstrap_until_fetching(&server);
+    server.kill_hard();
+
+    let server = build_server(&data, &apt, &lease);
+    let task = task_end(&server, &id);
+    assert_eq!(task["state"], "succeeded", "{task}");
+    assert!(task["attempts"].as_u64().unwrap_or(0) >= 2, "the restart ran it again: {task}");
+    let base = server.http().get("/v1/base-images/python3").body;
+    assert_eq!(base["status"], "READY", "{base}");
+}
+
+#[test]
+fn a_cancel_stops_the_build_and_frees_its_scratch_space() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let mirror = Mirror::serve(&fixture_dir(), 0.2);
+    let apt = apt_config(temp.path(), &mirror);
+    let data = temp.path().join("data");
+    let server = build_server(&data, &apt, &[]);
+    let id = bootstrap_until_fetching(&server);
+    let scratch = data.join("scratch");
+    assert!(std::fs::read_dir(&scratch).map(|d| d.count()).unwrap_or(0) > 0, "the build holds scratch space");
+
+    let cancelled = server.kiln(&["cancel", &id]);
+    assert!(cancelled.status.success(), "{}", stderr(&cancelled));
+    let task = task_end(&server, &id);
+    assert_eq!(task["state"], "cancelled", "{task}");
+    let left = wait_for("scratch space freed", Duration::from_secs(10), || {
+        let left = std::fs::read_dir(&scratch).map(|d| d.count()).unwrap_or(0);
+        (left == 0).then_some(left)
+    });
+    assert_eq!(left, 0);
+    assert!(!catalog(&server).iter().any(|r| r.ends_with("base/python3")), "a cancelled build pushed nothing");
+}
