@@ -51,14 +51,17 @@ impl Parent for BaseImage {
 
 impl Parent for Image {
     /// An image owns the registry repository `<org>/<name>`; its content goes with it, and
-    /// the collector then frees the blobs nothing else references.
+    /// the collector then frees the blobs nothing else references. Its build record and its
+    /// entries in the package → images index go too.
     async fn cleanup(view: &View, org: &str, name: &str) -> ApiResult<Vec<Op>> {
-        let repository = format!("{org}/{}", name.to_ascii_lowercase());
-        if kiln_registry::names::check_repository(&repository).is_err() {
-            return Ok(Vec::new());
+        let store = view.store();
+        let mut ops = crate::builds::record::forget_ops(store.as_ref(), org, name).await?;
+        let repository = crate::builds::parent::image_repository(org, name);
+        if kiln_registry::names::check_repository(&repository).is_ok() {
+            let keys = kiln_registry::meta::repository_keys(store.as_ref(), &repository).await?;
+            ops.extend(keys.into_iter().map(|key| Op::Delete { key, expect: Precondition::Any }));
         }
-        let keys = kiln_registry::meta::repository_keys(view.store().as_ref(), &repository).await?;
-        Ok(keys.into_iter().map(|key| Op::Delete { key, expect: Precondition::Any }).collect())
+        Ok(ops)
     }
 
     async fn dependents(view: &View, org: &str, name: &str) -> ApiResult<Vec<Image>> {

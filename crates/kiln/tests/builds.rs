@@ -183,6 +183,13 @@ fn python3_root_image_runs_and_takes_system_packages() {
     let loaded = runc::run_once(&bundle, &format!("kiln-pg-{}", free_port()));
     assert!(stdout(&loaded).contains("libpq loaded"), "{}\n{}", stdout(&loaded), stderr(&loaded));
 
+    // dpkg's own database lists what was added, for the image's tools and for scanners.
+    let status = std::fs::read_to_string(bundle.join("rootfs/var/lib/dpkg/status")).expect("dpkg status");
+    let libpq_status =
+        status.split("\n\n").find(|s| s.starts_with("Package: libpq5\n")).expect("libpq5 in dpkg status");
+    assert!(libpq_status.contains("Status: install ok installed"), "{libpq_status}");
+    assert!(status.contains("Package: python3.11\n"), "the parent's packages stay in dpkg status");
+
     // Inventory both ways, the SBOM and the Dockerfile.
     let packages = http.get("/v1/images/pg/packages").body;
     let items = packages["items"].as_array().expect("inventory");
@@ -241,6 +248,13 @@ fn python3_root_image_runs_and_takes_system_packages() {
     }
     let repositories = catalog(&server);
     assert!(!repositories.iter().any(|r| r.contains("bad-")), "failed builds pushed: {repositories:?}");
+
+    // Deleting the image takes its registry content, build record and index entries along.
+    assert_eq!(http.delete("/v1/images/pg").status, 200);
+    assert_eq!(http.get("/v1/images/pg/packages").status, 404);
+    let users = http.get("/v1/packages/deb/libpq5/images").body;
+    assert_eq!(users["items"], json!([]), "{users}");
+    assert!(!catalog(&server).iter().any(|r| r.ends_with("/pg")), "the image's repository is gone");
 }
 
 /// A python3 bootstrap against a mirror slowed enough to act mid-way; returns the task id

@@ -30,6 +30,7 @@ fn visible<R: Resource>(ctx: &RequestContext, object: R, name: &str) -> ApiResul
 }
 
 async fn delete_base_image(
+    _state: &AppState,
     view: &View,
     org: &str,
     name: &str,
@@ -39,8 +40,21 @@ async fn delete_base_image(
     dependents::delete::<BaseImage>(view, org, name, expected, force).await
 }
 
-async fn delete_image(view: &View, org: &str, name: &str, expected: Option<u64>, force: bool) -> ApiResult<Image> {
-    dependents::delete::<Image>(view, org, name, expected, force).await
+async fn delete_image(
+    state: &AppState,
+    view: &View,
+    org: &str,
+    name: &str,
+    expected: Option<u64>,
+    force: bool,
+) -> ApiResult<Image> {
+    let deleted = dependents::delete::<Image>(view, org, name, expected, force).await?;
+    // A build still running would push into the repository just removed; its own settle
+    // removes anything it pushed, and cancelling stops it spending time first.
+    if let (Some(engine), Some(task)) = (&state.tasks, &deleted.build_task) {
+        let _ = engine.cancel(org, task).await;
+    }
+    Ok(deleted)
 }
 
 /// Deletes an object nothing is built on, with its secrets, guarded by its revision.
@@ -61,6 +75,7 @@ async fn delete_plain<R: Resource>(view: &View, org: &str, name: &str, expected:
 }
 
 async fn delete_package_source(
+    _state: &AppState,
     view: &View,
     org: &str,
     name: &str,
@@ -72,6 +87,7 @@ async fn delete_package_source(
 }
 
 async fn delete_registry_credential(
+    _state: &AppState,
     view: &View,
     org: &str,
     name: &str,
@@ -222,7 +238,7 @@ macro_rules! named_resource {
             ) -> ApiResult<axum::Json<$ty>> {
                 let force = force_flag(raw.as_deref())?;
                 let view = View::new(state.store.clone());
-                Ok(axum::Json($delete(&view, &ctx.org, &name, if_match(&headers)?, force).await?))
+                Ok(axum::Json($delete(&state, &view, &ctx.org, &name, if_match(&headers)?, force).await?))
             }
         }
     };

@@ -5,6 +5,7 @@
 use kiln_model::{BuildRecord, Image, Status, Task};
 use kiln_store::{KvStore, Op, Precondition, StoreError, records};
 
+use super::parent::image_repository;
 use crate::tasks::Outcome;
 
 /// `package-images/<org>/<ecosystem>/<name>/<image>` → the versions the image holds.
@@ -20,7 +21,17 @@ pub fn package_index_prefix(org: &str, ecosystem: &str, name: &str) -> String {
 /// image has moved on to another build (its definition changed meanwhile) or is gone.
 pub async fn settle(store: &dyn KvStore, task: &Task, outcome: &Outcome) -> Result<Vec<Op>, StoreError> {
     let key = records::key::<Image>(&task.organization, &task.target);
-    let Some(entry) = store.get(&key).await? else { return Ok(Vec::new()) };
+    let Some(entry) = store.get(&key).await? else {
+        // Deleted while building: what the build pushed has no owner, so it goes.
+        return match outcome {
+            Outcome::Succeeded(_) => {
+                let repository = image_repository(&task.organization, &task.target);
+                let keys = kiln_registry::meta::repository_keys(store, &repository).await?;
+                Ok(keys.into_iter().map(|key| Op::Delete { key, expect: Precondition::Any }).collect())
+            }
+            _ => Ok(Vec::new()),
+        };
+    };
     let mut image: Image = records::decode(&entry)?;
     if image.build_task.as_deref() != Some(task.id.as_str()) || image.status == Status::Deleting {
         return Ok(Vec::new());
@@ -91,5 +102,22 @@ async fn index_ops(store: &dyn KvStore, image: &Image, record: &BuildRecord) -> 
             expect: Precondition::Any,
         });
     }
+    Ok(ops)
+}
+
+/// Deletes for an image's build record and its entries in the package index.
+pub async fn forget_ops(store: &dyn KvStore, org: &str, image: &str) -> Result<Vec<Op>, StoreError> {
+    let key = records::key::<BuildRecord>(org, image);
+    let Some(entry) = store.get(&key).await? else { return Ok(Vec::new()) };
+    let record: BuildRecord = records::decode(&entry)?;
+    let mut keys: Vec<String> = record
+        .inventory
+        .iter()
+        .map(|item| package_index_key(org, item.ecosystem.as_str(), &item.name, image))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mut ops: Vec<Op> = keys.into_iter().map(|key| Op::Delete { key, expect: Precondition::Any }).collect();
+    ops.push(Op::Delete { key, expect: Precondition::Any });
     Ok(ops)
 }

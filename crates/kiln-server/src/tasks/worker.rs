@@ -352,6 +352,7 @@ async fn finish_with(
             task.state = TaskState::Succeeded;
             task.result = Some(result);
             task.error = None;
+            task.progress.step = "done".to_string();
             task.progress.percent = 100;
         }
         Outcome::Failed(message) => {
