@@ -62,19 +62,36 @@ impl DownloadCache {
         size: u64,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<PathBuf, FetchError> {
+        self.fetch_with(client.get(url), url, sha256, Some(size), progress).await
+    }
+
+    /// `fetch` for a prepared request (credentials of a private index) and a size the index
+    /// may not know; an unknown size is bounded by the cache's own limit.
+    pub async fn fetch_with(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+        sha256: &str,
+        size: Option<u64>,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<PathBuf, FetchError> {
         let sha256 = sha256.to_ascii_lowercase();
         let path = self.path(&sha256);
-        if tokio::fs::metadata(&path).await.is_ok_and(|m| m.len() == size) {
+        // Files are renamed into place only once verified, so one that exists is good.
+        if let Ok(meta) = tokio::fs::metadata(&path).await
+            && size.is_none_or(|size| meta.len() == size)
+        {
             // Touch: eviction takes the least recently used first.
             if let Ok(file) = std::fs::File::options().append(true).open(&path) {
                 let _ = file.set_modified(SystemTime::now());
             }
-            progress(size);
+            progress(meta.len());
             return Ok(path);
         }
+        let limit = size.unwrap_or(self.max_bytes);
         let io = |source: std::io::Error| FetchError::Io { path: path.display().to_string(), source };
         let fail = |why: String| FetchError::Fetch { url: url.to_string(), why };
-        let response = client.get(url).send().await.map_err(|e| fail(e.to_string()))?;
+        let response = request.send().await.map_err(|e| fail(e.to_string()))?;
         if !response.status().is_success() {
             return Err(fail(format!("the server answered {}", response.status())));
         }
@@ -87,7 +104,7 @@ impl DownloadCache {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| fail(e.to_string()))?;
                 done += chunk.len() as u64;
-                if done > size {
+                if done > limit {
                     break;
                 }
                 hasher.update(&chunk);
@@ -95,13 +112,13 @@ impl DownloadCache {
                 progress(done);
             }
             let actual = hex::encode(hasher.finalize());
-            if actual != sha256 || done != size {
+            if actual != sha256 || size.is_some_and(|size| done != size) || done > limit {
                 return Err(FetchError::Mismatch {
                     url: url.to_string(),
                     expected: sha256.clone(),
                     actual,
                     size: done,
-                    expected_size: size,
+                    expected_size: size.unwrap_or(limit),
                 });
             }
             file.sync_all().await.map_err(io)?;

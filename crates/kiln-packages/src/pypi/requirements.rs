@@ -1,0 +1,135 @@
+//! requirements.txt as pip reads it — pins, ranges, extras, environment markers and
+//! `--hash` options — turned into PEP 508 requirements; every problem names its line.
+
+use std::str::FromStr;
+
+#[derive(Debug, Clone)]
+pub struct Requirement {
+    pub requirement: pep508_rs::Requirement,
+    /// Allowed SHA-256 digests (hex) of the file installed for it; empty allows any.
+    pub hashes: Vec<String>,
+    /// 1-based line the requirement starts on (0 for a structured list).
+    pub line: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequirementsError {
+    #[error("requirements line {line}: {why}")]
+    Line { line: usize, why: String },
+}
+
+fn line_error(line: usize, why: impl Into<String>) -> RequirementsError {
+    RequirementsError::Line { line, why: why.into() }
+}
+
+/// Options pip accepts that change nothing for a wheel-only install from the configured
+/// sources.
+const IGNORED_OPTIONS: [&str; 4] = ["--only-binary", "--prefer-binary", "--no-binary", "--pre"];
+
+/// Parses requirements.txt text. Index options and editable or URL requirements are refused:
+/// indexes come from package sources, and only released distributions are installed.
+pub fn parse_requirements(text: &str) -> Result<Vec<Requirement>, RequirementsError> {
+    let mut out = Vec::new();
+    let mut logical = String::new();
+    let mut start = 0;
+    for (index, raw) in text.lines().enumerate() {
+        let number = index + 1;
+        if logical.is_empty() {
+            start = number;
+        }
+        // A comment starts at `#` at the line start or after whitespace.
+        let without_comment = match raw.find(" #").or_else(|| raw.find("\t#")) {
+            Some(at) => &raw[..at],
+            None if raw.trim_start().starts_with('#') => "",
+            None => raw,
+        };
+        if let Some(continued) = without_comment.strip_suffix('\\') {
+            logical.push_str(continued);
+            logical.push(' ');
+            continue;
+        }
+        logical.push_str(without_comment);
+        let line = std::mem::take(&mut logical);
+        if let Some(requirement) = parse_line(line.trim(), start)? {
+            out.push(requirement);
+        }
+    }
+    if !logical.trim().is_empty()
+        && let Some(requirement) = parse_line(logical.trim(), start)?
+    {
+        out.push(requirement);
+    }
+    Ok(out)
+}
+
+fn parse_line(line: &str, number: usize) -> Result<Option<Requirement>, RequirementsError> {
+    if line.is_empty() {
+        return Ok(None);
+    }
+    if line.starts_with('-') {
+        let option = line.split([' ', '=']).next().unwrap_or(line);
+        if IGNORED_OPTIONS.contains(&option) {
+            return Ok(None);
+        }
+        let why = match option {
+            "-r" | "--requirement" | "-c" | "--constraint" => {
+                format!("{option} includes another file: put its lines in this one (kiln reads one file)")
+            }
+            "-i" | "--index-url" | "--extra-index-url" | "-f" | "--find-links" | "--no-index" => {
+                format!("{option} is not used: indexes come from package sources (kiln create package-source)")
+            }
+            "-e" | "--editable" => "editable installs are not supported: name a released distribution".to_string(),
+            _ => format!("unknown option {option}"),
+        };
+        return Err(line_error(number, why));
+    }
+    // `--hash` options follow the requirement, separated by whitespace.
+    let mut hashes = Vec::new();
+    let mut requirement_text = String::new();
+    let mut words = line.split_whitespace().peekable();
+    while let Some(word) = words.next() {
+        if let Some(value) = word.strip_prefix("--hash=").or_else(|| (word == "--hash").then(|| words.next()).flatten())
+        {
+            let Some(hex) = value.strip_prefix("sha256:") else {
+                return Err(line_error(number, format!("--hash {value}: only sha256 hashes are supported")));
+            };
+            if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(line_error(number, format!("--hash {value}: not a SHA-256 digest")));
+            }
+            hashes.push(hex.to_ascii_lowercase());
+        } else if word.starts_with("--") {
+            return Err(line_error(number, format!("option {word} is not allowed after a requirement")));
+        } else {
+            if !requirement_text.is_empty() {
+                requirement_text.push(' ');
+            }
+            requirement_text.push_str(word);
+        }
+    }
+    let requirement = pep508_rs::Requirement::from_str(&requirement_text)
+        .map_err(|e| line_error(number, format!("{requirement_text:?}: {}", first_line(&e.to_string()))))?;
+    if matches!(requirement.version_or_url, Some(pep508_rs::VersionOrUrl::Url(_))) {
+        return Err(line_error(
+            number,
+            format!("{}: URL requirements are not supported: name a version from the index", requirement.name),
+        ));
+    }
+    Ok(Some(Requirement { requirement, hashes, line: number }))
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+/// A structured entry (`{name, version}`) as a requirement: `version` may be a bare version
+/// (`2.2.3`, meaning `==`) or specifiers (`>=2,<3`).
+pub fn from_name_and_version(name: &str, version: Option<&str>) -> Result<Requirement, RequirementsError> {
+    let text = match version.map(str::trim).filter(|v| !v.is_empty()) {
+        None => name.to_string(),
+        Some(v) if v.starts_with(|c: char| c.is_ascii_digit()) => format!("{name}=={v}"),
+        Some(v) => format!("{name}{v}"),
+    };
+    let requirement = pep508_rs::Requirement::from_str(&text)
+        .map_err(|e| line_error(0, format!("{text:?}: {}", first_line(&e.to_string()))))?;
+    Ok(Requirement { requirement, hashes: Vec::new(), line: 0 })
+}
