@@ -57,6 +57,30 @@ impl UnpackedPackage {
     }
 }
 
+/// A language package (a wheel, an npm tarball) already laid out at its installed paths: the
+/// builder layers it and lists it, nothing more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimePackage {
+    pub ecosystem: kiln_model::package::Ecosystem,
+    pub name: String,
+    pub version: String,
+    pub license: Option<String>,
+    pub purl: String,
+    pub entries: Vec<Entry>,
+}
+
+impl RuntimePackage {
+    pub fn unpacked_size(&self) -> u64 {
+        self.entries
+            .iter()
+            .map(|e| match &e.kind {
+                EntryKind::File { data } => data.len() as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
 /// The first components that merged-`/usr` systems (Debian 12 and later) turn into symlinks
 /// into `/usr`.
 pub const MERGED_USR_DIRS: [&str; 7] = ["bin", "sbin", "lib", "lib32", "lib64", "libx32", "libo32"];

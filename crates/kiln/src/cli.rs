@@ -287,6 +287,10 @@ pub struct ServeArgs {
     /// Package layers per built image at most; the largest packages get their own (default 10).
     #[arg(long, env = "KILN_LAYER_BUDGET")]
     pub layer_budget: Option<usize>,
+    /// Python package index (Simple API root) searched after the organisations' `pypi`
+    /// package sources; default: the machine's pip configuration; `none` for none.
+    #[arg(long, env = "KILN_PYPI_INDEX_URL")]
+    pub pypi_index_url: Option<String>,
     /// Log filter, such as `info` or `kiln_server=debug`.
     #[arg(long, env = "KILN_LOG")]
     pub log: Option<String>,

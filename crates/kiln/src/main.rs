@@ -7,6 +7,7 @@ mod client;
 mod commands;
 mod credentials;
 mod output;
+mod pip_config;
 mod push;
 mod serve;
 mod tasks;

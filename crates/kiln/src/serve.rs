@@ -45,6 +45,7 @@ struct ConfigFile {
     apt_config_dir: Option<PathBuf>,
     package_cache_limit_bytes: Option<u64>,
     layer_budget: Option<usize>,
+    pypi_index_url: Option<String>,
 }
 
 struct Settings {
@@ -64,6 +65,8 @@ struct Settings {
     apt_config_dir: Option<PathBuf>,
     package_cache_limit: Option<u64>,
     layer_budget: Option<usize>,
+    /// `None`: only administrators' `pypi` package sources.
+    pypi_index_url: Option<String>,
 }
 
 fn read_config(path: &Path) -> Result<ConfigFile> {
@@ -94,6 +97,11 @@ fn settle(args: ServeArgs) -> Result<Settings> {
         },
         package_cache_limit: args.package_cache_limit_bytes.or(file.package_cache_limit_bytes),
         layer_budget: args.layer_budget.or(file.layer_budget),
+        pypi_index_url: match args.pypi_index_url.or(file.pypi_index_url) {
+            Some(url) if url.is_empty() || url == "none" => None,
+            Some(url) => Some(url),
+            None => crate::pip_config::machine_index_url(),
+        },
         controller: {
             let mut controller = kiln_server::controller::Settings::default();
             if let Some(seconds) = args.controller_retry_seconds.or(file.controller_retry_seconds) {
@@ -198,6 +206,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             layer_budget: settings.layer_budget.unwrap_or(kiln_build::DEFAULT_LAYER_BUDGET),
             source_date_epoch: source_date_epoch()?,
             architecture: debian_architecture().to_string(),
+            pypi_index_url: settings.pypi_index_url.clone(),
         });
     }
     let app = kiln_server::app(state);
@@ -290,6 +299,7 @@ mod tests {
             apt_config_dir: None,
             package_cache_limit_bytes: None,
             layer_budget: None,
+            pypi_index_url: None,
         }
     }
 

@@ -58,6 +58,20 @@ pub(crate) fn new_item(package: &UnpackedPackage, layer: Option<String>, distro:
     }
 }
 
+pub(crate) fn runtime_item(package: &crate::package::RuntimePackage, layer: Option<String>) -> InventoryItem {
+    InventoryItem {
+        ecosystem: package.ecosystem,
+        name: package.name.clone(),
+        version: package.version.clone(),
+        architecture: String::new(),
+        source_name: None,
+        source_version: None,
+        license: package.license.clone(),
+        purl: package.purl.clone(),
+        layer,
+    }
+}
+
 pub(crate) fn parent_item(package: &InstalledPackage, distro: Option<&str>) -> InventoryItem {
     InventoryItem {
         ecosystem: Ecosystem::Deb,

@@ -18,7 +18,7 @@ use crate::dpkg::{self, STATUS_PATH};
 use crate::fixups::{self, symlink};
 use crate::group::{GroupError, plan_layers};
 use crate::layer::{LayerBlob, LayerError, write_layer};
-use crate::package::{MERGED_USR_DIRS, UnpackedPackage, merge_usr};
+use crate::package::{MERGED_USR_DIRS, RuntimePackage, UnpackedPackage, merge_usr};
 use crate::settings::ImageSettings;
 
 /// The image being built on, as read from the registry (see [`crate::read_file_from_layers`]
@@ -42,6 +42,11 @@ pub struct AssembleInput {
     pub parent: Option<ParentImage>,
     /// In installation order; `(name, architecture)` must be unique.
     pub packages: Vec<UnpackedPackage>,
+    /// Language packages, layered after the system packages and listed in the inventory.
+    pub runtime: Vec<RuntimePackage>,
+    /// The parent's language packages, to carry into the inventory (dpkg status only knows
+    /// the system ones).
+    pub parent_runtime: Vec<InventoryItem>,
     /// Files that are not from packages (a plugin's server), one layer on top.
     pub extra_files: Vec<Entry>,
     pub settings: ImageSettings,
@@ -105,29 +110,66 @@ pub fn assemble(input: AssembleInput) -> Result<AssembledImage, AssembleError> {
             });
         }
     }
+    let mut runtime_by_key: BTreeMap<Key, &RuntimePackage> = BTreeMap::new();
+    for package in &input.runtime {
+        let key = runtime_key(package);
+        if runtime_by_key.insert(key, package).is_some() {
+            return Err(AssembleError::DuplicatePackage {
+                name: package.name.clone(),
+                architecture: package.ecosystem.as_str().to_string(),
+            });
+        }
+    }
     let parent = input.parent.as_ref();
     let fixed = parent.map_or(0, |p| p.layers.len()) + 1 + usize::from(!input.extra_files.is_empty());
-    let sizes: Vec<(Key, u64)> = by_key.iter().map(|(k, p)| (k.clone(), p.unpacked_size())).collect();
+    let mut sizes: Vec<(Key, u64)> = by_key.iter().map(|(k, p)| (k.clone(), p.unpacked_size())).collect();
+    sizes.extend(runtime_by_key.iter().map(|(k, p)| (k.clone(), p.unpacked_size())));
     let plan = plan_layers(&sizes, input.layer_budget, fixed)?;
     let mut log = Vec::new();
     let mut built = Built { input: &input, layers: Vec::new(), new_layers: Vec::new(), layer_of: BTreeMap::new() };
 
     let mut used_usr_dirs = Vec::new();
-    for key in &plan.own {
-        let Some(package) = by_key.get(key) else { continue };
-        let entries = package_entries(package, input.merged_usr, &mut used_usr_dirs);
-        let what = format!("package {}={}", package.name, package.version);
+    // System packages first, then language packages, each group in its own order, so a
+    // language package never lands in a layer below the libraries it loads.
+    let (own_runtime, own_system): (Vec<&Key>, Vec<&Key>) =
+        plan.own.iter().partition(|k| runtime_by_key.contains_key(*k));
+    for key in own_system.into_iter().chain(own_runtime) {
+        let (entries, what) = if let Some(package) = by_key.get(key) {
+            (
+                package_entries(package, input.merged_usr, &mut used_usr_dirs),
+                format!("package {}={}", package.name, package.version),
+            )
+        } else if let Some(package) = runtime_by_key.get(key) {
+            (
+                package.entries.clone(),
+                format!("{} package {}=={}", package.ecosystem.as_str(), package.name, package.version),
+            )
+        } else {
+            continue;
+        };
         built.write(&entries, &what, std::slice::from_ref(key), &mut log)?;
     }
-    if !plan.shared.is_empty() {
+    let (shared_runtime, shared_system): (Vec<Key>, Vec<Key>) =
+        plan.shared.iter().cloned().partition(|k| runtime_by_key.contains_key(k));
+    if !shared_system.is_empty() {
         let mut entries = Vec::new();
         let mut names = Vec::new();
-        for key in &plan.shared {
+        for key in &shared_system {
             let Some(package) = by_key.get(key) else { continue };
             entries.extend(package_entries(package, input.merged_usr, &mut used_usr_dirs));
             names.push(format!("{}={}", package.name, package.version));
         }
-        built.write(&entries, &format!("packages {}", names.join(" ")), &plan.shared, &mut log)?;
+        built.write(&entries, &format!("packages {}", names.join(" ")), &shared_system, &mut log)?;
+    }
+    if !shared_runtime.is_empty() {
+        let mut entries = Vec::new();
+        let mut names = Vec::new();
+        for key in &shared_runtime {
+            let Some(package) = runtime_by_key.get(key) else { continue };
+            entries.extend(package.entries.iter().cloned());
+            names.push(format!("{}=={}", package.name, package.version));
+        }
+        built.write(&entries, &format!("language packages {}", names.join(" ")), &shared_runtime, &mut log)?;
     }
 
     let stanzas: Vec<String> = input.packages.iter().map(dpkg::status_stanza).collect();
@@ -231,6 +273,15 @@ fn inventory_of(input: &AssembleInput, layer_of: &BTreeMap<Key, Digest>) -> Vec<
             items.insert(key, inventory::parent_item(&installed, distro));
         }
     }
+    let mut runtime: BTreeMap<Key, InventoryItem> = BTreeMap::new();
+    for item in &input.parent_runtime {
+        runtime.insert((format!("{}:{}", item.ecosystem.as_str(), item.name), String::new()), item.clone());
+    }
+    for package in &input.runtime {
+        let key = runtime_key(package);
+        let layer = layer_of.get(&key).map(|d| d.to_string());
+        runtime.insert(key, inventory::runtime_item(package, layer));
+    }
     for package in &input.packages {
         let key = (package.name.clone(), package.architecture.clone());
         // A new version replaces the parent's entry whatever its architecture, as in dpkg.
@@ -240,7 +291,12 @@ fn inventory_of(input: &AssembleInput, layer_of: &BTreeMap<Key, Digest>) -> Vec<
         let layer = layer_of.get(&key).map(|d| d.to_string());
         items.insert(key, inventory::new_item(package, layer, distro));
     }
-    items.into_values().collect()
+    items.into_values().chain(runtime.into_values()).collect()
+}
+
+/// Keys of language packages cannot meet those of Debian packages (`name`, `arch`).
+fn runtime_key(package: &RuntimePackage) -> Key {
+    (format!("{}:{}", package.ecosystem.as_str(), package.name), String::new())
 }
 
 #[cfg(test)]

@@ -36,6 +36,8 @@ fn input(packages: Vec<UnpackedPackage>, scratch: &std::path::Path) -> AssembleI
     AssembleInput {
         parent: None,
         packages,
+        runtime: Vec::new(),
+        parent_runtime: Vec::new(),
         extra_files: vec![fixups::file("usr/lib/kiln/server.py", b"print()\n".to_vec(), 0o644, 0)],
         settings: ImageSettings { user: Some("kiln".into()), ..ImageSettings::default() },
         layer_budget: 2,
@@ -169,4 +171,34 @@ fn rejects_duplicates() {
     let dir = tempdir();
     let result = assemble(input(vec![sized("a", 1), sized("a", 2)], dir.path()));
     assert!(matches!(result, Err(AssembleError::DuplicatePackage { .. })));
+}
+
+#[test]
+fn language_packages_get_layers_above_system_packages_and_join_the_inventory() {
+    let scratch = tempdir();
+    let mut built = input(vec![sized("libc", 10)], scratch.path());
+    built.layer_budget = 4;
+    let wheel = |name: &str, size: usize| RuntimePackage {
+        ecosystem: kiln_model::package::Ecosystem::Pypi,
+        name: name.to_string(),
+        version: "1.0".to_string(),
+        license: Some("MIT".to_string()),
+        purl: format!("pkg:pypi/{name}@1.0"),
+        entries: vec![fixups::file(
+            &format!("usr/local/lib/python3.11/dist-packages/{name}/__init__.py"),
+            vec![b'#'; size],
+            0o644,
+            0,
+        )],
+    };
+    built.runtime = vec![wheel("numpy", 5000), wheel("six", 10), wheel("tzdata", 20)];
+    let image = run(built);
+    let numpy = image.inventory.iter().find(|i| i.name == "numpy").unwrap();
+    assert_eq!(numpy.ecosystem, kiln_model::package::Ecosystem::Pypi);
+    assert_eq!(numpy.license.as_deref(), Some("MIT"));
+    let layer = numpy.layer.as_deref().unwrap();
+    let index = image.layers.iter().position(|l| l.digest.to_string() == layer).unwrap();
+    let libc = image.inventory.iter().find(|i| i.name == "libc").unwrap().layer.clone().unwrap();
+    assert!(image.layers.iter().position(|l| l.digest.to_string() == libc).unwrap() < index);
+    assert!(untar(&image.layers[index]).contains_key("usr/local/lib/python3.11/dist-packages/numpy/__init__.py"));
 }

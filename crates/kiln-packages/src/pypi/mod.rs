@@ -5,6 +5,7 @@
 pub mod index;
 pub mod install;
 pub mod metadata;
+pub mod native;
 pub mod requirements;
 pub mod resolve;
 pub mod wheel_name;

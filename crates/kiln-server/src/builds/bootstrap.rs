@@ -38,6 +38,8 @@ impl Runner for BootstrapRunner {
             parent: None,
             requests: plugin.packages.iter().map(|name| Request { name: name.to_string(), version: None }).collect(),
             locked: None,
+            python: None,
+            parent_runtime: Vec::new(),
             extra_files: plugin.files.clone(),
             settings,
             repository: base_repository(&org, language.as_str()),

@@ -58,6 +58,22 @@ fn keyring_from(signed_by: Option<&SignedBy>) -> Result<Keyring, String> {
     }
 }
 
+/// A package source's stored user name and password, if it has them.
+pub(crate) async fn source_credentials(
+    store: &dyn KvStore,
+    org: &str,
+    name: &str,
+) -> Result<Option<(String, String)>, TaskError> {
+    let failed = |e: kiln_store::StoreError| TaskError::transient(format!("reading package sources: {e}"));
+    let Some(secret) = store.get(&records::secret_key::<PackageSource>(org, name)).await.map_err(failed)? else {
+        return Ok(None);
+    };
+    let credentials: Credentials = serde_json::from_slice(&secret.value).map_err(|e| {
+        TaskError::permanent(format!("package source {name:?}: stored credentials are unreadable: {e}"))
+    })?;
+    Ok(Some((credentials.username, credentials.password)))
+}
+
 /// The repositories of an organisation, in the order they are searched.
 async fn specs(
     store: &dyn KvStore,
@@ -80,19 +96,7 @@ async fn specs(
         .map_err(|e| {
             TaskError::permanent(format!("package source {:?}: its keyring cannot be read: {e}", source.name))
         })?;
-        let basic_auth =
-            match store.get(&records::secret_key::<PackageSource>(org, &source.name)).await.map_err(failed)? {
-                Some(secret) => {
-                    let credentials: Credentials = serde_json::from_slice(&secret.value).map_err(|e| {
-                        TaskError::permanent(format!(
-                            "package source {:?}: stored credentials are unreadable: {e}",
-                            source.name
-                        ))
-                    })?;
-                    Some((credentials.username, credentials.password))
-                }
-                None => None,
-            };
+        let basic_auth = source_credentials(store, org, &source.name).await?;
         specs.push(RepoSpec {
             label: source.name.clone(),
             base_url: source.url.trim_end_matches('/').to_string(),

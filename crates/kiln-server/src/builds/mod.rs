@@ -7,6 +7,7 @@ pub mod controller;
 mod debian;
 pub mod parent;
 mod pipeline;
+mod python;
 pub mod record;
 
 use std::path::PathBuf;
@@ -36,6 +37,9 @@ pub struct BuildSettings {
     pub source_date_epoch: i64,
     /// Debian architecture of the images built.
     pub architecture: String,
+    /// The Python package index searched after the organisations' own (`pypi` package
+    /// sources); the machine's pip configuration by default, `None` for none.
+    pub pypi_index_url: Option<String>,
 }
 
 pub struct BuildRunner {

@@ -71,13 +71,26 @@ pub async fn load(
                 (Some(digest), Status::Ready) => digest.clone(),
                 _ => return Err(TaskError::permanent(format!("base image {base:?} is not READY"))),
             };
-            let path = base_image.reference.strip_prefix(&format!("{registry_host}/")).ok_or_else(|| {
-                TaskError::permanent(format!(
+            // Kiln's own images may carry another host name for Kiln (an earlier listen
+            // address): the manifest being in Kiln's registry under that path is what counts.
+            let path = base_image
+                .reference
+                .strip_prefix(&format!("{registry_host}/"))
+                .or_else(|| base_image.reference.split_once('/').map(|(_, path)| path))
+                .unwrap_or(&base_image.reference);
+            let repository = path.split(['@', ':']).next().unwrap_or(path).to_string();
+            let held = kiln_registry::names::check_repository(&repository).is_ok()
+                && registry
+                    .read_manifest(&repository, &digest)
+                    .await
+                    .map_err(|e| TaskError::transient(format!("reading the parent: {}", e.message)))?
+                    .is_some();
+            if !held {
+                return Err(TaskError::permanent(format!(
                     "base image {base:?} lives in another registry ({}): building on images outside Kiln's registry is not supported yet; use a root image from `kiln bootstrap` or `kiln push` the base into Kiln's registry",
                     base_image.reference
-                ))
-            })?;
-            let repository = path.split(['@', ':']).next().unwrap_or(path).to_string();
+                )));
+            }
             (repository, digest, base_image.reference.clone(), Some(base_image.language))
         }
         (None, None) => return Err(TaskError::permanent("the image names no parent")),

@@ -24,6 +24,10 @@ pub struct BuildSpec {
     pub requests: Vec<Request>,
     /// Fetch exactly these instead of resolving (`--locked`).
     pub locked: Option<Lock>,
+    /// Python requirements, when the image has any.
+    pub python: Option<Vec<kiln_packages::pypi::requirements::Requirement>>,
+    /// The parent's language packages (from its build record).
+    pub parent_runtime: Vec<kiln_model::InventoryItem>,
     pub extra_files: Vec<Entry>,
     pub settings: ImageSettings,
     pub repository: String,
@@ -91,6 +95,28 @@ pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecor
     };
     let tag =
         image.version.clone().unwrap_or_else(|| format!("def-{}", &definition.trim_start_matches("sha256:")[..12]));
+    let language = image.language.clone().or_else(|| parent.language.clone());
+    let python = super::python::requirements(&image, language.as_deref())?;
+    let parent_runtime = match &image.parent_image_name {
+        Some(name) => {
+            let (parent_org, parent_name) = kiln_model::image::resolve_parent_reference(&org, name);
+            match ctx
+                .store()
+                .get(&records::key::<BuildRecord>(parent_org, parent_name))
+                .await
+                .map_err(|e| TaskError::transient(e.to_string()))?
+            {
+                Some(entry) => records::decode::<BuildRecord>(&entry)
+                    .map_err(|e| TaskError::permanent(e.to_string()))?
+                    .inventory
+                    .into_iter()
+                    .filter(|i| i.ecosystem != Ecosystem::Deb)
+                    .collect(),
+                None => Vec::new(),
+            }
+        }
+        None => Vec::new(),
+    };
     let spec = BuildSpec {
         dockerfile_from: parent.reference.clone(),
         parent: Some(parent),
@@ -101,6 +127,8 @@ pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecor
             .map(|p| Request { name: p.name.clone(), version: p.version.clone() })
             .collect(),
         locked,
+        python,
+        parent_runtime,
         extra_files: Vec::new(),
         settings,
         repository: parent::image_repository(&org, &image.name),
@@ -122,11 +150,16 @@ pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecor
     })
 }
 
+fn is_glibc(soname: &str) -> bool {
+    soname.starts_with("libc.so") || soname.starts_with("ld-linux")
+}
+
 /// Picks the packages: from the lock, or by resolving the requests.
 fn choose(
     sources: &[Source],
     installed: &Installed,
     spec: &BuildSpec,
+    requests: &[Request],
 ) -> Result<Vec<(usize, PackageRecord)>, TaskError> {
     let source_of = |record: &PackageRecord| {
         sources.iter().position(|s| {
@@ -135,7 +168,7 @@ fn choose(
     };
     if let Some(lock) = &spec.locked {
         let mut chosen = Vec::new();
-        for locked in &lock.packages {
+        for locked in lock.packages.iter().filter(|p| p.ecosystem == Ecosystem::Deb) {
             let found = sources.iter().enumerate().find_map(|(i, s)| {
                 s.records
                     .iter()
@@ -155,7 +188,7 @@ fn choose(
         sources.iter().map(|s| (s.spec.label.clone(), s.records.as_ref().clone())).collect(),
         &sources.first().map(|s| s.spec.architecture.clone()).unwrap_or_default(),
     );
-    let resolved = resolve(&universe, installed, &spec.requests).map_err(|e| TaskError::permanent(e.to_string()))?;
+    let resolved = resolve(&universe, installed, requests).map_err(|e| TaskError::permanent(e.to_string()))?;
     resolved
         .into_iter()
         .map(|record| {
@@ -169,6 +202,43 @@ fn choose(
 
 pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Result<Built, TaskError> {
     let settings = &runner.settings;
+    // Python first: native extensions may need system libraries the resolution below adds.
+    let mut requests = spec.requests.clone();
+    let python = match &spec.python {
+        Some(requirements) => {
+            ctx.step("python", 5);
+            let parent_status = spec.parent.as_ref().map_or("", |p| p.image.dpkg_status.as_str());
+            let target = super::python::target(parent_status, &settings.architecture)?;
+            let installed = super::python::install(
+                runner,
+                ctx,
+                target,
+                requirements.clone(),
+                &spec.parent_runtime,
+                spec.locked.as_ref(),
+            )
+            .await?;
+            let needed =
+                kiln_packages::pypi::native::needed_libraries(installed.packages.iter().flat_map(|p| &p.entries));
+            for soname in needed {
+                match kiln_packages::pypi::native::debian_package_for(&soname) {
+                    Some(package) if !requests.iter().any(|r| r.name == package) => {
+                        ctx.log(format!("python: native code needs {soname}: adding system package {package}"));
+                        requests.push(Request { name: package.to_string(), version: None });
+                    }
+                    Some(_) => {}
+                    None if soname.contains(".so") && !is_glibc(&soname) => {
+                        ctx.log(format!("python: native code needs {soname}, which no known system package provides"));
+                    }
+                    None => {}
+                }
+            }
+            Some(installed)
+        }
+        None => None,
+    };
+    ctx.check_cancelled()?;
+
     ctx.step("resolve", 10);
     let installed = match &spec.parent {
         Some(parent) => {
@@ -183,7 +253,7 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
         .await
         .map_err(|e| TaskError::transient(format!("cannot create {}: {e}", index_dir.display())))?;
     let sources = debian::sources(runner, ctx, &index_dir).await?;
-    let chosen = choose(&sources, &installed, &spec)?;
+    let chosen = choose(&sources, &installed, &spec, &requests)?;
     for (index, record) in &chosen {
         ctx.log(format!(
             "add {} {} ({}) from {}",
@@ -226,7 +296,8 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
     ctx.check_cancelled()?;
 
     ctx.step("layers", 60);
-    let lock = Lock {
+    let (runtime, python_lock) = python.map(|p| (p.packages, p.lock)).unwrap_or_default();
+    let mut lock = Lock {
         packages: chosen
             .iter()
             .map(|(index, r)| LockedPackage {
@@ -241,10 +312,13 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
             })
             .collect(),
     };
+    lock.packages.extend(python_lock);
     let parent_image = spec.parent.as_ref().map(|p| p.image.clone());
     let input = AssembleInput {
         parent: parent_image,
         packages: unpacked,
+        runtime,
+        parent_runtime: spec.parent_runtime.clone(),
         extra_files: spec.extra_files.clone(),
         settings: spec.settings.clone(),
         layer_budget: settings.layer_budget,
