@@ -43,10 +43,13 @@ if [ ! -x "$venv/bin/openapi-spec-validator" ] || ! "$venv/bin/python" -c 'impor
     "$venv/bin/pip" install -q openapi-spec-validator oras || { sleep 3; "$venv/bin/pip" install -q openapi-spec-validator oras; }
 fi
 
-# The loopback Debian mirror the build tests use: the machine's signed indexes plus every
-# package the tested images need, fetched once here so the tests themselves stay on loopback.
+# The loopback Debian mirror and Python index the build tests use: the machine's signed
+# indexes plus every package the tested images need, fetched once here so the tests
+# themselves stay on loopback.
 echo "== Debian fixture mirror"
-scripts/debian-fixture.sh target/debian-fixture python3 libpq5 base-files netbase tzdata
+scripts/debian-fixture.sh target/debian-fixture python3 libpq5 libstdc++6 base-files netbase tzdata
+echo "== Python fixture index"
+scripts/pypi-fixture.sh target/pypi-fixture pandas==2.2.3 requests psycopg2-binary
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

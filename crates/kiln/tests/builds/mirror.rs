@@ -3,6 +3,8 @@
 //! packages), and a small repository signed here with a throwaway key that serves hostile
 //! packages.
 
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

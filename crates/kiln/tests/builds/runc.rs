@@ -1,6 +1,8 @@
 //! Running a built image the way a platform would: its manifest and blobs pulled from Kiln's
 //! registry into an OCI layout, unpacked into a bundle by umoci, run by runc.
 
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 

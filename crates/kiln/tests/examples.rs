@@ -1,0 +1,164 @@
+//! The seeds' examples under `examples/`, end to end on loopback: each definition created with
+//! `kiln create -f`, built from the Debian fixture mirror and the Python fixture index, run
+//! under runc with its handler, answering `POST /`; and Python requirements that cannot be
+//! met end in ERROR with the reason and nothing pushed.
+
+mod common;
+#[path = "builds/mirror.rs"]
+mod mirror;
+#[path = "builds/runc.rs"]
+mod runc;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Server, stderr, stdout};
+use mirror::{Mirror, apt_config, fixture_dir};
+use serde_json::{Value, json};
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+fn pypi_fixture() -> PathBuf {
+    let dir = std::env::var_os("KILN_PYPI_FIXTURE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pypi-fixture"));
+    assert!(dir.join(".stamp").exists(), "no Python fixture at {}: run scripts/test.sh", dir.display());
+    dir
+}
+
+fn settled(server: &Server, name: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let image = server.http().get(&format!("/v1/images/{name}")).body;
+        if ["READY", "ERROR"].contains(&image["status"].as_str().unwrap_or_default()) {
+            return image;
+        }
+        assert!(started.elapsed() < Duration::from_secs(300), "image {name} did not settle: {image}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// Runs `image`'s function server under runc with `handler` as its function; returns the
+/// answer to `POST /` with `payload`.
+fn call_function(server: &Server, dir: &Path, image: &Value, handler: &Path, payload: Value) -> Value {
+    let reference = image["reference"].as_str().expect("reference");
+    let path = reference.split_once('/').map(|(_, p)| p).unwrap_or(reference);
+    let (repository, tag) = path.rsplit_once(':').expect("tagged reference");
+    std::fs::create_dir_all(dir).expect("dir");
+    let bundle = runc::bundle(&server.url, repository, tag, dir);
+    let function = bundle.join("rootfs/function");
+    std::fs::create_dir_all(&function).expect("function dir");
+    std::fs::copy(handler, function.join("handler.py")).expect("copy handler");
+    let port = free_port();
+    runc::configure(&bundle, &[("PORT", &port.to_string())], None);
+    let container = runc::Running::start(&bundle, &format!("kiln-example-{port}"));
+    let client = reqwest::blocking::Client::new();
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while !client.get(format!("{url}/healthz")).send().is_ok_and(|r| r.status().is_success()) {
+        assert!(started.elapsed() < Duration::from_secs(30), "no function server: {}", container.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let answer = client.post(&url).json(&json!({"context": {}, "payload": payload})).send().expect("POST");
+    assert!(answer.status().is_success(), "{}: {}", answer.status(), container.log());
+    answer.json().expect("JSON answer")
+}
+
+#[test]
+fn seed_examples_build_and_answer() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let debian = Mirror::serve(&fixture_dir(), 0.0);
+    let pypi = Mirror::serve(&pypi_fixture(), 0.0);
+    let apt = apt_config(temp.path(), &debian);
+    let server = Server::start_with(&temp.path().join("data"), |command| {
+        command
+            .env("KILN_CONTROLLER", "true")
+            .env("KILN_APT_CONFIG_DIR", &apt)
+            .env("KILN_PYPI_INDEX_URL", format!("{}/simple", pypi.url))
+            .env("KILN_CONTROLLER_RETRY_SECONDS", "1");
+    })
+    .0;
+    let bootstrap = server.kiln(&["bootstrap", "python3", "--wait"]);
+    assert!(bootstrap.status.success(), "{}", stderr(&bootstrap));
+
+    // The Dispatch docs: my-python-base (requests) and my-pandas on it.
+    let file = examples().join("my-pandas/images.yaml");
+    let created = server.kiln(&["create", "-f", file.to_str().expect("utf-8")]);
+    assert!(created.status.success(), "{}\n{}", stdout(&created), stderr(&created));
+    let base = settled(&server, "my-python-base");
+    assert_eq!(base["status"], "READY", "{base}");
+    let pandas = settled(&server, "my-pandas");
+    assert_eq!(pandas["status"], "READY", "{pandas}");
+    let answer = call_function(
+        &server,
+        &temp.path().join("pandas"),
+        &pandas,
+        &examples().join("my-pandas/handler.py"),
+        json!({"rows": [{"a": 1, "b": 10}, {"a": 2, "b": 20}]}),
+    );
+    assert_eq!(answer["sum"], json!({"a": 3, "b": 30}), "{answer}");
+    assert_eq!(answer["pandas"], "2.2.3");
+    let inventory = server.http().get("/v1/images/my-pandas/packages").body;
+    let items = inventory["items"].as_array().expect("inventory");
+    let find = |name: &str| items.iter().find(|i| i["name"] == name && i["ecosystem"] == "pypi").cloned();
+    let pandas_item = find("pandas").expect("pandas listed");
+    assert_eq!(pandas_item["purl"], "pkg:pypi/pandas@2.2.3");
+    assert!(pandas_item["license"].as_str().is_some_and(|l| l.contains("BSD")), "{pandas_item}");
+    let parent_items = server.http().get("/v1/images/my-python-base/packages").body;
+    let parent_requests =
+        parent_items["items"].as_array().and_then(|i| i.iter().find(|x| x["name"] == "requests").cloned());
+    let requests = find("requests").expect("requests listed");
+    assert_eq!(Some(&requests), parent_requests.as_ref(), "requests comes from the parent, in the parent's layer");
+    assert!(find("numpy").is_some_and(|n| n["layer"].is_string()));
+    let users = server.http().get("/v1/packages/pypi/pandas/images").body;
+    assert!(users["items"].as_array().is_some_and(|i| i.iter().any(|x| x["image"] == "my-pandas")), "{users}");
+    let dockerfile = server.http().get("/v1/images/my-pandas/dockerfile").text;
+    assert!(dockerfile.contains("pip install") && dockerfile.contains("pandas==2.2.3"), "{dockerfile}");
+
+    // The design document's python3-postgres, in the seed's own format.
+    let file = examples().join("python3-postgres/python3-postgres.yaml");
+    let created = server.kiln(&["create", "-f", file.to_str().expect("utf-8")]);
+    assert!(created.status.success(), "{}\n{}", stdout(&created), stderr(&created));
+    let postgres = settled(&server, "python3-postgres");
+    assert_eq!(postgres["status"], "READY", "{postgres}");
+    let answer = call_function(
+        &server,
+        &temp.path().join("postgres"),
+        &postgres,
+        &examples().join("python3-postgres/handler.py"),
+        json!({"port": free_port()}),
+    );
+    assert_eq!(answer["connected"], false, "{answer}");
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("connect")), "{answer}");
+
+    // Requirements that cannot be met: ERROR with the reason, nothing pushed.
+    let cases = [
+        ("py-unknown", "kiln-no-such-distribution==1.0\n", vec!["no project kiln-no-such-distribution", "pip:"]),
+        ("py-conflict", "pandas==2.2.3\nnumpy<1.0\n", vec!["numpy", "pandas"]),
+        ("py-bad-line", "pandas ==\n", vec!["requirements line 1"]),
+    ];
+    for (name, requirements, _) in &cases {
+        let created = server.http().post(
+            "/v1/images",
+            json!({"name": name, "baseImageName": "python3", "runtimeDependencies": {"manifest": requirements}}),
+        );
+        assert_eq!(created.status, 201, "{}", created.text);
+    }
+    for (name, _, expected) in &cases {
+        let image = settled(&server, name);
+        assert_eq!(image["status"], "ERROR", "{name}: {image}");
+        let reason = image["reason"].to_string();
+        for part in expected {
+            assert!(reason.contains(part), "{name}: {part:?} not in {reason}");
+        }
+    }
+    let catalog = server.http().get("/v2/_catalog?n=1000").body;
+    let repositories = catalog["repositories"].to_string();
+    assert!(!repositories.contains("py-"), "failed builds pushed: {repositories}");
+}
