@@ -116,6 +116,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::builds::rebuild))
         .routes(routes!(api::builds::package_images))
         .routes(routes!(api::builds::bootstrap))
+        .routes(routes!(api::functions::put_code))
         .routes(routes!(api::tasks::list))
         .routes(routes!(api::tasks::get, api::tasks::cancel))
         .routes(routes!(api::tasks::logs))

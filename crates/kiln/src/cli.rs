@@ -96,6 +96,10 @@ pub enum Command {
         #[arg(long)]
         wait: bool,
     },
+    /// Put function code on a READY image as one extra layer (no rebuild); prints the
+    /// reference to run.
+    #[command(subcommand)]
+    Function(FunctionCommand),
     /// Print an image's SPDX 2.3 SBOM (JSON).
     Sbom { image: String },
     /// List the packages inside a built image: version, licence, layer.
@@ -475,5 +479,19 @@ pub enum PushCommand {
         source: String,
         #[arg(long)]
         to: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FunctionCommand {
+    /// Upload DIR as the function's code (`/function` in the image) on top of IMAGE.
+    Push {
+        image: String,
+        /// The directory holding the handler (for Python `handler.py` with `handle`).
+        #[arg(long)]
+        code: PathBuf,
+        /// The function's name (default: the directory's name).
+        #[arg(long)]
+        name: Option<String>,
     },
 }

@@ -37,6 +37,9 @@ impl Client {
         }
         match body {
             Some(Body::Json(value)) => request = request.json(&value),
+            Some(Body::Bytes(bytes, content_type)) => {
+                request = request.header("content-type", content_type).body(bytes);
+            }
             None => {}
         }
         let response = request.send().await.map_err(|e| {
@@ -93,6 +96,8 @@ impl Client {
 
 pub enum Body {
     Json(Value),
+    /// Raw bytes with their content type (a tar of function code).
+    Bytes(Vec<u8>, &'static str),
 }
 
 fn server_error(status: StatusCode, text: &str) -> anyhow::Error {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use kiln_model::definition::{self, Definition};
 use kiln_model::image::{PackageRequest, SystemDependencies};
 
-use crate::cli::{Command, Connection, CreateArgs, CreateKind, DeleteArgs, GetArgs, Kind, Output};
+use crate::cli::{Command, Connection, CreateArgs, CreateKind, DeleteArgs, FunctionCommand, GetArgs, Kind, Output};
 use crate::client::{Body, Client, segment};
 use crate::output::{as_document, print};
 
@@ -33,6 +33,9 @@ pub async fn run(connection: &Connection, output: Output, command: Command) -> R
         Command::Bootstrap { languages, wait } => crate::builds::bootstrap(&client, output, languages, wait).await,
         Command::Rebuild { name, locked, wait } => crate::builds::rebuild(&client, output, &name, locked, wait).await,
         Command::Sbom { image } => crate::builds::sbom(&client, &image).await,
+        Command::Function(FunctionCommand::Push { image, code, name }) => {
+            crate::builds::push_function(&client, output, &image, &code, name.as_deref()).await
+        }
         Command::Inventory { image } => crate::builds::inventory(&client, output, &image).await,
         Command::Dockerfile { image } => crate::builds::dockerfile(&client, &image).await,
         Command::Serve(_) | Command::Openapi | Command::Schema { .. } | Command::Login(_) | Command::Logout => {

@@ -44,17 +44,18 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
-/// Runs `image`'s function server under runc with `handler` as its function; returns the
-/// answer to `POST /` with `payload`.
-fn call_function(server: &Server, dir: &Path, image: &Value, handler: &Path, payload: Value) -> Value {
-    let reference = image["reference"].as_str().expect("reference");
+/// Runs `reference`'s function server under runc, with `handler` copied in as its function
+/// when given; returns the answer to `POST /` with `payload`.
+fn call_function(server: &Server, dir: &Path, reference: &str, handler: Option<&Path>, payload: Value) -> Value {
     let path = reference.split_once('/').map(|(_, p)| p).unwrap_or(reference);
     let (repository, tag) = path.rsplit_once(':').expect("tagged reference");
     std::fs::create_dir_all(dir).expect("dir");
     let bundle = runc::bundle(&server.url, repository, tag, dir);
-    let function = bundle.join("rootfs/function");
-    std::fs::create_dir_all(&function).expect("function dir");
-    std::fs::copy(handler, function.join("handler.py")).expect("copy handler");
+    if let Some(handler) = handler {
+        let function = bundle.join("rootfs/function");
+        std::fs::create_dir_all(&function).expect("function dir");
+        std::fs::copy(handler, function.join("handler.py")).expect("copy handler");
+    }
     let port = free_port();
     runc::configure(&bundle, &[("PORT", &port.to_string())], None);
     let container = runc::Running::start(&bundle, &format!("kiln-example-{port}"));
@@ -95,15 +96,69 @@ fn seed_examples_build_and_answer() {
     assert_eq!(base["status"], "READY", "{base}");
     let pandas = settled(&server, "my-pandas");
     assert_eq!(pandas["status"], "READY", "{pandas}");
+    // The function's code goes on as one layer, by a manifest write: no rebuild.
+    let code = examples().join("my-pandas");
+    let pushed =
+        server.kiln(&["function", "push", "my-pandas", "--code", code.to_str().expect("utf-8"), "--name", "sum"]);
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+    let function_ref = stdout(&pushed).trim().split('@').next().unwrap_or_default().to_string();
+    assert!(function_ref.ends_with("/default/my-pandas:fn-sum"), "{function_ref}");
     let answer = call_function(
         &server,
         &temp.path().join("pandas"),
-        &pandas,
-        &examples().join("my-pandas/handler.py"),
+        &function_ref,
+        None,
         json!({"rows": [{"a": 1, "b": 10}, {"a": 2, "b": 20}]}),
     );
     assert_eq!(answer["sum"], json!({"a": 3, "b": 30}), "{answer}");
     assert_eq!(answer["pandas"], "2.2.3");
+    // Changed code: a new manifest whose layers are the runtime's plus one new one.
+    let changed = temp.path().join("changed");
+    std::fs::create_dir_all(&changed).expect("changed dir");
+    std::fs::write(changed.join("handler.py"), "def handle(context, payload):\n    return {\"v\": 2}\n")
+        .expect("handler");
+    let http = server.http();
+    let code_tar = {
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.append_dir_all(".", &changed).expect("tar");
+        builder.into_inner().expect("tar")
+    };
+    let put = http.raw("PUT", "/v1/images/my-pandas/functions/sum", "application/x-tar", code_tar);
+    assert_eq!(put.status, 201, "{}", put.text);
+    let manifest = |reference: &str| {
+        let tag = reference.rsplit(':').next().unwrap_or_default();
+        let answer = common::admin_client()
+            .get(format!("{}/v2/default/my-pandas/manifests/{tag}", server.url))
+            .header("accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .expect("manifest");
+        answer.json::<Value>().expect("manifest JSON")
+    };
+    let runtime = manifest(pandas["reference"].as_str().expect("reference"));
+    let function = manifest(&function_ref);
+    let runtime_layers = runtime["layers"].as_array().expect("layers").clone();
+    let function_layers = function["layers"].as_array().expect("layers").clone();
+    assert_eq!(function_layers.len(), runtime_layers.len() + 1);
+    assert_eq!(
+        function_layers[..runtime_layers.len()],
+        runtime_layers[..],
+        "the runtime's layers are reused as they are"
+    );
+    assert_eq!(function_layers.last().map(|l| l["digest"].clone()), Some(put.body["layer"].clone()));
+    let hostile = {
+        let mut header = tar::Header::new_gnu();
+        header.as_old_mut().name[..13].copy_from_slice(b"../etc/passwd");
+        header.set_size(1);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.append(&header, &b"x"[..]).expect("tar");
+        builder.into_inner().expect("tar")
+    };
+    let refused = http.raw("PUT", "/v1/images/my-pandas/functions/sum", "application/x-tar", hostile);
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert!(refused.text.contains("../etc/passwd"), "{}", refused.text);
     let inventory = server.http().get("/v1/images/my-pandas/packages").body;
     let items = inventory["items"].as_array().expect("inventory");
     let find = |name: &str| items.iter().find(|i| i["name"] == name && i["ecosystem"] == "pypi").cloned();
@@ -130,8 +185,8 @@ fn seed_examples_build_and_answer() {
     let answer = call_function(
         &server,
         &temp.path().join("postgres"),
-        &postgres,
-        &examples().join("python3-postgres/handler.py"),
+        postgres["reference"].as_str().expect("reference"),
+        Some(&examples().join("python3-postgres/handler.py")),
         json!({"port": free_port()}),
     );
     assert_eq!(answer["connected"], false, "{answer}");

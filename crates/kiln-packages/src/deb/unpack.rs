@@ -102,6 +102,75 @@ fn read_tar(
     Ok(())
 }
 
+/// The entries of a tar archive, refusing anything that could leave the root: `..`,
+/// absolute paths, symlinks pointing outside, paths below a symlink, hard links to anything
+/// but an earlier file, devices and fifos. `member` names the archive in errors.
+pub fn safe_entries(member: &str, tar: &[u8]) -> Result<Vec<Entry>, UnpackError> {
+    let mut entries = Vec::new();
+    let mut kinds: HashMap<String, bool> = HashMap::new(); // path → is a regular file
+    let mut symlinks: Vec<String> = Vec::new();
+    read_tar(member, tar, |mut entry| {
+        let raw = entry.path().map_err(|e| corrupt(member, e))?.to_string_lossy().into_owned();
+        let Some(path) = normalise(&raw)? else { return Ok(()) };
+        if let Some(link) = symlinks.iter().find(|l| path.starts_with(&format!("{l}/"))) {
+            return Err(UnpackError::Unsafe { path: raw, why: format!("lies below the symlink {link}") });
+        }
+        let header = entry.header();
+        let mode = header.mode().map_err(|e| corrupt(member, e))? & 0o7777;
+        let uid = header.uid().map_err(|e| corrupt(member, e))? as u32;
+        let gid = header.gid().map_err(|e| corrupt(member, e))? as u32;
+        let kind = match header.entry_type() {
+            tar::EntryType::Directory => EntryKind::Directory,
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let mut data = Vec::new();
+                entry.read_to_end(&mut data).map_err(|e| corrupt(member, e))?;
+                EntryKind::File { data: Bytes::from(data) }
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| corrupt(member, e))?
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if target.is_empty() || !link_stays_inside(&path, &target) {
+                    return Err(UnpackError::Unsafe {
+                        path: raw,
+                        why: format!("is a symlink to {target:?}, outside the image root"),
+                    });
+                }
+                symlinks.push(path.clone());
+                EntryKind::Symlink { target }
+            }
+            tar::EntryType::Link => {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| corrupt(member, e))?
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let raw_target = target;
+                let target = normalise(&raw_target).ok().flatten().unwrap_or_default();
+                if kinds.get(&target) != Some(&true) {
+                    return Err(UnpackError::Unsafe {
+                        path: raw,
+                        why: format!("is a hard link to {raw_target:?}, which is not an earlier file of the package"),
+                    });
+                }
+                EntryKind::Hardlink { target }
+            }
+            other => {
+                return Err(UnpackError::Unsafe {
+                    path: raw,
+                    why: format!("is a {other:?} entry (devices, fifos and the like are not allowed)"),
+                });
+            }
+        };
+        kinds.insert(path.clone(), matches!(kind, EntryKind::File { .. }));
+        entries.push(Entry { path, kind, mode, uid, gid });
+        Ok(())
+    })?;
+    Ok(entries)
+}
+
 pub fn read_deb(bytes: &[u8]) -> Result<DebPackage, UnpackError> {
     let mut archive = ar::Archive::new(bytes);
     let (mut version, mut control_tar, mut data_tar) = (None, None, None);
@@ -158,67 +227,7 @@ pub fn read_deb(bytes: &[u8]) -> Result<DebPackage, UnpackError> {
     if package.control.is_empty() {
         return Err(UnpackError::NotADeb("control.tar has no control file".into()));
     }
-    let mut kinds: HashMap<String, bool> = HashMap::new(); // path → is a regular file
-    let mut symlinks: Vec<String> = Vec::new();
-    read_tar("data.tar", &data_tar, |mut entry| {
-        let raw = entry.path().map_err(|e| corrupt("data.tar", e))?.to_string_lossy().into_owned();
-        let Some(path) = normalise(&raw)? else { return Ok(()) };
-        if let Some(link) = symlinks.iter().find(|l| path.starts_with(&format!("{l}/"))) {
-            return Err(UnpackError::Unsafe { path: raw, why: format!("lies below the symlink {link}") });
-        }
-        let header = entry.header();
-        let mode = header.mode().map_err(|e| corrupt("data.tar", e))? & 0o7777;
-        let uid = header.uid().map_err(|e| corrupt("data.tar", e))? as u32;
-        let gid = header.gid().map_err(|e| corrupt("data.tar", e))? as u32;
-        let kind = match header.entry_type() {
-            tar::EntryType::Directory => EntryKind::Directory,
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let mut data = Vec::new();
-                entry.read_to_end(&mut data).map_err(|e| corrupt("data.tar", e))?;
-                EntryKind::File { data: Bytes::from(data) }
-            }
-            tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .map_err(|e| corrupt("data.tar", e))?
-                    .map(|t| t.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                if target.is_empty() || !link_stays_inside(&path, &target) {
-                    return Err(UnpackError::Unsafe {
-                        path: raw,
-                        why: format!("is a symlink to {target:?}, outside the image root"),
-                    });
-                }
-                symlinks.push(path.clone());
-                EntryKind::Symlink { target }
-            }
-            tar::EntryType::Link => {
-                let target = entry
-                    .link_name()
-                    .map_err(|e| corrupt("data.tar", e))?
-                    .map(|t| t.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let raw_target = target;
-                let target = normalise(&raw_target).ok().flatten().unwrap_or_default();
-                if kinds.get(&target) != Some(&true) {
-                    return Err(UnpackError::Unsafe {
-                        path: raw,
-                        why: format!("is a hard link to {raw_target:?}, which is not an earlier file of the package"),
-                    });
-                }
-                EntryKind::Hardlink { target }
-            }
-            other => {
-                return Err(UnpackError::Unsafe {
-                    path: raw,
-                    why: format!("is a {other:?} entry (devices, fifos and the like are not allowed)"),
-                });
-            }
-        };
-        kinds.insert(path.clone(), matches!(kind, EntryKind::File { .. }));
-        package.entries.push(Entry { path, kind, mode, uid, gid });
-        Ok(())
-    })?;
+    package.entries = safe_entries("data.tar", &data_tar)?;
     Ok(package)
 }
 

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod audit;
 pub mod builds;
+pub mod functions;
 pub mod identity;
 pub mod registry;
 pub mod resources;
