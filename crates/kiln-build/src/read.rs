@@ -77,6 +77,55 @@ pub fn read_file_from_layers<R: Read>(
     Ok(current)
 }
 
+/// Every regular file whose path `wanted` accepts, as the stacked `layers` show it: a file in
+/// an upper layer replaces a lower one, and whiteouts (`.wh.<name>`, `.wh..wh..opq`) remove
+/// what lower layers hold. Used to list the language packages an image already contains.
+pub fn read_files_from_layers<R: Read>(
+    layers: impl IntoIterator<Item = R>,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<std::collections::BTreeMap<String, Vec<u8>>, ReadError> {
+    let mut found = std::collections::BTreeMap::new();
+    for (index, layer) in layers.into_iter().enumerate() {
+        let corrupt = |source| ReadError::Corrupt { layer: index, source };
+        let mut removed: Vec<(String, bool)> = Vec::new();
+        let mut added = Vec::new();
+        let mut archive = tar::Archive::new(GzDecoder::new(layer));
+        for entry in archive.entries().map_err(corrupt)? {
+            let mut entry = entry.map_err(corrupt)?;
+            let raw = entry.path().map_err(corrupt)?.to_string_lossy().into_owned();
+            let name = normalise(&raw).to_string();
+            let (dir, base) = name.rsplit_once('/').unwrap_or(("", name.as_str()));
+            if base == ".wh..wh..opq" {
+                removed.push((dir.to_string(), true));
+                continue;
+            }
+            if let Some(gone) = base.strip_prefix(".wh.") {
+                removed.push((if dir.is_empty() { gone.to_string() } else { format!("{dir}/{gone}") }, false));
+                continue;
+            }
+            if !entry.header().entry_type().is_file() || !wanted(&name) {
+                continue;
+            }
+            let size = entry.size();
+            if size > MAX_READ_SIZE {
+                return Err(ReadError::TooLarge { path: name, layer: index, size });
+            }
+            let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            entry.read_to_end(&mut data).map_err(corrupt)?;
+            added.push((name, data));
+        }
+        // Whiteouts hide lower layers only, wherever they sit in this layer's tar.
+        for (path, opaque) in removed {
+            found.retain(|name: &String, _| {
+                let under = is_under(name, &path) || (path.is_empty() && opaque);
+                !(under || (!opaque && *name == path))
+            });
+        }
+        found.extend(added);
+    }
+    Ok(found)
+}
+
 fn normalise(raw: &str) -> &str {
     let mut name = raw.trim_end_matches('/');
     while let Some(rest) = name.strip_prefix("./") {
@@ -121,6 +170,20 @@ mod tests {
         read_file_from_layers(blobs.iter().map(|b| b.as_slice()), path)
             .unwrap_or_else(|e| panic!("{e}"))
             .map(|d| String::from_utf8_lossy(&d).into_owned())
+    }
+
+    #[test]
+    fn many_files_are_read_through_whiteouts() {
+        let meta = "usr/local/lib/python3.11/dist-packages/six-1.16.0.dist-info/METADATA";
+        let other = "usr/local/lib/python3.11/dist-packages/idna-3.0.dist-info/METADATA";
+        let stack = [
+            vec![file(meta, "Name: six"), file(other, "Name: idna"), file("etc/passwd", "x")],
+            vec![file("usr/local/lib/python3.11/dist-packages/.wh.idna-3.0.dist-info", "")],
+        ];
+        let blobs = layers(&stack);
+        let found = read_files_from_layers(blobs.iter().map(|b| b.as_slice()), |p| p.ends_with(".dist-info/METADATA"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(found.keys().collect::<Vec<_>>(), [meta]);
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct LoadedParent {
     pub digest: Digest,
     pub image: kiln_build::assemble::ParentImage,
     pub language: Option<String>,
+    /// Language packages found in the parent's layers (Python distributions, npm packages),
+    /// for parents Kiln did not build itself.
+    pub runtime: Vec<kiln_model::InventoryItem>,
 }
 
 /// Largest config blob read.
@@ -124,24 +127,39 @@ pub async fn load(
         let reader = reader.ok_or_else(|| unavailable(&format!("layer {}", layer.digest)))?;
         files.push(reader.file.into_std().await);
     }
-    let read = tokio::task::spawn_blocking(move || -> Result<[Option<String>; 3], String> {
-        let mut found = [None, None, None];
-        for (slot, path) in found.iter_mut().zip(["var/lib/dpkg/status", "etc/passwd", "etc/group"]) {
-            let mut readers = Vec::new();
-            for file in &files {
-                let mut file = file.try_clone().map_err(|e| e.to_string())?;
-                std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).map_err(|e| e.to_string())?;
-                readers.push(std::io::BufReader::new(file));
+    let scan_runtime = image.parent_image_name.is_none();
+    let read = tokio::task::spawn_blocking(
+        move || -> Result<([Option<String>; 3], Vec<kiln_model::InventoryItem>), String> {
+            let mut found = [None, None, None];
+            for (slot, path) in found.iter_mut().zip(["var/lib/dpkg/status", "etc/passwd", "etc/group"]) {
+                let mut readers = Vec::new();
+                for file in &files {
+                    let mut file = file.try_clone().map_err(|e| e.to_string())?;
+                    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+                    readers.push(std::io::BufReader::new(file));
+                }
+                let bytes = kiln_build::read_file_from_layers(readers, path).map_err(|e| e.to_string())?;
+                *slot = bytes.map(|b| String::from_utf8_lossy(&b).into_owned());
             }
-            let bytes = kiln_build::read_file_from_layers(readers, path).map_err(|e| e.to_string())?;
-            *slot = bytes.map(|b| String::from_utf8_lossy(&b).into_owned());
-        }
-        Ok(found)
-    })
+            let mut runtime = Vec::new();
+            if scan_runtime {
+                let mut readers = Vec::new();
+                for file in &files {
+                    let mut file = file.try_clone().map_err(|e| e.to_string())?;
+                    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+                    readers.push(std::io::BufReader::new(file));
+                }
+                let found =
+                    kiln_build::read_files_from_layers(readers, is_language_manifest).map_err(|e| e.to_string())?;
+                runtime = found.iter().filter_map(|(path, data)| language_item(path, data)).collect();
+            }
+            Ok((found, runtime))
+        },
+    )
     .await
     .map_err(|e| TaskError::transient(format!("reading the parent's layers: {e}")))?
     .map_err(|e| TaskError::permanent(format!("the parent's layers cannot be read: {e}")))?;
-    let [dpkg_status, passwd, group] = read;
+    let ([dpkg_status, passwd, group], runtime) = read;
     Ok(LoadedParent {
         reference,
         repository,
@@ -154,5 +172,77 @@ pub async fn load(
             group,
         },
         language,
+        runtime,
     })
+}
+
+/// `…/dist-packages/<dist>.dist-info/METADATA` and `…/node_modules/<name>/package.json`.
+fn is_language_manifest(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    let n = parts.len();
+    if n >= 3 && parts[n - 1] == "METADATA" && parts[n - 2].ends_with(".dist-info") {
+        return matches!(parts[n - 3], "dist-packages" | "site-packages");
+    }
+    if n >= 3 && parts[n - 1] == "package.json" {
+        let scoped = n >= 4 && parts[n - 3].starts_with('@') && parts[n - 4] == "node_modules";
+        return parts[n - 3] == "node_modules" || scoped;
+    }
+    false
+}
+
+fn language_item(path: &str, data: &[u8]) -> Option<kiln_model::InventoryItem> {
+    use kiln_model::{Ecosystem, InventoryItem};
+    if path.ends_with("/METADATA") {
+        let metadata = kiln_packages::pypi::metadata::parse_metadata(&String::from_utf8_lossy(data));
+        if metadata.name.is_empty() || metadata.version.is_empty() {
+            return None;
+        }
+        return Some(InventoryItem {
+            ecosystem: Ecosystem::Pypi,
+            purl: format!("pkg:pypi/{}@{}", kiln_packages::pypi::normalize_name(&metadata.name), metadata.version),
+            name: metadata.name,
+            version: metadata.version,
+            architecture: String::new(),
+            source_name: None,
+            source_version: None,
+            license: metadata.license,
+            layer: None,
+        });
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(data).ok()?;
+    let name = manifest.get("name")?.as_str()?.to_string();
+    let version = manifest.get("version")?.as_str()?.to_string();
+    Some(InventoryItem {
+        ecosystem: Ecosystem::Npm,
+        purl: format!("pkg:npm/{}@{version}", name.replacen('@', "%40", 1)),
+        name,
+        version,
+        architecture: String::new(),
+        source_name: None,
+        source_version: None,
+        license: manifest.get("license").and_then(|l| l.as_str()).map(str::to_string),
+        layer: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_manifests_are_recognised_and_read() {
+        assert!(is_language_manifest("usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA"));
+        assert!(is_language_manifest("usr/local/lib/python3.11/site-packages/a-1.dist-info/METADATA"));
+        assert!(is_language_manifest("usr/lib/node_modules/lodash/package.json"));
+        assert!(is_language_manifest("app/node_modules/@scope/name/package.json"));
+        assert!(!is_language_manifest("usr/lib/node_modules/lodash/lib/package.json"));
+        assert!(!is_language_manifest("srv/a-1.dist-info/METADATA"));
+        let python =
+            language_item("x/dist-packages/Six-1.dist-info/METADATA", b"Name: Six\nVersion: 1.16.0\nLicense: MIT\n\n");
+        let python = python.expect("python item");
+        assert_eq!((python.purl.as_str(), python.license.as_deref()), ("pkg:pypi/six@1.16.0", Some("MIT")));
+        let npm =
+            language_item("node_modules/@s/n/package.json", br#"{"name":"@s/n","version":"1.0.0","license":"ISC"}"#);
+        assert_eq!(npm.expect("npm item").purl, "pkg:npm/%40s/n@1.0.0");
+    }
 }

@@ -117,6 +117,8 @@ pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecor
         }
         None => Vec::new(),
     };
+    // A parent Kiln did not build is known by what its layers hold.
+    let parent_runtime = if parent_runtime.is_empty() { parent.runtime.clone() } else { parent_runtime };
     let spec = BuildSpec {
         dockerfile_from: parent.reference.clone(),
         parent: Some(parent),
