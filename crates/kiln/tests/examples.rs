@@ -40,6 +40,70 @@ fn settled(server: &Server, name: &str) -> Value {
     }
 }
 
+/// A wheel of `name` 1.0 with `files` besides its metadata; `record` lists what RECORD
+/// claims (path, content) when it should differ from the files.
+fn wheel(name: &str, tags: &str, files: &[(&str, &[u8])], record: Option<&[(&str, &[u8])]>) -> (String, Vec<u8>) {
+    use base64::Engine;
+    use sha2::Digest;
+    use std::io::Write;
+    let filename = format!("{}-1.0-{tags}.whl", name.replace('-', "_"));
+    let metadata = format!("Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n\n");
+    let dist_info = format!("{}-1.0.dist-info", name.replace('-', "_"));
+    let mut all: Vec<(String, Vec<u8>)> = files.iter().map(|(p, d)| (p.to_string(), d.to_vec())).collect();
+    all.push((format!("{dist_info}/METADATA"), metadata.into_bytes()));
+    let claimed: Vec<(String, Vec<u8>)> = match record {
+        Some(list) => list.iter().map(|(p, d)| (p.to_string(), d.to_vec())).chain(all.last().cloned()).collect(),
+        None => all.clone(),
+    };
+    let mut record_text = String::new();
+    for (path, data) in &claimed {
+        let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(data));
+        record_text.push_str(&format!("{path},sha256={hash},{}\n", data.len()));
+    }
+    record_text.push_str(&format!("{dist_info}/RECORD,,\n"));
+    all.push((format!("{dist_info}/RECORD"), record_text.into_bytes()));
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    for (path, data) in &all {
+        writer.start_file(path.as_str(), options).expect("zip entry");
+        writer.write_all(data).expect("zip data");
+    }
+    (filename, writer.finish().expect("zip").into_inner())
+}
+
+/// A simple index of wheels that must all be refused, one project each.
+fn hostile_index(root: &Path) {
+    use sha2::Digest;
+    let projects = [
+        wheel("kiln-win", "cp311-cp311-win_amd64", &[("kiln_win/__init__.py", b"")], None),
+        wheel("kiln-py2", "py2-none-any", &[("kiln_py2/__init__.py", b"")], None),
+        wheel(
+            "kiln-tampered",
+            "py3-none-any",
+            &[("kiln_tampered/__init__.py", b"import os\n")],
+            Some(&[("kiln_tampered/__init__.py", b"print('honest')\n")]),
+        ),
+        wheel("kiln-escape", "py3-none-any", &[("../../../../etc/passwd", b"root::0:0::/:/bin/sh\n")], None),
+    ];
+    std::fs::create_dir_all(root.join("files")).expect("files dir");
+    for (filename, bytes) in &projects {
+        std::fs::write(root.join("files").join(filename), bytes).expect("wheel");
+        let project = filename.split('-').next().unwrap_or_default().replace('_', "-");
+        let dir = root.join("simple").join(&project);
+        std::fs::create_dir_all(&dir).expect("project dir");
+        let digest = hex::encode(sha2::Sha256::digest(bytes));
+        let page = format!("<a href=\"../../files/{filename}#sha256={digest}\">{filename}</a>\n");
+        std::fs::write(dir.join("index.html"), page).expect("index page");
+    }
+    let sdist = root.join("simple/kiln-sdist");
+    std::fs::create_dir_all(&sdist).expect("sdist dir");
+    std::fs::write(
+        sdist.join("index.html"),
+        format!("<a href=\"../../files/kiln-sdist-1.0.tar.gz#sha256={}\">kiln-sdist-1.0.tar.gz</a>\n", "0".repeat(64)),
+    )
+    .expect("sdist page");
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
@@ -192,11 +256,33 @@ fn seed_examples_build_and_answer() {
     assert_eq!(answer["connected"], false, "{answer}");
     assert!(answer["error"].as_str().is_some_and(|e| e.contains("connect")), "{answer}");
 
-    // Requirements that cannot be met: ERROR with the reason, nothing pushed.
+    // Requirements that cannot be met and wheels that must not be installed: ERROR with the
+    // reason, nothing pushed. The hostile index is an organisation's package source.
+    let hostile_root = temp.path().join("hostile-index");
+    hostile_index(&hostile_root);
+    let hostile = Mirror::serve(&hostile_root, 0.0);
+    let source = server.http().post(
+        "/v1/package-sources",
+        json!({"name": "hostile-pypi", "ecosystem": "pypi", "url": format!("{}/simple", hostile.url)}),
+    );
+    assert_eq!(source.status, 201, "{}", source.text);
     let cases = [
-        ("py-unknown", "kiln-no-such-distribution==1.0\n", vec!["no project kiln-no-such-distribution", "pip:"]),
-        ("py-conflict", "pandas==2.2.3\nnumpy<1.0\n", vec!["numpy", "pandas"]),
+        (
+            "py-unknown",
+            "kiln-no-such-distribution==1.0\n",
+            vec!["no project kiln-no-such-distribution", "hostile-pypi", "pip:"],
+        ),
+        (
+            "py-conflict",
+            "pandas==2.2.3\nnumpy<1.0\n",
+            vec!["pandas 2.2.3 depends on numpy >=1.23.2", "the image depends on numpy <1.0"],
+        ),
         ("py-bad-line", "pandas ==\n", vec!["requirements line 1"]),
+        ("py-platform", "kiln-win\n", vec!["kiln-win", "no wheel for CPython 3.11"]),
+        ("py-python", "kiln-py2\n", vec!["kiln-py2", "no wheel for CPython 3.11"]),
+        ("py-sdist", "kiln-sdist\n", vec!["kiln-sdist", "only as source"]),
+        ("py-record", "kiln-tampered\n", vec!["kiln_tampered/__init__.py", "RECORD"]),
+        ("py-escape", "kiln-escape\n", vec!["../../../../etc/passwd", "refused"]),
     ];
     for (name, requirements, _) in &cases {
         let created = server.http().post(

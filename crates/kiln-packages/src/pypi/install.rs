@@ -35,7 +35,7 @@ pub enum WheelError {
     Escape(String),
     #[error("entry {0:?} is a symbolic link: wheels may not contain links")]
     Link(String),
-    #[error("entry {path:?} has SHA-256 {actual} but RECORD lists {expected}: the wheel was altered")]
+    #[error("entry {path:?} hashes to {actual} but RECORD lists {expected}: the wheel was altered")]
     Hash { path: String, expected: String, actual: String },
     #[error("entry {0:?} is not listed in RECORD: the wheel was altered")]
     Unlisted(String),

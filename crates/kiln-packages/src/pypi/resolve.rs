@@ -30,7 +30,7 @@ pub enum Pkg {
 impl fmt::Display for Pkg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Pkg::Root => write!(f, "the image's requirements"),
+            Pkg::Root => write!(f, "the image"),
             Pkg::Dist(name) => write!(f, "{name}"),
             Pkg::Extra(name, extra) => write!(f, "{name}[{extra}]"),
         }
@@ -379,9 +379,9 @@ fn solve(
     };
     let solution = match pubgrub::resolve(&provider, Pkg::Root, Version::new([0])) {
         Ok(solution) => solution,
-        Err(PubGrubError::NoSolution(mut tree)) => {
-            tree.collapse_no_versions();
-            let mut explanation = pubgrub::DefaultStringReporter::report(&tree);
+        Err(PubGrubError::NoSolution(tree)) => {
+            // The root's made-up version means nothing to a reader.
+            let mut explanation = pubgrub::DefaultStringReporter::report(&tree).replace("the image 0", "the image");
             for note in provider.notes.borrow().iter() {
                 explanation.push_str(&format!("\nnote: {note}"));
             }
