@@ -237,6 +237,8 @@ fn seed_examples_build_and_answer() {
     assert!(find("numpy").is_some_and(|n| n["layer"].is_string()));
     let users = server.http().get("/v1/packages/pypi/pandas/images").body;
     assert!(users["items"].as_array().is_some_and(|i| i.iter().any(|x| x["image"] == "my-pandas")), "{users}");
+    let sbom = server.kiln(&["sbom", "my-pandas"]);
+    assert!(stdout(&sbom).contains("pkg:pypi/pandas@2.2.3"), "the SBOM lists Python packages: {}", stderr(&sbom));
     let dockerfile = server.http().get("/v1/images/my-pandas/dockerfile").text;
     assert!(dockerfile.contains("pip install") && dockerfile.contains("pandas==2.2.3"), "{dockerfile}");
 
