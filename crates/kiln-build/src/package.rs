@@ -47,13 +47,7 @@ impl UnpackedPackage {
 
     /// Bytes of file data, the size the layering plan ranks packages by.
     pub fn unpacked_size(&self) -> u64 {
-        self.entries
-            .iter()
-            .map(|e| match &e.kind {
-                EntryKind::File { data } => data.len() as u64,
-                _ => 0,
-            })
-            .sum()
+        file_bytes(&self.entries)
     }
 }
 
@@ -71,14 +65,19 @@ pub struct RuntimePackage {
 
 impl RuntimePackage {
     pub fn unpacked_size(&self) -> u64 {
-        self.entries
-            .iter()
-            .map(|e| match &e.kind {
-                EntryKind::File { data } => data.len() as u64,
-                _ => 0,
-            })
-            .sum()
+        file_bytes(&self.entries)
     }
+}
+
+/// Bytes of file data in `entries`.
+fn file_bytes(entries: &[Entry]) -> u64 {
+    entries
+        .iter()
+        .map(|e| match &e.kind {
+            EntryKind::File { data } => data.len() as u64,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// The first components that merged-`/usr` systems (Debian 12 and later) turn into symlinks
