@@ -47,7 +47,7 @@ fi
 # indexes plus every package the tested images need, fetched once here so the tests
 # themselves stay on loopback.
 echo "== Debian fixture mirror"
-scripts/debian-fixture.sh target/debian-fixture python3 libpq5 libstdc++6 base-files netbase tzdata
+scripts/debian-fixture.sh target/debian-fixture python3 libpq5 libstdc++6 nodejs base-files netbase tzdata
 echo "== Python fixture index"
 scripts/pypi-fixture.sh target/pypi-fixture pandas==2.2.3 requests psycopg2-binary
 

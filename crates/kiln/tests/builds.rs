@@ -257,6 +257,41 @@ fn python3_root_image_runs_and_takes_system_packages() {
     assert!(!catalog(&server).iter().any(|r| r.ends_with("/pg")), "the image's repository is gone");
 }
 
+#[test]
+fn nodejs_root_image_answers_under_runc() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let mirror = Mirror::serve(&fixture_dir(), 0.0);
+    let apt = apt_config(temp.path(), &mirror);
+    let server = build_server(&temp.path().join("data"), &apt, &[]);
+    let bootstrap = server.kiln(&["bootstrap", "nodejs", "--wait"]);
+    assert!(bootstrap.status.success(), "{}\n{}", stdout(&bootstrap), stderr(&bootstrap));
+    let base = server.http().get("/v1/base-images/nodejs").body;
+    assert_eq!((base["status"].as_str(), base["language"].as_str()), (Some("READY"), Some("nodejs")), "{base}");
+    let (repository, tag) = repository_and_tag(base["reference"].as_str().expect("reference"));
+    let bundle = runc::bundle(&server.url, &repository, &tag, temp.path());
+    let function = bundle.join("rootfs/function");
+    std::fs::create_dir_all(&function).expect("function dir");
+    std::fs::write(
+        function.join("handler.js"),
+        "exports.handle = (context, payload) => ({ doubled: payload.n * 2, uid: process.getuid(), node: process.version });\n",
+    )
+    .expect("handler");
+    let port = free_port();
+    runc::configure(&bundle, &[("PORT", &port.to_string())], None);
+    let container = runc::Running::start(&bundle, &format!("kiln-node-{port}"));
+    let client = reqwest::blocking::Client::new();
+    let url = format!("http://127.0.0.1:{port}");
+    wait_for("the node function server answering /healthz", Duration::from_secs(30), || {
+        client.get(format!("{url}/healthz")).send().ok().filter(|r| r.status().is_success())
+    });
+    let answer = client.post(&url).json(&json!({"context": {}, "payload": {"n": 21}})).send().expect("POST");
+    assert!(answer.status().is_success(), "{}", container.log());
+    let body: Value = answer.json().expect("JSON");
+    assert_eq!(body["doubled"], 42, "{body}");
+    assert_ne!(body["uid"], 0, "the function server runs as a non-root user");
+    assert!(body["node"].as_str().is_some_and(|v| v.starts_with('v')), "{body}");
+}
+
 /// A python3 bootstrap against a mirror slowed enough to act mid-way; returns the task id
 /// once it is downloading.
 fn bootstrap_until_fetching(server: &Server) -> String {
