@@ -262,12 +262,15 @@ fn seed_examples_build_and_answer() {
     // reason, nothing pushed. The hostile index is an organisation's package source.
     let hostile_root = temp.path().join("hostile-index");
     hostile_index(&hostile_root);
-    let hostile = Mirror::serve(&hostile_root, 0.0);
+    // A private index: only the package source's credentials get in.
+    let hostile = Mirror::serve_with_login(&hostile_root, 0.0, Some("builder:s3cret"));
     let source = server.http().post(
         "/v1/package-sources",
-        json!({"name": "hostile-pypi", "ecosystem": "pypi", "url": format!("{}/simple", hostile.url)}),
+        json!({"name": "hostile-pypi", "ecosystem": "pypi", "url": format!("{}/simple", hostile.url),
+               "credentials": {"username": "builder", "password": "s3cret"}}),
     );
     assert_eq!(source.status, 201, "{}", source.text);
+    assert!(!source.text.contains("s3cret"), "credentials are write-only");
     let cases = [
         (
             "py-unknown",

@@ -19,10 +19,17 @@ pub struct Mirror {
 }
 
 const SERVE: &str = r#"
-import functools, http.server, os, sys, threading, time
+import base64, functools, http.server, os, sys, threading, time
 root, delay = sys.argv[1], float(sys.argv[2])
+auth = sys.argv[3] if len(sys.argv) > 3 else ""
 class Handler(http.server.SimpleHTTPRequestHandler):
     def do_GET(self):
+        if auth and self.headers.get("Authorization") != "Basic " + base64.b64encode(auth.encode()).decode():
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="kiln-test"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if "/pool/" in self.path:
             time.sleep(delay)
         super().do_GET()
@@ -36,10 +43,16 @@ server.serve_forever()
 
 impl Mirror {
     pub fn serve(root: &Path, delay_seconds: f64) -> Mirror {
+        Mirror::serve_with_login(root, delay_seconds, None)
+    }
+
+    /// `serve`, answering 401 to requests without Basic credentials `user:password`.
+    pub fn serve_with_login(root: &Path, delay_seconds: f64, login: Option<&str>) -> Mirror {
         let mut child = Command::new("python3")
             .args(["-c", SERVE])
             .arg(root)
             .arg(delay_seconds.to_string())
+            .args(login)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
