@@ -295,6 +295,9 @@ pub struct ServeArgs {
     /// package sources; default: the machine's pip configuration; `none` for none.
     #[arg(long, env = "KILN_PYPI_INDEX_URL")]
     pub pypi_index_url: Option<String>,
+    /// Bytes one wheel may unpack to before it is refused as a possible zip bomb (default 1 GiB).
+    #[arg(long, env = "KILN_WHEEL_SIZE_LIMIT_BYTES")]
+    pub wheel_size_limit_bytes: Option<u64>,
     /// Log filter, such as `info` or `kiln_server=debug`.
     #[arg(long, env = "KILN_LOG")]
     pub log: Option<String>,

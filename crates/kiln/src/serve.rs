@@ -46,6 +46,7 @@ struct ConfigFile {
     package_cache_limit_bytes: Option<u64>,
     layer_budget: Option<usize>,
     pypi_index_url: Option<String>,
+    wheel_size_limit_bytes: Option<u64>,
 }
 
 struct Settings {
@@ -67,6 +68,7 @@ struct Settings {
     layer_budget: Option<usize>,
     /// `None`: only administrators' `pypi` package sources.
     pypi_index_url: Option<String>,
+    wheel_size_limit: Option<u64>,
 }
 
 fn read_config(path: &Path) -> Result<ConfigFile> {
@@ -102,6 +104,7 @@ fn settle(args: ServeArgs) -> Result<Settings> {
             Some(url) => Some(url),
             None => crate::pip_config::machine_index_url(),
         },
+        wheel_size_limit: args.wheel_size_limit_bytes.or(file.wheel_size_limit_bytes),
         controller: {
             let mut controller = kiln_server::controller::Settings::default();
             if let Some(seconds) = args.controller_retry_seconds.or(file.controller_retry_seconds) {
@@ -207,6 +210,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             source_date_epoch: source_date_epoch()?,
             architecture: debian_architecture().to_string(),
             pypi_index_url: settings.pypi_index_url.clone(),
+            wheel_size_limit: settings.wheel_size_limit.unwrap_or(1 << 30),
         });
     }
     let app = kiln_server::app(state);
@@ -300,6 +304,7 @@ mod tests {
             package_cache_limit_bytes: None,
             layer_budget: None,
             pypi_index_url: None,
+            wheel_size_limit_bytes: None,
         }
     }
 

@@ -95,6 +95,30 @@ fn hostile_index(root: &Path) {
         let page = format!("<a href=\"../../files/{filename}#sha256={digest}\">{filename}</a>\n");
         std::fs::write(dir.join("index.html"), page).expect("index page");
     }
+    // 300 MiB of zeros that deflate to a few hundred KiB, over the server's 256 MiB limit.
+    let bomb = {
+        use std::io::Write;
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        writer.start_file("kiln_bomb/zeros.bin", zip::write::SimpleFileOptions::default()).expect("zip entry");
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..300 {
+            writer.write_all(&chunk).expect("zeros");
+        }
+        writer.start_file("kiln_bomb-1.0.dist-info/METADATA", zip::write::SimpleFileOptions::default()).expect("entry");
+        writer.write_all(b"Metadata-Version: 2.1\nName: kiln-bomb\nVersion: 1.0\n\n").expect("metadata");
+        writer.finish().expect("zip").into_inner()
+    };
+    let bomb_dir = root.join("simple/kiln-bomb");
+    std::fs::create_dir_all(&bomb_dir).expect("bomb dir");
+    std::fs::write(root.join("files/kiln_bomb-1.0-py3-none-any.whl"), &bomb).expect("bomb");
+    std::fs::write(
+        bomb_dir.join("index.html"),
+        format!(
+            "<a href=\"../../files/kiln_bomb-1.0-py3-none-any.whl#sha256={}\">kiln_bomb-1.0-py3-none-any.whl</a>\n",
+            hex::encode(sha2::Sha256::digest(&bomb))
+        ),
+    )
+    .expect("bomb page");
     let sdist = root.join("simple/kiln-sdist");
     std::fs::create_dir_all(&sdist).expect("sdist dir");
     std::fs::write(
@@ -146,6 +170,7 @@ fn seed_examples_build_and_answer() {
             .env("KILN_CONTROLLER", "true")
             .env("KILN_APT_CONFIG_DIR", &apt)
             .env("KILN_PYPI_INDEX_URL", format!("{}/simple", pypi.url))
+            .env("KILN_WHEEL_SIZE_LIMIT_BYTES", (256u64 << 20).to_string())
             .env("KILN_CONTROLLER_RETRY_SECONDS", "1");
     })
     .0;
@@ -288,6 +313,7 @@ fn seed_examples_build_and_answer() {
         ("py-sdist", "kiln-sdist\n", vec!["kiln-sdist", "only as source"]),
         ("py-record", "kiln-tampered\n", vec!["kiln_tampered/__init__.py", "RECORD"]),
         ("py-escape", "kiln-escape\n", vec!["../../../../etc/passwd", "refused"]),
+        ("py-bomb", "kiln-bomb\n", vec!["kiln-bomb", "268435456 bytes", "zip bomb"]),
     ];
     for (name, requirements, _) in &cases {
         let created = server.http().post(

@@ -40,6 +40,8 @@ pub struct BuildSettings {
     /// The Python package index searched after the organisations' own (`pypi` package
     /// sources); the machine's pip configuration by default, `None` for none.
     pub pypi_index_url: Option<String>,
+    /// Bytes one wheel may unpack to; more is refused as a possible zip bomb.
+    pub wheel_size_limit: u64,
 }
 
 pub struct BuildRunner {

@@ -171,9 +171,10 @@ pub async fn install(
         let size = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
         let target = target.clone();
         let name = dist.name.clone();
+        let limits = Limits { max_bytes: runner.settings.wheel_size_limit, ..Limits::default() };
         let installed = tokio::task::spawn_blocking(move || {
             let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-            install_wheel(&bytes, &target, &Limits::default()).map_err(|e| e.to_string())
+            install_wheel(&bytes, &target, &limits).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| TaskError::transient(format!("installing stopped: {e}")))?
