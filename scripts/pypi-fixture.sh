@@ -4,8 +4,9 @@
 # own pip configuration, laid out as a PEP 503 simple index with PEP 658 metadata files.
 # Tests then serve this directory on 127.0.0.1 and never leave loopback.
 #
-# Usage: scripts/pypi-fixture.sh OUT_DIR REQUIREMENT...
+# Usage: [PYTHON=python-with-pip] scripts/pypi-fixture.sh OUT_DIR REQUIREMENT...
 set -euo pipefail
+python=${PYTHON:-python3}
 
 out=$1
 shift
@@ -19,7 +20,7 @@ platforms=()
 for minor in $(seq 36 -1 17); do platforms+=(--platform "manylinux_2_${minor}_x86_64"); done
 platforms+=(--platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64)
 # Local wheel directories from the environment would mix in files the index does not have.
-PIP_FIND_LINKS= python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+PIP_FIND_LINKS= "$python" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
     --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none "${platforms[@]}" \
     --dest "$out/files" "$@"
 

@@ -49,7 +49,7 @@ fi
 echo "== Debian fixture mirror"
 scripts/debian-fixture.sh target/debian-fixture python3 libpq5 libstdc++6 nodejs base-files netbase tzdata
 echo "== Python fixture index"
-scripts/pypi-fixture.sh target/pypi-fixture pandas==2.2.3 requests psycopg2-binary
+PYTHON="$venv/bin/python" scripts/pypi-fixture.sh target/pypi-fixture pandas==2.2.3 requests psycopg2-binary
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
