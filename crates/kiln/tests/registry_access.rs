@@ -220,14 +220,20 @@ fn bad_input_is_refused_and_nothing_is_stored() {
 
     // A 100 MB manifest is refused without being read whole.
     let huge = vec![b' '; 100 * 1024 * 1024];
-    let answer = registry.send(
-        registry
-            .client
-            .put(registry.url("/v2/default/bad/manifests/huge"))
-            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-            .body(huge),
-    );
-    assert_eq!(answer.status(), 413);
+    let request = registry
+        .client
+        .put(registry.url("/v2/default/bad/manifests/huge"))
+        .basic_auth("someone", registry.token.as_deref())
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(huge);
+    match request.send() {
+        Ok(answer) => assert_eq!(answer.status(), 413),
+        // Kiln answers 413 from the headers and closes; the client may still be writing the
+        // body then and see a broken pipe instead of the answer. Either way it was refused.
+        Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
+    }
+    let stored = registry.send(registry.client.get(registry.url("/v2/default/bad/manifests/huge")));
+    assert_eq!(stored.status(), 404, "nothing of the huge manifest was stored");
     let missing = registry.send(
         registry
             .client
