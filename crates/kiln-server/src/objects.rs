@@ -1,9 +1,11 @@
 //! The generic life cycle every kind shares: plan a create or an update (validate, check
 //! against other objects, settle server fields), commit it in one transaction, read and list.
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use kiln_store::records::{self, encode, key};
-use kiln_store::{Op, Precondition, StoreError};
+use kiln_store::{KvStore, Op, Precondition, StoreError};
 
 use crate::dependents::{not_found, stale};
 use crate::error::{ApiError, ApiResult};
@@ -86,6 +88,38 @@ pub async fn create<R: Resource>(view: &mut View, org: &str, object: R) -> ApiRe
     let Planned { mut object, ops } = plan_create(view, org, object).await?;
     object.set_revision(Some(commit(view, ops, R::NOUN, &name).await?));
     Ok(object)
+}
+
+/// `create` in a view of its own, planned again when an object it depends on changed between
+/// planning and committing (a controller writing a parent's status): a create expects no
+/// revision of its own, so planning afresh against the new state is what the caller would do.
+pub async fn create_retrying<R: Resource>(store: &Arc<dyn KvStore>, org: &str, object: R) -> ApiResult<R> {
+    const ATTEMPTS: usize = 5;
+    let name = object.key_name();
+    for attempt in 1..=ATTEMPTS {
+        let mut view = View::new(store.clone());
+        let Planned { object: mut planned, ops } = plan_create(&mut view, org, object.clone()).await?;
+        match view.store().txn(ops).await {
+            Ok(revision) => {
+                planned.set_revision(Some(revision));
+                return Ok(planned);
+            }
+            Err(StoreError::Conflict { key, expected: Precondition::Absent, .. })
+                if key.ends_with(&format!("/{name}")) =>
+            {
+                return Err(ApiError::conflict(format!("{} {name:?} already exists", R::NOUN)));
+            }
+            Err(StoreError::Conflict { .. }) if attempt < ATTEMPTS => continue,
+            Err(StoreError::Conflict { .. }) => {
+                return Err(ApiError::conflict(format!(
+                    "{} {name:?} or an object it depends on was changed by another request meanwhile: fetch it again and retry",
+                    R::NOUN
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict(format!("{} {name:?} could not be created: retry", R::NOUN)))
 }
 
 pub async fn update<R: Resource>(

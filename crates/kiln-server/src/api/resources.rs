@@ -137,8 +137,7 @@ macro_rules! named_resource {
                 (status = 422, description = "Invalid value; `details` names each field", body = ErrorBody),
             ))]
             pub async fn create(State(state): State<AppState>, Ctx(ctx): Ctx, JsonBody(object): JsonBody<$ty>) -> ApiResult<Response> {
-                let mut view = View::new(state.store.clone());
-                let created = objects::create(&mut view, &ctx.org, object).await?;
+                let created = objects::create_retrying(&state.store, &ctx.org, object).await?;
                 let location = format!("{}/{}", $collection, encode_segment(&created.key_name()));
                 Ok(with_etag(StatusCode::CREATED, created.revision, Some(location), &created))
             }
