@@ -29,21 +29,27 @@ pub fn needed_libraries<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> BTr
     needed
 }
 
+/// Libraries glibc itself provides: every image with Python has them.
+const GLIBC: [&str; 9] = [
+    "libc.so.6",
+    "libm.so.6",
+    "libpthread.so.0",
+    "libdl.so.2",
+    "librt.so.1",
+    "libutil.so.1",
+    "libcrypt.so.1",
+    "ld-linux-x86-64.so.2",
+    "ld-linux-aarch64.so.1",
+];
+
+pub fn provided_by_glibc(soname: &str) -> bool {
+    GLIBC.contains(&soname)
+}
+
 /// The Debian package holding a library manylinux wheels may link against, or `None` for
 /// one glibc itself provides or one Kiln does not know.
 pub fn debian_package_for(soname: &str) -> Option<&'static str> {
-    const GLIBC: [&str; 9] = [
-        "libc.so.6",
-        "libm.so.6",
-        "libpthread.so.0",
-        "libdl.so.2",
-        "librt.so.1",
-        "libutil.so.1",
-        "libcrypt.so.1",
-        "ld-linux-x86-64.so.2",
-        "ld-linux-aarch64.so.1",
-    ];
-    if GLIBC.contains(&soname) {
+    if provided_by_glibc(soname) {
         return None;
     }
     let known = [

@@ -128,32 +128,21 @@ pub async fn load(
         files.push(reader.file.into_std().await);
     }
     let scan_runtime = image.parent_image_name.is_none();
+    // One pass through the layers (each a gunzip) for everything a build needs of them.
+    const SYSTEM_FILES: [&str; 3] = ["var/lib/dpkg/status", "etc/passwd", "etc/group"];
     let read = tokio::task::spawn_blocking(
         move || -> Result<([Option<String>; 3], Vec<kiln_model::InventoryItem>), String> {
-            let mut found = [None, None, None];
-            for (slot, path) in found.iter_mut().zip(["var/lib/dpkg/status", "etc/passwd", "etc/group"]) {
-                let mut readers = Vec::new();
-                for file in &files {
-                    let mut file = file.try_clone().map_err(|e| e.to_string())?;
-                    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).map_err(|e| e.to_string())?;
-                    readers.push(std::io::BufReader::new(file));
-                }
-                let bytes = kiln_build::read_file_from_layers(readers, path).map_err(|e| e.to_string())?;
-                *slot = bytes.map(|b| String::from_utf8_lossy(&b).into_owned());
+            let mut readers = Vec::new();
+            for file in &files {
+                let mut file = file.try_clone().map_err(|e| e.to_string())?;
+                std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+                readers.push(std::io::BufReader::new(file));
             }
-            let mut runtime = Vec::new();
-            if scan_runtime {
-                let mut readers = Vec::new();
-                for file in &files {
-                    let mut file = file.try_clone().map_err(|e| e.to_string())?;
-                    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).map_err(|e| e.to_string())?;
-                    readers.push(std::io::BufReader::new(file));
-                }
-                let found =
-                    kiln_build::read_files_from_layers(readers, is_language_manifest).map_err(|e| e.to_string())?;
-                runtime = found.iter().filter_map(|(path, data)| language_item(path, data)).collect();
-            }
-            Ok((found, runtime))
+            let wanted = |path: &str| SYSTEM_FILES.contains(&path) || (scan_runtime && is_language_manifest(path));
+            let mut found = kiln_build::read_files_from_layers(readers, wanted).map_err(|e| e.to_string())?;
+            let system = SYSTEM_FILES.map(|path| found.remove(path).map(|b| String::from_utf8_lossy(&b).into_owned()));
+            let runtime = found.iter().filter_map(|(path, data)| language_item(path, data)).collect();
+            Ok((system, runtime))
         },
     )
     .await

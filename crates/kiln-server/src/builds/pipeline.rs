@@ -152,10 +152,6 @@ pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecor
     })
 }
 
-fn is_glibc(soname: &str) -> bool {
-    soname.starts_with("libc.so") || soname.starts_with("ld-linux")
-}
-
 /// Picks the packages: from the lock, or by resolving the requests.
 fn choose(
     sources: &[Source],
@@ -229,7 +225,7 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
                         requests.push(Request { name: package.to_string(), version: None });
                     }
                     Some(_) => {}
-                    None if soname.contains(".so") && !is_glibc(&soname) => {
+                    None if !kiln_packages::pypi::native::provided_by_glibc(&soname) => {
                         ctx.log(format!("python: native code needs {soname}, which no known system package provides"));
                     }
                     None => {}
