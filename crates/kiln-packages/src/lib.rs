@@ -5,3 +5,4 @@ pub mod archive;
 pub mod cache;
 pub mod deb;
 pub mod deb822;
+pub mod npm;
