@@ -116,7 +116,13 @@ async fn add_edge<S: NpmSource>(
             found.or_else(|| tree.nodes[from].parent.and_then(|p| tree.nodes[p].children.get(&edge.name).copied()));
         let found = match blocker {
             Some(b) => {
-                format!("{} is installed at {} for {}", tree.nodes[b].version, tree.path(b), tree.nodes[b].chain)
+                format!(
+                    "{}@{} is installed at {} for {}",
+                    edge.name,
+                    tree.nodes[b].version,
+                    tree.path(b),
+                    tree.nodes[b].chain
+                )
             }
             None => format!("another version of {} is installed where it would have to go", edge.name),
         };
