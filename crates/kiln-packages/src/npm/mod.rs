@@ -19,6 +19,8 @@ mod tarball;
 mod tree;
 
 #[cfg(test)]
+mod registry_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
