@@ -11,9 +11,9 @@ pub enum NpmError {
         "package {name} is not in the registry: {url} answered 404; check the name in package.json or the registry address"
     )]
     NotFound { name: String, url: String },
-    #[error("GET {url} failed: {why}")]
+    #[error("GET {url} failed: {why}; check that the registry is reachable and the credentials are right")]
     Registry { url: String, why: String },
-    #[error("packument of {name} from {url} is unusable: {why}")]
+    #[error("packument of {name} from {url} is unusable: {why}; check that the address is an npm registry")]
     Packument { name: String, url: String, why: String },
     #[error(
         "no version of {name} satisfies {spec:?} ({chain}); newest available: {available}; change the range in package.json"
@@ -33,13 +33,15 @@ pub enum NpmError {
         "{name}@{version} from {url} has integrity {actual}, not {expected}: the registry served a different file; check the lock or the registry"
     )]
     Integrity { name: String, version: String, url: String, expected: String, actual: String },
-    #[error("{name}@{version} from {url} has no integrity or shasum to check: unverified tarballs are refused")]
+    #[error(
+        "{name}@{version} from {url} has no integrity or shasum to check: unverified tarballs are refused; pick a version the registry publishes with an integrity"
+    )]
     NoIntegrity { name: String, version: String, url: String },
     #[error(
         "{name}@{version}: invalid integrity {integrity:?}: expected sha512-, sha384-, sha256- or sha1- followed by base64"
     )]
     BadIntegrity { name: String, version: String, integrity: String },
-    #[error("tarball of {name}@{version} from {url} is corrupt: {why}")]
+    #[error("tarball of {name}@{version} from {url} is corrupt: {why}; the registry served a broken file")]
     Tarball { name: String, version: String, url: String, why: String },
     #[error("tarball of {name}@{version}: entry {path:?} {why}: the package is refused")]
     Unsafe { name: String, version: String, path: String, why: String },
@@ -51,7 +53,9 @@ pub enum NpmError {
         "install scripts are not run by kiln, refusing {list}; pass allow_scripts to install the files without running them"
     )]
     ScriptsRefused { list: String },
-    #[error("{path} is written by both {first} and {second}: the layout is refused")]
+    #[error(
+        "{path} is written by both {first} and {second}: the layout is refused; remove one of them from the dependencies"
+    )]
     Collision { path: String, first: String, second: String },
     #[error("invalid registry address {url:?}: {why}")]
     RegistryUrl { url: String, why: String },

@@ -58,7 +58,8 @@ pub fn tree_from_lock(
     lock: &[u8],
     node_version: Option<&str>,
 ) -> Result<(Tree, Vec<SkippedOptional>), NpmError> {
-    let value: Value = serde_json::from_slice(lock).map_err(|e| lock_error(format!("is not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(lock)
+        .map_err(|e| lock_error(format!("is not valid JSON ({e}); regenerate it with npm install")))?;
     match value.get("lockfileVersion").and_then(Value::as_u64) {
         Some(2 | 3) => {}
         Some(other) => {

@@ -129,10 +129,15 @@ pub async fn install<S: NpmSource>(
     options: &InstallOptions,
 ) -> Result<Installation, NpmError> {
     let prefix = clean_prefix(&options.prefix)?;
-    let value: Value = serde_json::from_slice(package_json)
-        .map_err(|e| NpmError::Manifest { file: "package.json".into(), why: format!("is not valid JSON: {e}") })?;
+    let value: Value = serde_json::from_slice(package_json).map_err(|e| NpmError::Manifest {
+        file: "package.json".into(),
+        why: format!("is not valid JSON ({e}); fix the file"),
+    })?;
     if !value.is_object() {
-        return Err(NpmError::Manifest { file: "package.json".into(), why: "is not a JSON object".into() });
+        return Err(NpmError::Manifest {
+            file: "package.json".into(),
+            why: "is not a JSON object; fix the file".into(),
+        });
     }
     let root = Manifest::from_value(&value);
     let node_version = options.node_version.as_deref();

@@ -224,8 +224,10 @@ fn lock_for(registry: &Registry, entries: &[(&str, &str, &str)], root: Value) ->
             "resolved": manifest["dist"]["tarball"],
             "integrity": manifest["dist"]["integrity"],
         });
-        if let Some(deps) = manifest.get("dependencies") {
-            entry["dependencies"] = deps.clone();
+        for field in ["dependencies", "optionalDependencies", "os"] {
+            if let Some(value) = manifest.get(field) {
+                entry[field] = value.clone();
+            }
         }
         packages.insert(path.to_string(), entry);
     }
@@ -263,6 +265,14 @@ async fn lockfile_is_honoured_and_a_stale_one_refused() {
     let lock = lock_for(&registry, &[("node_modules/a", "a", "1.0.0")], root);
     let error = install(&registry, &stale, Some(&lock), &options()).await.unwrap_err().to_string();
     assert!(error.contains("package.json needs a@\"^1.5.0\" but the lock has 1.0.0 at node_modules/a"), "{error}");
+    // An optional package locked for another platform is left out, not refused.
+    registry.publish("fsevents", "2.0.0", json!({ "os": ["darwin"] }));
+    let with_optional = serde_json::to_vec(&json!({ "optionalDependencies": { "fsevents": "^2" } })).unwrap();
+    let root = json!({ "optionalDependencies": { "fsevents": "^2" } });
+    let lock = lock_for(&registry, &[("node_modules/fsevents", "fsevents", "2.0.0")], root);
+    let installation = install(&registry, &with_optional, Some(&lock), &options()).await.unwrap();
+    assert!(installation.packages.is_empty());
+    assert_eq!(installation.skipped_optional[0].name, "fsevents");
     let old = br#"{"lockfileVersion": 1, "dependencies": {}}"#;
     let error = install(&registry, &deps, Some(old), &options()).await.unwrap_err().to_string();
     assert!(error.contains("lockfileVersion 1"), "{error}");
