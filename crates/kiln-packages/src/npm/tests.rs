@@ -214,6 +214,23 @@ async fn optional_dependency_for_another_platform_is_skipped() {
     assert!(error.starts_with("fsevents@2.0.0 (package.json) cannot run on linux/x64: its os field"), "{error}");
 }
 
+#[tokio::test]
+async fn a_failure_inside_an_optional_dependency_drops_only_that_dependency() {
+    let mut registry = Registry::default();
+    registry.publish("native", "1.0.0", json!({ "dependencies": { "helper": "^9" } }));
+    registry.publish("helper", "1.0.0", json!({}));
+    registry.publish("app-core", "1.0.0", json!({ "optionalDependencies": { "native": "1" } }));
+    let installation = install_deps(&registry, json!({ "app-core": "1" })).await.unwrap();
+    assert_eq!(versions(&installation), [pair("node_modules/app-core", "1.0.0")]);
+    let skipped = &installation.skipped_optional[0];
+    assert_eq!(skipped.name, "native");
+    assert!(skipped.why.contains("no version of helper satisfies \"^9\""), "{}", skipped.why);
+    let old_node = InstallOptions { node_version: Some("16.0.0".into()), ..options() };
+    registry.publish("modern", "1.0.0", json!({ "engines": { "node": ">=18" } }));
+    let error = install(&registry, &package_json(json!({ "modern": "1" })), None, &old_node).await.unwrap_err();
+    assert!(error.to_string().contains("its engines.node \">=18\" excludes node 16.0.0"), "{error}");
+}
+
 fn lock_for(registry: &Registry, entries: &[(&str, &str, &str)], root: Value) -> Vec<u8> {
     let mut packages = serde_json::Map::new();
     packages.insert("".into(), root);
