@@ -5,4 +5,5 @@ pub mod archive;
 pub mod cache;
 pub mod deb;
 pub mod deb822;
+pub mod npm;
 pub mod pypi;
