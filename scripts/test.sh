@@ -29,6 +29,8 @@ command -v runc >/dev/null || missing+=(runc)
 command -v gpg >/dev/null || missing+=(gpg)
 command -v gpg-agent >/dev/null || missing+=(gpg-agent)
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
+# npm itself works out the npm fixture's package tree once (scripts/npm-fixture.sh).
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing ${missing[*]}"
     apt_install "${missing[@]}"
@@ -43,13 +45,15 @@ if [ ! -x "$venv/bin/openapi-spec-validator" ] || ! "$venv/bin/python" -c 'impor
     "$venv/bin/pip" install -q openapi-spec-validator oras || { sleep 3; "$venv/bin/pip" install -q openapi-spec-validator oras; }
 fi
 
-# The loopback Debian mirror and Python index the build tests use: the machine's signed
-# indexes plus every package the tested images need, fetched once here so the tests
-# themselves stay on loopback.
+# The loopback Debian mirror, Python index and npm registry the build tests use: the
+# machine's signed indexes plus every package the tested images need, fetched once here so
+# the tests themselves stay on loopback.
 echo "== Debian fixture mirror"
 scripts/debian-fixture.sh target/debian-fixture python3 libpq5 libstdc++6 nodejs base-files netbase tzdata
 echo "== Python fixture index"
 PYTHON="$venv/bin/python" scripts/pypi-fixture.sh target/pypi-fixture pandas==2.2.3 requests psycopg2-binary
+echo "== npm fixture registry"
+scripts/npm-fixture.sh target/npm-fixture lodash@^4.17.21 axios@^1.7.0
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -60,6 +60,9 @@ pub struct RuntimePackage {
     pub version: String,
     pub license: Option<String>,
     pub purl: String,
+    /// Where the package sits when one name may be installed more than once (npm nests
+    /// other versions under `node_modules/a/node_modules/b`); `None` for Python.
+    pub location: Option<String>,
     pub entries: Vec<Entry>,
 }
 

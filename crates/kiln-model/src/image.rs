@@ -111,6 +111,10 @@ pub struct RuntimeDependencies {
     pub format: Option<ManifestFormat>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<PackageRequest>,
+    /// The text of a package-lock.json (lockfileVersion 2 or 3) to install exactly, as
+    /// `npm ci` would; only with a package.json manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockfile: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema)]
@@ -188,6 +192,21 @@ impl Image {
                 check_text(&mut errors, "runtimeDependencies.manifest", manifest, MAX_MANIFEST_BYTES);
             }
         }
+        if let Some(lockfile) = &runtime.lockfile {
+            if runtime.manifest.is_none() || self.manifest_format() != Some(ManifestFormat::PackageJson) {
+                errors.push(
+                    "runtimeDependencies.lockfile",
+                    "a package-lock.json goes with a package.json manifest: give manifest (format package.json) too",
+                );
+            } else if lockfile.len() > MAX_MANIFEST_BYTES {
+                errors.push(
+                    "runtimeDependencies.lockfile",
+                    format!("is {} bytes; the limit is {}", lockfile.len(), MAX_MANIFEST_BYTES),
+                );
+            } else {
+                check_json_object(&mut errors, "runtimeDependencies.lockfile", "package-lock.json", lockfile);
+            }
+        }
         check_env(&mut errors, &self.environment);
         check_tags(&mut errors, &self.tags);
         errors.into_result()
@@ -258,13 +277,16 @@ fn check_parent_reference(errors: &mut ValidationErrors, field: &str, reference:
 }
 
 fn check_package_json(errors: &mut ValidationErrors, manifest: &str) {
-    match serde_json::from_str::<serde_json::Value>(manifest) {
+    check_json_object(errors, "runtimeDependencies.manifest", "package.json", manifest);
+}
+
+fn check_json_object(errors: &mut ValidationErrors, field: &str, file: &str, text: &str) {
+    match serde_json::from_str::<serde_json::Value>(text) {
         Ok(serde_json::Value::Object(_)) => {}
-        Ok(_) => errors.push("runtimeDependencies.manifest", "package.json must be a JSON object"),
-        Err(e) => errors.push(
-            "runtimeDependencies.manifest",
-            format!("package.json is not valid JSON at line {} column {}: {e}", e.line(), e.column()),
-        ),
+        Ok(_) => errors.push(field, format!("{file} must be a JSON object")),
+        Err(e) => {
+            errors.push(field, format!("{file} is not valid JSON at line {} column {}: {e}", e.line(), e.column()))
+        }
     }
 }
 
@@ -341,6 +363,21 @@ mod tests {
         img.runtime_dependencies.manifest = Some("{\n  \"dependencies\": {,\n}".into());
         let err = img.validate().unwrap_err();
         assert!(err.0[0].message.contains("line 2"), "{}", err);
+    }
+
+    #[test]
+    fn a_lockfile_needs_a_package_json_and_must_be_json() {
+        let mut img = image();
+        img.language = Some("nodejs".into());
+        img.runtime_dependencies.lockfile = Some("{}".into());
+        let err = img.validate().unwrap_err();
+        assert_eq!(err.0[0].field, "runtimeDependencies.lockfile");
+        assert!(err.0[0].message.contains("package.json"), "{err}");
+        img.runtime_dependencies.manifest = Some("{\"dependencies\": {}}".into());
+        assert!(img.validate().is_ok());
+        img.runtime_dependencies.lockfile = Some("[1]".into());
+        let err = img.validate().unwrap_err();
+        assert!(err.0[0].message.contains("package-lock.json must be a JSON object"), "{err}");
     }
 
     #[test]

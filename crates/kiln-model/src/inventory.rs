@@ -22,8 +22,13 @@ pub struct LockedPackage {
     /// The package source it came from: its name, or `apt:<uri> <suite>` for a source read
     /// from the machine's apt configuration.
     pub source: String,
-    /// Where the file lives below the source's base URL (`pool/main/...deb` for Debian).
+    /// Where the file lives below the source's base URL (`pool/main/...deb` for Debian);
+    /// for npm, where the package was laid out (`node_modules/a/node_modules/b`).
     pub filename: String,
+    /// The Subresource Integrity string the file was verified against, for ecosystems
+    /// (npm) whose registries publish SHA-512 rather than SHA-256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<String>,
 }
 
 /// Every package a build added, in installation order.
@@ -31,6 +36,10 @@ pub struct LockedPackage {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Lock {
     pub packages: Vec<LockedPackage>,
+    /// The package-lock.json of the npm tree the build laid out, which `--locked` installs
+    /// again exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub npm_lockfile: Option<String>,
 }
 
 /// One package found in an image, whether a build added it or it came with the parent.

@@ -298,6 +298,14 @@ pub struct ServeArgs {
     /// Bytes one wheel may unpack to before it is refused as a possible zip bomb (default 1 GiB).
     #[arg(long, env = "KILN_WHEEL_SIZE_LIMIT_BYTES")]
     pub wheel_size_limit_bytes: Option<u64>,
+    /// npm registry used when an organisation has no `npm` package source; default: the
+    /// machine's npm configuration; `none` for none.
+    #[arg(long, env = "KILN_NPM_REGISTRY_URL")]
+    pub npm_registry_url: Option<String>,
+    /// Install npm packages that declare install scripts, without running the scripts
+    /// (default: refuse them, naming them).
+    #[arg(long, env = "KILN_NPM_ALLOW_SCRIPTS", num_args = 0..=1, default_missing_value = "true")]
+    pub npm_allow_scripts: Option<bool>,
     /// Log filter, such as `info` or `kiln_server=debug`.
     #[arg(long, env = "KILN_LOG")]
     pub log: Option<String>,
@@ -355,6 +363,9 @@ pub enum CreateKind {
         /// A requirements.txt or package.json.
         #[arg(long)]
         runtime_deps: Option<PathBuf>,
+        /// A package-lock.json to install exactly (with a package.json in --runtime-deps).
+        #[arg(long, requires = "runtime_deps")]
+        runtime_lock: Option<PathBuf>,
         /// JSON or YAML: `{"packages": [{"name": …, "version": …}]}` or just the list.
         #[arg(long)]
         system_deps: Option<PathBuf>,

@@ -104,6 +104,7 @@ async fn create(client: &Client, output: Output, args: CreateArgs) -> Result<()>
             name,
             base,
             runtime_deps,
+            runtime_lock,
             system_deps,
             version,
             extendable,
@@ -120,6 +121,9 @@ async fn create(client: &Client, output: Output, args: CreateArgs) -> Result<()>
                 let mut runtime = json!({"manifest": manifest});
                 if let Some(format) = manifest_format(&path) {
                     runtime["format"] = json!(format);
+                }
+                if let Some(lock) = runtime_lock {
+                    runtime["lockfile"] = json!(read_text(&lock)?);
                 }
                 body["runtimeDependencies"] = runtime;
             }

@@ -6,6 +6,7 @@ mod cli;
 mod client;
 mod commands;
 mod credentials;
+mod npm_config;
 mod output;
 mod pip_config;
 mod push;

@@ -47,6 +47,8 @@ struct ConfigFile {
     layer_budget: Option<usize>,
     pypi_index_url: Option<String>,
     wheel_size_limit_bytes: Option<u64>,
+    npm_registry_url: Option<String>,
+    npm_allow_scripts: Option<bool>,
 }
 
 struct Settings {
@@ -69,6 +71,9 @@ struct Settings {
     /// `None`: only administrators' `pypi` package sources.
     pypi_index_url: Option<String>,
     wheel_size_limit: Option<u64>,
+    /// `None`: only administrators' `npm` package sources.
+    npm_registry_url: Option<String>,
+    npm_allow_scripts: bool,
 }
 
 fn read_config(path: &Path) -> Result<ConfigFile> {
@@ -105,6 +110,12 @@ fn settle(args: ServeArgs) -> Result<Settings> {
             None => crate::pip_config::machine_index_url(),
         },
         wheel_size_limit: args.wheel_size_limit_bytes.or(file.wheel_size_limit_bytes),
+        npm_registry_url: match args.npm_registry_url.or(file.npm_registry_url) {
+            Some(url) if url.is_empty() || url == "none" => None,
+            Some(url) => Some(url),
+            None => crate::npm_config::machine_registry_url(),
+        },
+        npm_allow_scripts: args.npm_allow_scripts.or(file.npm_allow_scripts).unwrap_or(false),
         controller: {
             let mut controller = kiln_server::controller::Settings::default();
             if let Some(seconds) = args.controller_retry_seconds.or(file.controller_retry_seconds) {
@@ -211,6 +222,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             architecture: debian_architecture().to_string(),
             pypi_index_url: settings.pypi_index_url.clone(),
             wheel_size_limit: settings.wheel_size_limit.unwrap_or(1 << 30),
+            npm_registry_url: settings.npm_registry_url.clone(),
+            npm_allow_scripts: settings.npm_allow_scripts,
         });
     }
     let app = kiln_server::app(state);
@@ -305,6 +318,8 @@ mod tests {
             layer_budget: None,
             pypi_index_url: None,
             wheel_size_limit_bytes: None,
+            npm_registry_url: None,
+            npm_allow_scripts: None,
         }
     }
 

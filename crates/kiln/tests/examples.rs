@@ -4,6 +4,8 @@
 //! met end in ERROR with the reason and nothing pushed.
 
 mod common;
+#[path = "examples/hostile_npm.rs"]
+mod hostile_npm;
 #[path = "builds/mirror.rs"]
 mod mirror;
 #[path = "builds/runc.rs"]
@@ -25,6 +27,14 @@ fn pypi_fixture() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pypi-fixture"));
     assert!(dir.join(".stamp").exists(), "no Python fixture at {}: run scripts/test.sh", dir.display());
+    dir
+}
+
+fn npm_fixture() -> PathBuf {
+    let dir = std::env::var_os("KILN_NPM_FIXTURE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/npm-fixture"));
+    assert!(dir.join(".stamp").exists(), "no npm fixture at {}: run scripts/test.sh", dir.display());
     dir
 }
 
@@ -132,7 +142,7 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
-/// Runs `reference`'s function server under runc, with `handler` copied in as its function
+/// Runs `reference`'s function server under runc, with `handler` copied into `/function`
 /// when given; returns the answer to `POST /` with `payload`.
 fn call_function(server: &Server, dir: &Path, reference: &str, handler: Option<&Path>, payload: Value) -> Value {
     let path = reference.split_once('/').map(|(_, p)| p).unwrap_or(reference);
@@ -142,7 +152,7 @@ fn call_function(server: &Server, dir: &Path, reference: &str, handler: Option<&
     if let Some(handler) = handler {
         let function = bundle.join("rootfs/function");
         std::fs::create_dir_all(&function).expect("function dir");
-        std::fs::copy(handler, function.join("handler.py")).expect("copy handler");
+        std::fs::copy(handler, function.join(handler.file_name().expect("handler file"))).expect("copy handler");
     }
     let port = free_port();
     runc::configure(&bundle, &[("PORT", &port.to_string())], None);
@@ -333,4 +343,108 @@ fn seed_examples_build_and_answer() {
     let catalog = server.http().get("/v2/_catalog?n=1000").body;
     let repositories = catalog["repositories"].to_string();
     assert!(!repositories.contains("py-"), "failed builds pushed: {repositories}");
+}
+
+#[test]
+fn nodejs_example_builds_and_answers() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let debian = Mirror::serve(&fixture_dir(), 0.0);
+    let npm = Mirror::serve(&npm_fixture(), 0.0);
+    let apt = apt_config(temp.path(), &debian);
+    let server = Server::start_with(&temp.path().join("data"), |command| {
+        command
+            .env("KILN_CONTROLLER", "true")
+            .env("KILN_APT_CONFIG_DIR", &apt)
+            .env("KILN_NPM_REGISTRY_URL", &npm.url)
+            .env("KILN_CONTROLLER_RETRY_SECONDS", "1");
+    })
+    .0;
+    let bootstrap = server.kiln(&["bootstrap", "nodejs", "--wait"]);
+    assert!(bootstrap.status.success(), "{}", stderr(&bootstrap));
+
+    let file = examples().join("nodejs-lodash/images.yaml");
+    let created = server.kiln(&["create", "-f", file.to_str().expect("utf-8")]);
+    assert!(created.status.success(), "{}\n{}", stdout(&created), stderr(&created));
+    let image = settled(&server, "nodejs-lodash");
+    assert_eq!(image["status"], "READY", "{image}");
+    let answer = call_function(
+        &server,
+        &temp.path().join("lodash"),
+        image["reference"].as_str().expect("reference"),
+        Some(&examples().join("nodejs-lodash/handler.js")),
+        json!({"rows": [{"kind": "a", "n": 1}, {"kind": "b", "n": 2}, {"kind": "a", "n": 3}]}),
+    );
+    assert_eq!(answer["groups"], json!({"a": 4, "b": 2}), "{answer}");
+    assert!(answer["lodash"].as_str().is_some_and(|v| v.starts_with("4.")), "{answer}");
+    assert!(answer["axios"].as_str().is_some_and(|v| v.starts_with("1.")), "{answer}");
+
+    let http = server.http();
+    let items = http.get("/v1/images/nodejs-lodash/packages").body["items"].as_array().cloned().expect("inventory");
+    let npm_item = |name: &str| items.iter().find(|i| i["ecosystem"] == "npm" && i["name"] == name).cloned();
+    let lodash = npm_item("lodash").expect("lodash listed");
+    assert!(lodash["purl"].as_str().is_some_and(|p| p.starts_with("pkg:npm/lodash@4.")), "{lodash}");
+    assert_eq!(lodash["license"], "MIT");
+    assert!(lodash["layer"].is_string(), "{lodash}");
+    assert!(npm_item("axios").is_some() && npm_item("follow-redirects").is_some(), "dependencies are listed too");
+    let sbom = server.kiln(&["sbom", "nodejs-lodash"]);
+    assert!(stdout(&sbom).contains("pkg:npm/lodash@"), "the SBOM lists npm packages: {}", stderr(&sbom));
+    let dockerfile = http.get("/v1/images/nodejs-lodash/dockerfile").text;
+    assert!(dockerfile.contains("npm ci --omit=dev --ignore-scripts"), "{dockerfile}");
+    assert!(dockerfile.contains("NODE_PATH=\"/opt/kiln/node/node_modules\""), "{dockerfile}");
+    let build = http.get("/v1/images/nodejs-lodash/build").body;
+    let lockfile: Value =
+        serde_json::from_str(build["lock"]["npmLockfile"].as_str().expect("the tree's package-lock.json"))
+            .expect("json");
+    assert_eq!(lockfile["packages"][""]["dependencies"]["lodash"], "^4.17.21");
+    let digest = image["digest"].clone();
+    for locked in [false, true] {
+        let rebuild = http.post("/v1/images/nodejs-lodash/rebuild", json!({"locked": locked}));
+        assert_eq!(rebuild.status, 202, "{}", rebuild.text);
+        let task = rebuild.body["id"].as_str().expect("task id").to_string();
+        let started = Instant::now();
+        while !["succeeded", "failed", "cancelled"]
+            .contains(&http.get(&format!("/v1/tasks/{task}")).body["state"].as_str().unwrap_or_default())
+        {
+            assert!(started.elapsed() < Duration::from_secs(300), "rebuild {task} did not end");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let again = settled(&server, "nodejs-lodash");
+        assert_eq!(again["digest"], digest, "rebuild (locked: {locked}) gives the same image: {again}");
+    }
+
+    // Packages that must not be installed, from an organisation's private npm registry.
+    let hostile_root = temp.path().join("hostile-npm");
+    hostile_npm::write(&hostile_root);
+    let hostile = Mirror::serve_with_login(&hostile_root, 0.0, Some("builder:s3cret"));
+    let source = http.post(
+        "/v1/package-sources",
+        json!({"name": "hostile-npm", "ecosystem": "npm", "url": hostile.url,
+               "credentials": {"username": "builder", "password": "s3cret"}}),
+    );
+    assert_eq!(source.status, 201, "{}", source.text);
+    let cases = [
+        ("npm-unknown", "kiln-no-such-package", vec!["kiln-no-such-package"]),
+        ("npm-scripts", "kiln-scripted", vec!["kiln-scripted", "postinstall"]),
+        ("npm-integrity", "kiln-tampered", vec!["kiln-tampered", "integrity"]),
+        ("npm-escape", "kiln-escape", vec!["kiln-escape", "etc/passwd"]),
+        ("npm-absolute", "kiln-absolute", vec!["kiln-absolute", "etc/shadow"]),
+    ];
+    for (name, package, _) in &cases {
+        let manifest = json!({"dependencies": {*package: "^1.0.0"}}).to_string();
+        let created = http.post(
+            "/v1/images",
+            json!({"name": name, "baseImageName": "nodejs", "runtimeDependencies": {"manifest": manifest}}),
+        );
+        assert_eq!(created.status, 201, "{}", created.text);
+    }
+    for (name, _, expected) in &cases {
+        let image = settled(&server, name);
+        assert_eq!(image["status"], "ERROR", "{name}: {image}");
+        let reason = image["reason"].to_string();
+        for part in expected {
+            assert!(reason.contains(part), "{name}: {part:?} not in {reason}");
+        }
+    }
+    let repositories = http.get("/v2/_catalog?n=1000").body["repositories"].to_string();
+    assert!(!repositories.contains("npm-"), "failed builds pushed: {repositories}");
 }

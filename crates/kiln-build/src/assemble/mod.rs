@@ -294,9 +294,10 @@ fn inventory_of(input: &AssembleInput, layer_of: &BTreeMap<Key, Digest>) -> Vec<
     items.into_values().chain(runtime.into_values()).collect()
 }
 
-/// Keys of language packages cannot meet those of Debian packages (`name`, `arch`).
+/// Keys of language packages cannot meet those of Debian packages (`name`, `arch`); npm's
+/// nested copies of one name differ by where they sit.
 fn runtime_key(package: &RuntimePackage) -> Key {
-    (format!("{}:{}", package.ecosystem.as_str(), package.name), String::new())
+    (format!("{}:{}", package.ecosystem.as_str(), package.name), package.location.clone().unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -184,6 +184,7 @@ fn language_packages_get_layers_above_system_packages_and_join_the_inventory() {
         version: "1.0".to_string(),
         license: Some("MIT".to_string()),
         purl: format!("pkg:pypi/{name}@1.0"),
+        location: None,
         entries: vec![fixups::file(
             &format!("usr/local/lib/python3.11/dist-packages/{name}/__init__.py"),
             vec![b'#'; size],

@@ -20,8 +20,10 @@ fn lock(packages: &[(&str, &str)]) -> Lock {
                 size: 0,
                 source: "debian".into(),
                 filename: String::new(),
+                integrity: None,
             })
             .collect(),
+        npm_lockfile: None,
     }
 }
 
@@ -93,4 +95,25 @@ fn links_are_quoted_for_sh() {
     let files = [entry("usr/bin/x", EntryKind::Symlink { target: "it's".into() }, 0o777, 0)];
     let text = render_dockerfile("d", &Lock::default(), &files, &ImageSettings::default()).unwrap_or_default();
     assert!(text.contains(r#"RUN ln -sfn 'it'\''s' '/usr/bin/x'"#), "{text}");
+}
+
+#[test]
+fn npm_packages_become_npm_ci_of_the_lock() {
+    let mut lock = lock(&[("libpq5", "15.8-0+deb12u1")]);
+    lock.packages.push(LockedPackage {
+        ecosystem: Ecosystem::Npm,
+        name: "lodash".into(),
+        version: "4.17.21".into(),
+        architecture: String::new(),
+        sha256: String::new(),
+        size: 0,
+        source: "npm".into(),
+        filename: "node_modules/lodash".into(),
+        integrity: Some("sha512-x".into()),
+    });
+    let text = render_dockerfile("kiln/nodejs:1", &lock, &[], &ImageSettings::default()).expect("renders");
+    assert!(text.contains("libpq5=15.8-0+deb12u1"), "{text}");
+    assert!(!text.contains("lodash=4"), "npm packages are not apt packages: {text}");
+    assert!(text.contains("COPY package.json package-lock.json /opt/kiln/node/\n"), "{text}");
+    assert!(text.contains("npm ci --omit=dev --ignore-scripts"), "{text}");
 }

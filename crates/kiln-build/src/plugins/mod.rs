@@ -14,6 +14,10 @@ pub const NODE_SERVER: &str = include_str!("server.js");
 /// Where users' function code is mounted or copied; owned by the `kiln` user.
 pub const FUNCTION_DIR: &str = "/function";
 
+/// Where npm packages are laid out (`<prefix>/node_modules`), image-root relative; images
+/// that have any point `NODE_PATH` at it so `require` finds them from `/function`.
+pub const NODE_PREFIX: &str = "opt/kiln/node";
+
 /// A function language Kiln has a server for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Language {

@@ -17,6 +17,8 @@ pub use seed::ImageDefinition;
 use yaml::{Document, field_to_pointer, parse_documents, pointer_to_field};
 
 /// One object read from a file.
+// A file holds a handful of definitions, each read once: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Definition {
     BaseImage(BaseImage),
@@ -144,6 +146,7 @@ fn load_document(mut doc: Document, resolve_file: FileResolver<'_>) -> Result<Lo
     }
     if kind == Kind::Image {
         resolve_manifest(&mut doc, "/runtimeDependencies/manifest", resolve_file)?;
+        resolve_manifest(&mut doc, "/runtimeDependencies/lockfile", resolve_file)?;
     }
     let definition = match kind {
         Kind::BaseImage => Definition::BaseImage(decode(&doc)?),

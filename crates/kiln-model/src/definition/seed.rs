@@ -69,6 +69,7 @@ impl ImageDefinition {
                 manifest: self.runtime_manifest,
                 format: None,
                 packages: self.runtime_packages,
+                lockfile: None,
             },
             environment: self.environment,
             tags: self.tags,

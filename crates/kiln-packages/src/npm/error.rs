@@ -50,7 +50,7 @@ pub enum NpmError {
     )]
     TooBig { name: String, version: String, why: String },
     #[error(
-        "install scripts are not run by kiln, refusing {list}; pass allow_scripts to install the files without running them"
+        "install scripts are not run by kiln, refusing {list}; an administrator can allow such packages (their files installed, their scripts never run)"
     )]
     ScriptsRefused { list: String },
     #[error(

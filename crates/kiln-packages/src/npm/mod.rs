@@ -166,13 +166,14 @@ pub async fn install<S: NpmSource>(
         dists.insert(id, dist);
     }
     let max = options.max_unpacked_bytes;
-    let downloads: Vec<(usize, Result<bytes::Bytes, NpmError>)> = futures::stream::iter(ids.iter().map(|&id| {
-        let url = dists.get(&id).map(|d| d.tarball.clone()).unwrap_or_default();
-        async move { (id, source.tarball(&url, max).await) }
-    }))
-    .buffered(options.concurrency.max(1))
-    .collect()
-    .await;
+    let downloads: Vec<(usize, Result<bytes::Bytes, NpmError>)> =
+        futures::stream::iter(ids.iter().copied().map(|id| {
+            let url = dists.get(&id).map(|d| d.tarball.clone()).unwrap_or_default();
+            async move { (id, source.tarball(&url, max).await) }
+        }))
+        .buffered(options.concurrency.max(1))
+        .collect()
+        .await;
     let mut budget = options.max_unpacked_bytes;
     let mut fetched = Vec::new();
     let mut scripts = Vec::new();

@@ -5,6 +5,7 @@
 pub mod bootstrap;
 pub mod controller;
 mod debian;
+mod node;
 pub mod parent;
 mod pipeline;
 mod python;
@@ -42,6 +43,12 @@ pub struct BuildSettings {
     pub pypi_index_url: Option<String>,
     /// Bytes one wheel may unpack to; more is refused as a possible zip bomb.
     pub wheel_size_limit: u64,
+    /// The npm registry used when the organisation has no `npm` package source; the
+    /// machine's npm configuration by default, `None` for none.
+    pub npm_registry_url: Option<String>,
+    /// Install npm packages that have install scripts (never running the scripts) instead
+    /// of refusing them.
+    pub npm_allow_scripts: bool,
 }
 
 pub struct BuildRunner {

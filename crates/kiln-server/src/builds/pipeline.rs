@@ -26,6 +26,8 @@ pub struct BuildSpec {
     pub locked: Option<Lock>,
     /// Python requirements, when the image has any.
     pub python: Option<Vec<kiln_packages::pypi::requirements::Requirement>>,
+    /// npm packages, when the image has any.
+    pub node: Option<super::node::NodeManifest>,
     /// The parent's language packages (from its build record).
     pub parent_runtime: Vec<kiln_model::InventoryItem>,
     pub extra_files: Vec<Entry>,
@@ -97,6 +99,7 @@ pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecor
         image.version.clone().unwrap_or_else(|| format!("def-{}", &definition.trim_start_matches("sha256:")[..12]));
     let language = image.language.clone().or_else(|| parent.language.clone());
     let python = super::python::requirements(&image, language.as_deref())?;
+    let node = super::node::manifest(&image, language.as_deref())?;
     let parent_runtime = match &image.parent_image_name {
         Some(name) => {
             let (parent_org, parent_name) = kiln_model::image::resolve_parent_reference(&org, name);
@@ -130,6 +133,7 @@ pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecor
             .collect(),
         locked,
         python,
+        node,
         parent_runtime,
         extra_files: Vec::new(),
         settings,
@@ -236,6 +240,17 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
         None => None,
     };
     ctx.check_cancelled()?;
+    let node = match &spec.node {
+        Some(manifest) => {
+            ctx.step("npm", 8);
+            let parent_status = spec.parent.as_ref().map_or("", |p| p.image.dpkg_status.as_str());
+            let node_version = super::node::node_version(parent_status)?;
+            let recorded = spec.locked.as_ref().and_then(|l| l.npm_lockfile.as_deref());
+            Some(super::node::install(runner, ctx, manifest, node_version, recorded).await?)
+        }
+        None => None,
+    };
+    ctx.check_cancelled()?;
 
     ctx.step("resolve", 10);
     let installed = match &spec.parent {
@@ -294,7 +309,9 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
     ctx.check_cancelled()?;
 
     ctx.step("layers", 60);
-    let (runtime, python_lock) = python.map(|p| (p.packages, p.lock)).unwrap_or_default();
+    let (mut runtime, python_lock) = python.map(|p| (p.packages, p.lock)).unwrap_or_default();
+    let mut extra_files = spec.extra_files.clone();
+    let mut image_settings = spec.settings.clone();
     let mut lock = Lock {
         packages: chosen
             .iter()
@@ -307,18 +324,30 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
                 size: r.size,
                 source: sources[*index].spec.label.clone(),
                 filename: r.filename.clone(),
+                integrity: None,
             })
             .collect(),
+        npm_lockfile: None,
     };
     lock.packages.extend(python_lock);
+    if let Some(node) = node {
+        runtime.extend(node.packages);
+        extra_files.extend(node.shared);
+        lock.packages.extend(node.lock);
+        lock.npm_lockfile = Some(node.lockfile);
+        if !image_settings.env.iter().any(|(name, _)| name == "NODE_PATH") {
+            let modules = format!("/{}/node_modules", kiln_build::plugins::NODE_PREFIX);
+            image_settings.env.push(("NODE_PATH".to_string(), modules));
+        }
+    }
     let parent_image = spec.parent.as_ref().map(|p| p.image.clone());
     let input = AssembleInput {
         parent: parent_image,
         packages: unpacked,
         runtime,
         parent_runtime: spec.parent_runtime.clone(),
-        extra_files: spec.extra_files.clone(),
-        settings: spec.settings.clone(),
+        extra_files,
+        settings: image_settings.clone(),
         layer_budget: settings.layer_budget,
         source_date_epoch: settings.source_date_epoch,
         scratch_dir: ctx.scratch().to_path_buf(),
@@ -377,7 +406,7 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
         .put_manifest(repository, None, sbom.manifest.clone(), kiln_oci::media_types::OCI_IMAGE_MANIFEST)
         .await
         .map_err(registry_error)?;
-    let dockerfile = kiln_build::render_dockerfile(&spec.dockerfile_from, &lock, &spec.extra_files, &spec.settings)
+    let dockerfile = kiln_build::render_dockerfile(&spec.dockerfile_from, &lock, &spec.extra_files, &image_settings)
         .unwrap_or_else(|e| format!("# no equivalent Dockerfile: {e}\n"));
     Ok(Built { digest, reference, lock, inventory: assembled.inventory, sbom_digest, dockerfile })
 }

@@ -186,6 +186,7 @@ pub async fn install(
             name: display,
             version: version.clone(),
             license: dist.metadata.license.clone(),
+            location: None,
             entries: installed.entries,
         });
         lock.push(LockedPackage {
@@ -197,6 +198,7 @@ pub async fn install(
             size,
             source: labels[dist.wheel.index].clone(),
             filename: dist.wheel.filename.clone(),
+            integrity: None,
         });
         ctx.check_cancelled()?;
     }
