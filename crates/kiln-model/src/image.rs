@@ -115,6 +115,10 @@ pub struct RuntimeDependencies {
     /// `npm ci` would; only with a package.json manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lockfile: Option<String>,
+    /// The text of pip constraints (`-c` files): versions a distribution is held to when
+    /// anything installs it, adding nothing by themselves; only with a requirements.txt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema)]
@@ -205,6 +209,16 @@ impl Image {
                 );
             } else {
                 check_json_object(&mut errors, "runtimeDependencies.lockfile", "package-lock.json", lockfile);
+            }
+        }
+        if let Some(constraints) = &runtime.constraints {
+            if self.manifest_format() == Some(ManifestFormat::PackageJson) {
+                errors.push(
+                    "runtimeDependencies.constraints",
+                    "constraints go with a requirements.txt, not package.json",
+                );
+            } else {
+                check_text(&mut errors, "runtimeDependencies.constraints", constraints, MAX_MANIFEST_BYTES);
             }
         }
         check_env(&mut errors, &self.environment);

@@ -11,6 +11,7 @@ pub mod package;
 pub mod package_source;
 pub mod reference;
 pub mod registry_credential;
+pub mod requirements_includes;
 pub mod task;
 pub mod validation;
 

@@ -117,8 +117,23 @@ async fn create(client: &Client, output: Output, args: CreateArgs) -> Result<()>
                 body["version"] = json!(version);
             }
             if let Some(path) = runtime_deps {
-                let manifest = read_text(&path)?;
+                let mut manifest = read_text(&path)?;
+                let mut constraints = None;
+                if manifest_format(&path) != Some("package.json")
+                    && kiln_model::requirements_includes::has_includes(&manifest)
+                {
+                    // Includes are relative to the file, which the server never sees.
+                    let read = |file: &str| std::fs::read_to_string(file).map_err(|e| e.to_string());
+                    let expanded =
+                        kiln_model::requirements_includes::expand_includes(&path.to_string_lossy(), &manifest, &read)
+                            .map_err(|e| anyhow!("{e}"))?;
+                    manifest = expanded.requirements;
+                    constraints = expanded.constraints;
+                }
                 let mut runtime = json!({"manifest": manifest});
+                if let Some(constraints) = constraints {
+                    runtime["constraints"] = json!(constraints);
+                }
                 if let Some(format) = manifest_format(&path) {
                     runtime["format"] = json!(format);
                 }

@@ -332,6 +332,22 @@ fn seed_examples_build_and_answer() {
         );
         assert_eq!(created.status, 201, "{}", created.text);
     }
+    // pip's constraints: they hold what gets installed, and install nothing themselves.
+    for (name, requirements) in [("py-constrained", "pandas==2.2.3\n"), ("pins-only", "requests\n")] {
+        let created = server.http().post(
+            "/v1/images",
+            json!({"name": name, "baseImageName": "python3",
+                   "runtimeDependencies": {"manifest": requirements, "constraints": "numpy<1.0\n"}}),
+        );
+        assert_eq!(created.status, 201, "{}", created.text);
+    }
+    let constrained = settled(&server, "py-constrained");
+    assert_eq!(constrained["status"], "ERROR", "{constrained}");
+    assert!(constrained["reason"].to_string().contains("note: constraint numpy<1.0"), "{constrained}");
+    let unconstrained = settled(&server, "pins-only");
+    assert_eq!(unconstrained["status"], "READY", "{unconstrained}");
+    let items = server.http().get("/v1/images/pins-only/packages").body["items"].to_string();
+    assert!(items.contains("\"requests\"") && !items.contains("\"numpy\""), "{items}");
     for (name, _, expected) in &cases {
         let image = settled(&server, name);
         assert_eq!(image["status"], "ERROR", "{name}: {image}");

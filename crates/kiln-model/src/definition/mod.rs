@@ -10,6 +10,7 @@ pub mod yaml;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::requirements_includes;
 use crate::validation::{FieldError, ValidationErrors};
 use crate::{BaseImage, Image, Package, PackageSource};
 pub use schema::{SCHEMA_NAMES, schema};
@@ -145,8 +146,16 @@ fn load_document(mut doc: Document, resolve_file: FileResolver<'_>) -> Result<Lo
         object.remove("kind");
     }
     if kind == Kind::Image {
-        resolve_manifest(&mut doc, "/runtimeDependencies/manifest", resolve_file)?;
+        let source = resolve_manifest(&mut doc, "/runtimeDependencies/manifest", resolve_file)?;
         resolve_manifest(&mut doc, "/runtimeDependencies/lockfile", resolve_file)?;
+        resolve_manifest(&mut doc, "/runtimeDependencies/constraints", resolve_file)?;
+        if let Some(constraints) = expand_manifest(&mut doc, "/runtimeDependencies/manifest", &source, resolve_file)? {
+            let runtime = doc.value.pointer_mut("/runtimeDependencies").and_then(Value::as_object_mut);
+            if let Some(runtime) = runtime {
+                let given = runtime.get("constraints").and_then(Value::as_str).unwrap_or_default().to_string();
+                runtime.insert("constraints".to_string(), Value::String(given + &constraints));
+            }
+        }
     }
     let definition = match kind {
         Kind::BaseImage => Definition::BaseImage(decode(&doc)?),
@@ -160,10 +169,12 @@ fn load_document(mut doc: Document, resolve_file: FileResolver<'_>) -> Result<Lo
 
 fn load_seed(mut doc: Document, resolve_file: FileResolver<'_>) -> Result<Loaded, Vec<FieldError>> {
     check_schema(&doc, seed::SCHEMA_NAME)?;
-    resolve_manifest(&mut doc, "/runtime-manifest", resolve_file)?;
+    let source = resolve_manifest(&mut doc, "/runtime-manifest", resolve_file)?;
+    let constraints = expand_manifest(&mut doc, "/runtime-manifest", &source, resolve_file)?;
     let definition: ImageDefinition = decode(&doc)?;
     let uses_photon = doc.value.get("photon-packages").is_some();
-    let image = definition.into_image();
+    let mut image = definition.into_image();
+    image.runtime_dependencies.constraints = constraints;
     image.validate().map_err(|e| located(&doc, e, |f| seed::pointer_for_image_field(f, uses_photon)))?;
     Ok(Loaded { document: doc.index, definition: Definition::Image(image) })
 }
@@ -194,20 +205,51 @@ fn check_schema(doc: &Document, schema_name: &str) -> Result<(), Vec<FieldError>
         .collect())
 }
 
-fn resolve_manifest(doc: &mut Document, pointer: &str, resolve_file: FileResolver<'_>) -> Result<(), Vec<FieldError>> {
-    let Some(Value::String(text)) = doc.value.pointer(pointer) else { return Ok(()) };
-    let Some(path) = text.strip_prefix('@') else { return Ok(()) };
+/// Replaces `@file` at `pointer` with the file's text; returns the file's path, or an empty
+/// path (the working directory's) for text given inline.
+fn resolve_manifest(
+    doc: &mut Document,
+    pointer: &str,
+    resolve_file: FileResolver<'_>,
+) -> Result<String, Vec<FieldError>> {
+    let Some(Value::String(text)) = doc.value.pointer(pointer) else { return Ok(String::new()) };
+    let Some(path) = text.strip_prefix('@') else { return Ok(String::new()) };
     let path = path.to_string();
     match resolve_file(&path) {
         Ok(contents) => {
             if let Some(slot) = doc.value.pointer_mut(pointer) {
                 *slot = Value::String(contents);
             }
-            Ok(())
+            Ok(path)
         }
         Err(message) => {
             Err(vec![doc.error_at(pointer, &pointer_to_field(pointer), format!("cannot read {path:?}: {message}"))])
         }
+    }
+}
+
+/// Inlines the `-r` files of a requirements text at `pointer` (read from `source`) and
+/// returns what its `-c` files hold. A package.json is left alone.
+fn expand_manifest(
+    doc: &mut Document,
+    pointer: &str,
+    source: &str,
+    resolve_file: FileResolver<'_>,
+) -> Result<Option<String>, Vec<FieldError>> {
+    let Some(Value::String(text)) = doc.value.pointer(pointer) else { return Ok(None) };
+    if !requirements_includes::has_includes(text) || serde_json::from_str::<Value>(text).is_ok() {
+        return Ok(None);
+    }
+    // Inline text reads its includes from the working directory, like a file there.
+    let file = if source.is_empty() { "requirements.txt" } else { source };
+    match requirements_includes::expand_includes(file, text, resolve_file) {
+        Ok(expanded) => {
+            if let Some(slot) = doc.value.pointer_mut(pointer) {
+                *slot = Value::String(expanded.requirements);
+            }
+            Ok(expanded.constraints)
+        }
+        Err(message) => Err(vec![doc.error_at(pointer, &pointer_to_field(pointer), message)]),
     }
 }
 

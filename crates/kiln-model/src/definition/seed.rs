@@ -70,6 +70,7 @@ impl ImageDefinition {
                 format: None,
                 packages: self.runtime_packages,
                 lockfile: None,
+                constraints: None,
             },
             environment: self.environment,
             tags: self.tags,

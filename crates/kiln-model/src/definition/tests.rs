@@ -107,3 +107,24 @@ fn missing_manifest_file_is_reported() {
     assert_eq!(err.0[0].field, "runtimeDependencies.manifest");
     assert_eq!(err.0[0].line, Some(5));
 }
+
+#[test]
+fn requirements_includes_are_inlined_and_constraints_gathered() {
+    let text = "kind: Image\nname: b\nbaseImageName: a\nruntimeDependencies:\n  manifest: '@app/requirements.txt'\n";
+    let resolver = |path: &str| match path {
+        "app/requirements.txt" => Ok("-r common.txt\npandas==2.2.3\n-c pins.txt\n".to_string()),
+        "app/common.txt" => Ok("requests\n".to_string()),
+        "app/pins.txt" => Ok("numpy<2.1\n".to_string()),
+        other => Err(format!("no {other}")),
+    };
+    let loaded = load(text, &resolver).unwrap();
+    let Definition::Image(image) = &loaded[0].definition else { panic!("not an image") };
+    let runtime = &image.runtime_dependencies;
+    assert_eq!(runtime.manifest.as_deref(), Some("# from app/common.txt\nrequests\npandas==2.2.3\n"));
+    assert_eq!(runtime.constraints.as_deref(), Some("# from app/pins.txt\nnumpy<2.1\n"));
+
+    let missing = "kind: Image\nname: b\nbaseImageName: a\nruntimeDependencies:\n  manifest: \"x\\n-c gone.txt\\n\"\n";
+    let err = load(missing, &resolver).unwrap_err();
+    assert_eq!(err.0[0].field, "runtimeDependencies.manifest");
+    assert!(err.0[0].message.contains("requirements.txt line 2: cannot read gone.txt"), "{err}");
+}

@@ -73,7 +73,9 @@ fn parse_line(line: &str, number: usize) -> Result<Option<Requirement>, Requirem
         }
         let why = match option {
             "-r" | "--requirement" | "-c" | "--constraint" => {
-                format!("{option} includes another file: put its lines in this one (kiln reads one file)")
+                format!(
+                    "{option} includes another file, which the server cannot read: create the image with kiln create (it inlines -r and -c files) or put the lines here"
+                )
             }
             "-i" | "--index-url" | "--extra-index-url" | "-f" | "--find-links" | "--no-index" => {
                 format!("{option} is not used: indexes come from package sources (kiln create package-source)")

@@ -70,6 +70,9 @@ struct Provider<'a> {
     markers: pep508_rs::MarkerEnvironment,
     runtime: tokio::runtime::Handle,
     root: Vec<(Pkg, Ranges<Version>)>,
+    /// pip's constraints: they narrow a distribution whenever something depends on it, but
+    /// add nothing by themselves.
+    constraints: HashMap<String, Ranges<Version>>,
     candidates: RefCell<HashMap<String, Arc<Candidates>>>,
     metadata: RefCell<HashMap<(String, Version), CoreMetadata>>,
     /// Why versions were passed over, for the failure message.
@@ -335,19 +338,29 @@ impl DependencyProvider for Provider<'_> {
                 list
             }
         };
-        Ok(Dependencies::Available(merge(list).into_iter().collect()))
+        let constrained = merge(list).into_iter().map(|(package, range)| {
+            let limit = match &package {
+                Pkg::Dist(name) | Pkg::Extra(name, _) => self.constraints.get(name),
+                Pkg::Root => None,
+            };
+            let range = limit.map_or(range.clone(), |limit| range.intersection(limit));
+            (package, range)
+        });
+        Ok(Dependencies::Available(constrained.collect()))
     }
 }
 
-/// Resolves `requirements` for `target`; runs the solver on a blocking thread.
+/// Resolves `requirements` for `target`, every distribution held to `constraints` (pip's
+/// `-c` files) when it is installed at all; runs the solver on a blocking thread.
 pub async fn resolve(
     index: Arc<Index>,
     cache: Arc<DownloadCache>,
     target: Target,
     requirements: Vec<Requirement>,
+    constraints: Vec<Requirement>,
 ) -> Result<Vec<Resolved>, ResolveError> {
     let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || solve(&index, &cache, &target, &requirements, runtime))
+    tokio::task::spawn_blocking(move || solve(&index, &cache, &target, &requirements, &constraints, runtime))
         .await
         .map_err(|e| ResolveError::Other(format!("the resolver stopped: {e}")))?
 }
@@ -357,6 +370,7 @@ fn solve(
     cache: &DownloadCache,
     target: &Target,
     requirements: &[Requirement],
+    constraints: &[Requirement],
     runtime: tokio::runtime::Handle,
 ) -> Result<Vec<Resolved>, ResolveError> {
     let markers = target.markers().map_err(ResolveError::Other)?;
@@ -366,6 +380,18 @@ fn solve(
             root.extend(packages_for(&requirement.requirement));
         }
     }
+    let mut constraint_ranges: HashMap<String, Ranges<Version>> = HashMap::new();
+    let mut constraint_notes = BTreeSet::new();
+    for constraint in constraints.iter().filter(|c| c.requirement.marker.evaluate(&markers, &[])) {
+        let name = normalize_name(constraint.requirement.name.as_ref());
+        let range = requirement_range(&constraint.requirement);
+        constraint_notes.insert((
+            name.clone(),
+            format!("constraint {} (constraints line {})", constraint.requirement, constraint.line),
+        ));
+        let merged = constraint_ranges.remove(&name).map_or(range.clone(), |r| r.intersection(&range));
+        constraint_ranges.insert(name, merged);
+    }
     let provider = Provider {
         index,
         cache,
@@ -373,6 +399,7 @@ fn solve(
         markers,
         runtime,
         root: merge(root),
+        constraints: constraint_ranges,
         candidates: RefCell::new(HashMap::new()),
         metadata: RefCell::new(HashMap::new()),
         notes: RefCell::new(BTreeSet::new()),
@@ -383,6 +410,14 @@ fn solve(
             // The root's made-up version means nothing to a reader.
             let mut explanation = pubgrub::DefaultStringReporter::report(&tree).replace("the image 0", "the image");
             for note in provider.notes.borrow().iter() {
+                explanation.push_str(&format!("\nnote: {note}"));
+            }
+            let relevant: Vec<&String> = constraint_notes
+                .iter()
+                .filter(|(name, _)| explanation.contains(name.as_str()))
+                .map(|(_, n)| n)
+                .collect();
+            for note in relevant {
                 explanation.push_str(&format!("\nnote: {note}"));
             }
             return Err(ResolveError::NoSolution { explanation });
@@ -407,6 +442,7 @@ fn solve(
         let metadata = provider.core_metadata(&name, &version)?;
         let allowed_hashes = requirements
             .iter()
+            .chain(constraints)
             .filter(|r| normalize_name(r.requirement.name.as_ref()) == name)
             .flat_map(|r| r.hashes.iter().cloned())
             .collect();

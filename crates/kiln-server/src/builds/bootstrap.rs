@@ -39,6 +39,7 @@ impl Runner for BootstrapRunner {
             requests: plugin.packages.iter().map(|name| Request { name: name.to_string(), version: None }).collect(),
             locked: None,
             python: None,
+            python_constraints: Vec::new(),
             node: None,
             parent_runtime: Vec::new(),
             extra_files: plugin.files.clone(),

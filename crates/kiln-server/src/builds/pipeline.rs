@@ -24,8 +24,9 @@ pub struct BuildSpec {
     pub requests: Vec<Request>,
     /// Fetch exactly these instead of resolving (`--locked`).
     pub locked: Option<Lock>,
-    /// Python requirements, when the image has any.
+    /// Python requirements, when the image has any, and the constraints they are held to.
     pub python: Option<Vec<kiln_packages::pypi::requirements::Requirement>>,
+    pub python_constraints: Vec<kiln_packages::pypi::requirements::Requirement>,
     /// npm packages, when the image has any.
     pub node: Option<super::node::NodeManifest>,
     /// The parent's language packages (from its build record).
@@ -99,6 +100,7 @@ pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecor
         image.version.clone().unwrap_or_else(|| format!("def-{}", &definition.trim_start_matches("sha256:")[..12]));
     let language = image.language.clone().or_else(|| parent.language.clone());
     let python = super::python::requirements(&image, language.as_deref())?;
+    let python_constraints = super::python::constraints(&image)?;
     let node = super::node::manifest(&image, language.as_deref())?;
     let parent_runtime = match &image.parent_image_name {
         Some(name) => {
@@ -133,6 +135,7 @@ pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecor
             .collect(),
         locked,
         python,
+        python_constraints,
         node,
         parent_runtime,
         extra_files: Vec::new(),
@@ -216,6 +219,7 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
                 ctx,
                 target,
                 requirements.clone(),
+                spec.python_constraints.clone(),
                 &spec.parent_runtime,
                 spec.locked.as_ref(),
             )

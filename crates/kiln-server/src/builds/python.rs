@@ -43,6 +43,12 @@ pub fn requirements(image: &Image, language: Option<&str>) -> Result<Option<Vec<
     Ok(Some(out))
 }
 
+/// The constraints an image holds its Python distributions to (pip's `-c` files, inlined).
+pub fn constraints(image: &Image) -> Result<Vec<Requirement>, TaskError> {
+    let Some(text) = &image.runtime_dependencies.constraints else { return Ok(Vec::new()) };
+    parse_requirements(text).map_err(|e| TaskError::permanent(format!("constraints: {e}")))
+}
+
 /// The interpreter and C library of the parent, from its dpkg status.
 pub fn target(dpkg_status: &str, architecture: &str) -> Result<Target, TaskError> {
     let installed = parse_status(dpkg_status)
@@ -102,6 +108,7 @@ pub async fn install(
     ctx: &TaskContext,
     target: Target,
     mut requirements: Vec<Requirement>,
+    constraints: Vec<Requirement>,
     parent_has: &[InventoryItem],
     locked: Option<&Lock>,
 ) -> Result<PythonPackages, TaskError> {
@@ -143,7 +150,9 @@ pub async fn install(
         DownloadCache::open(&runner.settings.cache_dir.join("wheels"), runner.settings.cache_limit)
             .map_err(|e| permanent(e.to_string()))?,
     );
-    let resolved = resolve(index.clone(), cache.clone(), target.clone(), requirements)
+    // A lock already holds the versions the constraints chose.
+    let constraints = if locked.is_some() { Vec::new() } else { constraints };
+    let resolved = resolve(index.clone(), cache.clone(), target.clone(), requirements, constraints)
         .await
         .map_err(|e| permanent(e.to_string()))?;
     ctx.check_cancelled()?;
