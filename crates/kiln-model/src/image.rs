@@ -80,6 +80,11 @@ pub struct Image {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(read_only)]
     pub build_definition: Option<String>,
+    /// Digest of the parent that build started from; when the parent's digest moves on (it
+    /// was rebuilt, or its tag now points elsewhere) a rebuild is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only)]
+    pub build_parent_digest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(read_only)]
     pub created_time: Option<DateTime<Utc>>,

@@ -146,7 +146,7 @@ impl Resource for Image {
         Image::validate(self)
     }
     fn settle(&mut self, org: &str, now: DateTime<Utc>, previous: Option<&Self>) {
-        settle_fields!(self, org, now, previous, carry [status, reason, digest, reference, build_task, build_definition], reset [status = Status::Initialized, reason = Vec::new(), digest = None, reference = None, build_task = None, build_definition = None]);
+        settle_fields!(self, org, now, previous, carry [status, reason, digest, reference, build_task, build_definition, build_parent_digest], reset [status = Status::Initialized, reason = Vec::new(), digest = None, reference = None, build_task = None, build_definition = None, build_parent_digest = None]);
     }
 
     fn is_public(&self) -> bool {

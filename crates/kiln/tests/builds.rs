@@ -255,6 +255,36 @@ fn python3_root_image_runs_and_takes_system_packages() {
     let users = http.get("/v1/packages/deb/libpq5/images").body;
     assert_eq!(users["items"], json!([]), "{users}");
     assert!(!catalog(&server).iter().any(|r| r.ends_with("/pg")), "the image's repository is gone");
+
+    // A child follows its parent: when the parent is rebuilt to another digest, the child is
+    // rebuilt on it without being asked (Dispatch left children on their first parent).
+    let parent = json!({"name": "layered", "baseImageName": "python3", "extendable": true});
+    assert_eq!(http.post("/v1/images", parent.clone()).status, 201);
+    let layered = image_settled(&server, "layered");
+    assert_eq!(layered["status"], "READY", "{layered}");
+    let child = json!({"name": "on-layered", "parentImageName": "layered",
+                       "systemDependencies": {"packages": [{"name": "libpq5"}]}});
+    assert_eq!(http.post("/v1/images", child).status, 201);
+    let first = image_settled(&server, "on-layered");
+    assert_eq!(first["status"], "READY", "{first}");
+    assert_eq!(first["buildParentDigest"], layered["digest"], "{first}");
+    let mut changed = parent;
+    changed["systemDependencies"] = json!({"packages": [{"name": "libstdc++6"}]});
+    let put = http.put("/v1/images/layered", changed);
+    assert_eq!(put.status, 200, "{}", put.text);
+    let relayered = wait_for("the parent's rebuild", Duration::from_secs(300), || {
+        let image = http.get("/v1/images/layered").body;
+        (image["status"] == "READY" && image["digest"] != layered["digest"]).then_some(image)
+    });
+    let rebuilt = wait_for("the child's rebuild", Duration::from_secs(300), || {
+        let image = http.get("/v1/images/on-layered").body;
+        (image["status"] == "READY" && image["buildParentDigest"] == relayered["digest"]).then_some(image)
+    });
+    assert_ne!(rebuilt["digest"], first["digest"], "the child's image has the parent's new layers");
+    let record = http.get("/v1/images/on-layered/build").body;
+    assert_eq!(record["parentDigest"], relayered["digest"], "{record}");
+    let log = server.kiln(&["logs", rebuilt["buildTask"].as_str().expect("build task")]);
+    assert!(stdout(&log).contains("rebuilding: the parent changed"), "{}", stdout(&log));
 }
 
 #[test]

@@ -83,6 +83,7 @@ impl ImageDefinition {
             reference: None,
             build_task: None,
             build_definition: None,
+            build_parent_digest: None,
             created_time: None,
             updated_time: None,
             revision: None,

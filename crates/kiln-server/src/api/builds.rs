@@ -214,6 +214,8 @@ pub async fn rebuild(
         image.revision.ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "image has no revision"))?;
     let superseded = image.build_task.replace(task.id.clone());
     image.build_definition = Some(definition);
+    image.build_parent_digest =
+        crate::builds::controller::current_parent_digest(state.store.as_ref(), &image).await.map_err(ApiError::from)?;
     image.status = if image.digest.is_some() { Status::Updating } else { Status::Creating };
     image.reason = Vec::new();
     image.updated_time = Some(chrono::Utc::now());

@@ -1,7 +1,9 @@
 //! Notices images whose definition has no build yet and starts one: the task and the
 //! image's move to `CREATING` (or `UPDATING`) commit together, so a crash never leaves an
 //! image waiting for a task that does not exist. Builds wait for their parent to be READY;
-//! a parent in ERROR puts the image in ERROR with the parent's reason.
+//! a parent in ERROR puts the image in ERROR with the parent's reason. A settled image
+//! whose parent's digest moved on since its build started is rebuilt on the new parent
+//! (Dispatch left images on the base they were first built on).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,14 +63,23 @@ async fn pass(store: &Arc<dyn KvStore>, engine: &Arc<Engine>) -> Result<(), Stor
 
 /// The parent's state as far as building on it goes.
 enum Parent {
-    Ready,
+    /// Ready to build on, with its current digest.
+    Ready(Option<String>),
     Waiting,
     Failed(String),
 }
 
+/// The digest of `image`'s parent as it stands now, for [`Image::build_parent_digest`].
+pub(crate) async fn current_parent_digest(store: &dyn KvStore, image: &Image) -> Result<Option<String>, StoreError> {
+    Ok(match parent_state(store, image).await? {
+        Parent::Ready(digest) => digest,
+        _ => None,
+    })
+}
+
 async fn parent_state(store: &dyn KvStore, image: &Image) -> Result<Parent, StoreError> {
     let org = image.organization.as_str();
-    let (status, reason, noun, reference) = match (&image.parent_image_name, &image.base_image_name) {
+    let (status, reason, noun, reference, digest) = match (&image.parent_image_name, &image.base_image_name) {
         (Some(parent), _) => {
             let (parent_org, name) = resolve_parent_reference(org, parent);
             match store.get(&records::key::<Image>(parent_org, name)).await? {
@@ -80,7 +91,7 @@ async fn parent_state(store: &dyn KvStore, image: &Image) -> Result<Parent, Stor
                     } else {
                         parent.status
                     };
-                    (status, parent.reason, "parent image", parent.name)
+                    (status, parent.reason, "parent image", parent.name, parent.digest)
                 }
                 None => return Ok(Parent::Failed(format!("parent image {parent:?} no longer exists"))),
             }
@@ -90,7 +101,7 @@ async fn parent_state(store: &dyn KvStore, image: &Image) -> Result<Parent, Stor
             match store.get(&records::key::<BaseImage>(base_org, name)).await? {
                 Some(entry) => {
                     let base: BaseImage = records::decode(&entry)?;
-                    (base.status, base.reason, "base image", base.name)
+                    (base.status, base.reason, "base image", base.name, base.digest)
                 }
                 None => return Ok(Parent::Failed(format!("base image {base:?} no longer exists"))),
             }
@@ -98,7 +109,7 @@ async fn parent_state(store: &dyn KvStore, image: &Image) -> Result<Parent, Stor
         (None, None) => return Ok(Parent::Failed("the image names no parent".to_string())),
     };
     Ok(match status {
-        Status::Ready => Parent::Ready,
+        Status::Ready => Parent::Ready(digest),
         Status::Error => Parent::Failed(format!(
             "{noun} {reference:?} is in ERROR: {}; fix it and the build starts",
             reason.join("; ")
@@ -117,11 +128,18 @@ async fn reconcile(
         return Ok(());
     }
     let definition = image.definition_digest();
-    if image.build_definition.as_deref() == Some(definition.as_str()) {
+    let built_on = image.build_parent_digest.clone();
+    let current = image.build_definition.as_deref() == Some(definition.as_str());
+    // Only a settled image follows its parent: a running build is left to finish, and an
+    // image whose build has not started yet builds on whatever parent it finds.
+    if current && (built_on.is_none() || !matches!(image.status, Status::Ready | Status::Error)) {
         return Ok(());
     }
     let key = records::key::<Image>(&image.organization, &image.name);
-    match parent_state(store.as_ref(), &image).await? {
+    let parent_digest = match parent_state(store.as_ref(), &image).await? {
+        Parent::Ready(digest) => digest,
+        // A built image stays as it is while its parent is away or broken.
+        Parent::Waiting | Parent::Failed(_) if current => return Ok(()),
         Parent::Waiting => return Ok(()),
         Parent::Failed(reason) => {
             if image.status == Status::Error && image.reason == [reason.clone()] {
@@ -133,20 +151,31 @@ async fn reconcile(
             store.put(&key, records::encode(&image)?, Precondition::Revision(revision)).await?;
             return Ok(());
         }
-        Parent::Ready => {}
+    };
+    let mut params = serde_json::json!({ "definition": definition });
+    if current {
+        if parent_digest.is_none() || parent_digest == built_on {
+            return Ok(());
+        }
+        params["trigger"] = serde_json::json!(format!(
+            "the parent changed from {} to {}",
+            built_on.as_deref().unwrap_or("nothing"),
+            parent_digest.as_deref().unwrap_or("nothing")
+        ));
     }
     let superseded = image.build_task.clone();
     let (task, mut ops) = engine.plan(NewTask {
         org: image.organization.clone(),
         kind: TaskKind::BuildImage,
         target: image.name.clone(),
-        params: serde_json::json!({ "definition": definition }),
+        params,
         timeout: None,
     })?;
     image.status = if image.digest.is_some() { Status::Updating } else { Status::Creating };
     image.reason = Vec::new();
     image.build_task = Some(task.id.clone());
     image.build_definition = Some(definition);
+    image.build_parent_digest = parent_digest;
     image.updated_time = Some(chrono::Utc::now());
     ops.push(Op::Put { key, value: records::encode(&image)?, expect: Precondition::Revision(revision) });
     match store.txn(ops).await {

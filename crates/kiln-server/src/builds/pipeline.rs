@@ -70,6 +70,9 @@ pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecor
     }
     let definition = image.definition_digest();
     let parent = parent::load(ctx.store().as_ref(), &runner.registry, &runner.settings.registry_host, &image).await?;
+    if let Some(trigger) = ctx.task.params.get("trigger").and_then(serde_json::Value::as_str) {
+        ctx.log(format!("rebuilding: {trigger}"));
+    }
     ctx.log(format!("parent {} ({})", parent.reference, parent.digest));
     let parent_digest = parent.digest.to_string();
     let locked = if ctx.task.params.get("locked").and_then(serde_json::Value::as_bool) == Some(true) {
