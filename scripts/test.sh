@@ -49,7 +49,8 @@ fi
 # machine's signed indexes plus every package the tested images need, fetched once here so
 # the tests themselves stay on loopback.
 echo "== Debian fixture mirror"
-scripts/debian-fixture.sh target/debian-fixture python3 libpq5 libstdc++6 nodejs base-files netbase tzdata
+scripts/debian-fixture.sh target/debian-fixture python3 libpq5 libstdc++6 nodejs base-files netbase tzdata \
+    python3-pip python3-setuptools python3-wheel
 echo "== Python fixture index"
 PYTHON="$venv/bin/python" scripts/pypi-fixture.sh target/pypi-fixture pandas==2.2.3 requests psycopg2-binary
 echo "== npm fixture registry"

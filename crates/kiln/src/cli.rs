@@ -298,6 +298,11 @@ pub struct ServeArgs {
     /// Bytes one wheel may unpack to before it is refused as a possible zip bomb (default 1 GiB).
     #[arg(long, env = "KILN_WHEEL_SIZE_LIMIT_BYTES")]
     pub wheel_size_limit_bytes: Option<u64>,
+    /// Build Python source distributions (releases without a wheel) in a sandbox: runc runs
+    /// `pip wheel` offline in this image's root (an image on python3 with python3-pip,
+    /// python3-setuptools and python3-wheel). Default: refuse them.
+    #[arg(long, env = "KILN_PYPI_SDIST_BUILDER")]
+    pub pypi_sdist_builder: Option<String>,
     /// npm registry used when an organisation has no `npm` package source; default: the
     /// machine's npm configuration; `none` for none.
     #[arg(long, env = "KILN_NPM_REGISTRY_URL")]

@@ -49,6 +49,7 @@ struct ConfigFile {
     wheel_size_limit_bytes: Option<u64>,
     npm_registry_url: Option<String>,
     npm_allow_scripts: Option<bool>,
+    pypi_sdist_builder: Option<String>,
 }
 
 struct Settings {
@@ -74,6 +75,7 @@ struct Settings {
     /// `None`: only administrators' `npm` package sources.
     npm_registry_url: Option<String>,
     npm_allow_scripts: bool,
+    pypi_sdist_builder: Option<String>,
 }
 
 fn read_config(path: &Path) -> Result<ConfigFile> {
@@ -116,6 +118,10 @@ fn settle(args: ServeArgs) -> Result<Settings> {
             None => crate::npm_config::machine_registry_url(),
         },
         npm_allow_scripts: args.npm_allow_scripts.or(file.npm_allow_scripts).unwrap_or(false),
+        pypi_sdist_builder: args
+            .pypi_sdist_builder
+            .or(file.pypi_sdist_builder)
+            .filter(|n| !n.is_empty() && n != "none"),
         controller: {
             let mut controller = kiln_server::controller::Settings::default();
             if let Some(seconds) = args.controller_retry_seconds.or(file.controller_retry_seconds) {
@@ -224,6 +230,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             wheel_size_limit: settings.wheel_size_limit.unwrap_or(1 << 30),
             npm_registry_url: settings.npm_registry_url.clone(),
             npm_allow_scripts: settings.npm_allow_scripts,
+            pypi_sdist_builder: settings.pypi_sdist_builder.clone(),
         });
     }
     let app = kiln_server::app(state);
@@ -320,6 +327,7 @@ mod tests {
             wheel_size_limit_bytes: None,
             npm_registry_url: None,
             npm_allow_scripts: None,
+            pypi_sdist_builder: None,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod metadata;
 pub mod native;
 pub mod requirements;
 pub mod resolve;
+pub mod sdist;
 pub mod wheel_name;
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use super::index::{DistFile, Index, IndexError};
 use super::metadata::{CoreMetadata, parse_metadata};
 use super::normalize_name;
 use super::requirements::Requirement;
+use super::sdist::SdistBuilder;
 use super::wheel_name::{Rank, WheelName};
 use crate::cache::DownloadCache;
 
@@ -42,7 +43,10 @@ impl fmt::Display for Pkg {
 pub struct Resolved {
     pub name: String,
     pub version: Version,
+    /// The wheel, or the source distribution a sandbox built into `built`.
     pub wheel: DistFile,
+    /// The wheel built from a source distribution, when `wheel` is one.
+    pub built: Option<std::path::PathBuf>,
     pub metadata: CoreMetadata,
     /// SHA-256 digests the requirements allow for it (from `--hash`); empty allows any.
     pub allowed_hashes: Vec<String>,
@@ -73,6 +77,10 @@ struct Provider<'a> {
     /// pip's constraints: they narrow a distribution whenever something depends on it, but
     /// add nothing by themselves.
     constraints: HashMap<String, Ranges<Version>>,
+    /// Builds source distributions when an administrator allows them.
+    sdists: Option<&'a dyn SdistBuilder>,
+    /// Wheels built from source distributions, by the source file's name.
+    built: RefCell<HashMap<String, std::path::PathBuf>>,
     candidates: RefCell<HashMap<String, Arc<Candidates>>>,
     metadata: RefCell<HashMap<(String, Version), CoreMetadata>>,
     /// Why versions were passed over, for the failure message.
@@ -161,12 +169,19 @@ impl Provider<'_> {
         let mut best: HashMap<Version, (Rank, DistFile)> = HashMap::new();
         let mut source_only: BTreeSet<Version> = BTreeSet::new();
         let mut wrong_platform: BTreeSet<Version> = BTreeSet::new();
+        let mut sources: HashMap<Version, DistFile> = HashMap::new();
         for file in files.iter() {
             if file.yanked {
                 continue;
             }
             let Some(wheel) = WheelName::parse(&file.filename) else {
                 if let Some(version) = sdist_version(&file.filename, name) {
+                    if self.sdists.is_some()
+                        && !version.any_prerelease()
+                        && self.python_matches(file.requires_python.as_deref())
+                    {
+                        sources.entry(version.clone()).or_insert_with(|| file.clone());
+                    }
                     source_only.insert(version);
                 }
                 continue;
@@ -185,6 +200,12 @@ impl Provider<'_> {
             }
         }
         let mut versions: Vec<(Version, DistFile)> = best.into_iter().map(|(v, (_, f))| (v, f)).collect();
+        // Built from source only where no wheel serves.
+        for (version, file) in sources {
+            if !versions.iter().any(|(v, _)| *v == version) {
+                versions.push((version, file));
+            }
+        }
         versions.sort_by(|a, b| b.0.cmp(&a.0));
         let newest_usable = versions.first().map(|(v, _)| v.clone());
         let target = format!(
@@ -198,9 +219,9 @@ impl Provider<'_> {
         let newer = |v: &&Version| newest_usable.as_ref().is_none_or(|n| *v > n);
         let source_only: Vec<String> =
             source_only.iter().filter(newer).filter(|v| !wrong_platform.contains(v)).map(|v| v.to_string()).collect();
-        if !source_only.is_empty() {
+        if !source_only.is_empty() && self.sdists.is_none() {
             self.notes.borrow_mut().insert(format!(
-                "{name} {} only as source (sdist): building from source is not allowed, pin a version with wheels",
+                "{name} {} only as source (sdist): building from source is not allowed, pin a version with wheels or ask an administrator to enable source builds in a sandbox",
                 source_only.iter().rev().take(3).cloned().collect::<Vec<_>>().join(", ")
             ));
         }
@@ -232,13 +253,48 @@ impl Provider<'_> {
             return Ok(found.clone());
         }
         let wheel = self.wheel_of(name, version)?;
-        let text = match self.block_on(self.index.metadata(&wheel))? {
-            Some(text) => text,
-            None => self.block_on(metadata_from_wheel(self.index, self.cache, &wheel))?,
+        let text = if WheelName::parse(&wheel.filename).is_none() {
+            // A source distribution's metadata may be computed by its build: build it.
+            let built = self.built_wheel(name, version, &wheel)?;
+            let bytes =
+                std::fs::read(&built).map_err(|e| ResolveError::Other(format!("reading {}: {e}", built.display())))?;
+            super::install::read_metadata(&bytes)
+                .map_err(|e| ResolveError::Other(format!("{} built from {}: {e}", name, wheel.filename)))?
+        } else {
+            match self.block_on(self.index.metadata(&wheel))? {
+                Some(text) => text,
+                None => self.block_on(metadata_from_wheel(self.index, self.cache, &wheel))?,
+            }
         };
         let parsed = parse_metadata(&text);
         self.metadata.borrow_mut().insert(key, parsed.clone());
         Ok(parsed)
+    }
+
+    /// The wheel the sandbox built from `sdist`, building it on first use.
+    fn built_wheel(&self, name: &str, version: &Version, sdist: &DistFile) -> Result<std::path::PathBuf, ResolveError> {
+        if let Some(found) = self.built.borrow().get(&sdist.filename) {
+            return Ok(found.clone());
+        }
+        let Some(builder) = self.sdists else {
+            return Err(ResolveError::Other(format!("{name} {version} is only a source distribution")));
+        };
+        let source = self.block_on(fetch_wheel(self.index, self.cache, sdist, &|_| {}))?;
+        let wheel = self
+            .block_on(builder.build(&source, &sdist.filename))
+            .map_err(|why| ResolveError::Other(format!("building {name} {version} from {}: {why}", sdist.filename)))?;
+        let file_name = wheel.file_name().and_then(|f| f.to_str()).unwrap_or_default().to_string();
+        let matches = WheelName::parse(&file_name).is_some_and(|w| {
+            normalize_name(&w.name) == name && Version::from_str(&w.version).ok().as_ref() == Some(version)
+        });
+        if !matches {
+            return Err(ResolveError::Other(format!(
+                "building {name} {version} from {} gave {file_name:?}, not a wheel of {name} {version}",
+                sdist.filename
+            )));
+        }
+        self.built.borrow_mut().insert(sdist.filename.clone(), wheel.clone());
+        Ok(wheel)
     }
 
     fn requirements_of(&self, metadata: &CoreMetadata, extra: Option<&str>) -> Vec<(Pkg, Ranges<Version>)> {
@@ -358,11 +414,14 @@ pub async fn resolve(
     target: Target,
     requirements: Vec<Requirement>,
     constraints: Vec<Requirement>,
+    sdists: Option<Arc<dyn SdistBuilder>>,
 ) -> Result<Vec<Resolved>, ResolveError> {
     let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || solve(&index, &cache, &target, &requirements, &constraints, runtime))
-        .await
-        .map_err(|e| ResolveError::Other(format!("the resolver stopped: {e}")))?
+    tokio::task::spawn_blocking(move || {
+        solve(&index, &cache, &target, &requirements, &constraints, sdists.as_deref(), runtime)
+    })
+    .await
+    .map_err(|e| ResolveError::Other(format!("the resolver stopped: {e}")))?
 }
 
 fn solve(
@@ -371,6 +430,7 @@ fn solve(
     target: &Target,
     requirements: &[Requirement],
     constraints: &[Requirement],
+    sdists: Option<&dyn SdistBuilder>,
     runtime: tokio::runtime::Handle,
 ) -> Result<Vec<Resolved>, ResolveError> {
     let markers = target.markers().map_err(ResolveError::Other)?;
@@ -400,6 +460,8 @@ fn solve(
         runtime,
         root: merge(root),
         constraints: constraint_ranges,
+        sdists,
+        built: RefCell::new(HashMap::new()),
         candidates: RefCell::new(HashMap::new()),
         metadata: RefCell::new(HashMap::new()),
         notes: RefCell::new(BTreeSet::new()),
@@ -446,7 +508,8 @@ fn solve(
             .filter(|r| normalize_name(r.requirement.name.as_ref()) == name)
             .flat_map(|r| r.hashes.iter().cloned())
             .collect();
-        out.push(Resolved { name, version, wheel, metadata, allowed_hashes });
+        let built = provider.built.borrow().get(&wheel.filename).cloned();
+        out.push(Resolved { name, version, wheel, built, metadata, allowed_hashes });
     }
     Ok(out)
 }

@@ -10,6 +10,7 @@ pub mod parent;
 mod pipeline;
 mod python;
 pub mod record;
+mod sdist;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,6 +47,9 @@ pub struct BuildSettings {
     /// The npm registry used when the organisation has no `npm` package source; the
     /// machine's npm configuration by default, `None` for none.
     pub npm_registry_url: Option<String>,
+    /// The image (`name` or `org/name`) whose root builds Python source distributions in a
+    /// sandbox; `None` refuses them.
+    pub pypi_sdist_builder: Option<String>,
     /// Install npm packages that have install scripts (never running the scripts) instead
     /// of refusing them.
     pub npm_allow_scripts: bool,

@@ -152,7 +152,8 @@ pub async fn install(
     );
     // A lock already holds the versions the constraints chose.
     let constraints = if locked.is_some() { Vec::new() } else { constraints };
-    let resolved = resolve(index.clone(), cache.clone(), target.clone(), requirements, constraints)
+    let sandbox = super::sdist::sandbox(runner, ctx).await?;
+    let resolved = resolve(index.clone(), cache.clone(), target.clone(), requirements, constraints, sandbox)
         .await
         .map_err(|e| permanent(e.to_string()))?;
     ctx.check_cancelled()?;
@@ -174,9 +175,18 @@ pub async fn install(
             "add pypi {}=={version} ({}) from {}",
             dist.name, dist.wheel.filename, labels[dist.wheel.index]
         ));
-        let path: PathBuf = fetch_wheel(&index, &cache, &dist.wheel, &|_| {})
-            .await
-            .map_err(|e| permanent(format!("{} {version}: {e}", dist.name)))?;
+        let path: PathBuf = match &dist.built {
+            Some(built) => {
+                ctx.log(format!(
+                    "python: {} {version} was built from {} in the sandbox",
+                    dist.name, dist.wheel.filename
+                ));
+                built.clone()
+            }
+            None => fetch_wheel(&index, &cache, &dist.wheel, &|_| {})
+                .await
+                .map_err(|e| permanent(format!("{} {version}: {e}", dist.name)))?,
+        };
         let size = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
         let target = target.clone();
         let name = dist.name.clone();
