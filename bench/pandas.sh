@@ -23,7 +23,7 @@
 # run, who goes first alternating. One-time setup may use the network through the machine's
 # apt and pip configuration: the Debian and PyPI fixtures are kept in target/bench/cache;
 # everything else lives in target/bench/pandas and is deleted at the end.
-# Usage: bench/pandas.sh [runs]
+# Usage: bench/pandas.sh [runs]   (KILN_ONLY=1: only Kiln's timings, for quick comparisons)
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
@@ -320,8 +320,10 @@ buildah_run() {
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
 echo "== $("$kiln" --version 2>/dev/null || echo kiln), $(buildah --version), base $base, PyPI fixture at $pypi_url"
 for run in $(seq "$runs"); do
+    if [ -n "${KILN_ONLY:-}" ]; then kiln_run "$run"; continue; fi
     if [ $((run % 2)) = 1 ]; then kiln_run "$run"; buildah_run "$run"; else buildah_run "$run"; kiln_run "$run"; fi
 done
+[ -z "${KILN_ONLY:-}" ] || exit 0
 
 # ---------------------------------------------------------------- 4: registry bytes of 10 function images
 echo "== 10 function images sharing pandas: Kiln"

@@ -73,7 +73,7 @@ impl RuntimePackage {
 }
 
 /// Bytes of file data in `entries`.
-fn file_bytes(entries: &[Entry]) -> u64 {
+pub(crate) fn file_bytes(entries: &[Entry]) -> u64 {
     entries
         .iter()
         .map(|e| match &e.kind {

@@ -126,7 +126,13 @@ pub fn assemble(input: AssembleInput) -> Result<AssembledImage, AssembleError> {
     sizes.extend(runtime_by_key.iter().map(|(k, p)| (k.clone(), p.unpacked_size())));
     let plan = plan_layers(&sizes, input.layer_budget, fixed)?;
     let mut log = Vec::new();
-    let mut built = Built { input: &input, layers: Vec::new(), new_layers: Vec::new(), layer_of: BTreeMap::new() };
+    let mut built = Built {
+        input: &input,
+        jobs: Vec::new(),
+        layers: Vec::new(),
+        new_layers: Vec::new(),
+        layer_of: BTreeMap::new(),
+    };
 
     let mut used_usr_dirs = Vec::new();
     // System packages first, then language packages, each group in its own order, so a
@@ -147,7 +153,7 @@ pub fn assemble(input: AssembleInput) -> Result<AssembledImage, AssembleError> {
         } else {
             continue;
         };
-        built.write(&entries, &what, std::slice::from_ref(key), &mut log)?;
+        built.write(&entries, &what, std::slice::from_ref(key));
     }
     let (shared_runtime, shared_system): (Vec<Key>, Vec<Key>) =
         plan.shared.iter().cloned().partition(|k| runtime_by_key.contains_key(k));
@@ -159,7 +165,7 @@ pub fn assemble(input: AssembleInput) -> Result<AssembledImage, AssembleError> {
             entries.extend(package_entries(package, input.merged_usr, &mut used_usr_dirs));
             names.push(format!("{}={}", package.name, package.version));
         }
-        built.write(&entries, &format!("packages {}", names.join(" ")), &shared_system, &mut log)?;
+        built.write(&entries, &format!("packages {}", names.join(" ")), &shared_system);
     }
     if !shared_runtime.is_empty() {
         let mut entries = Vec::new();
@@ -169,7 +175,7 @@ pub fn assemble(input: AssembleInput) -> Result<AssembledImage, AssembleError> {
             entries.extend(package.entries.iter().cloned());
             names.push(format!("{}=={}", package.name, package.version));
         }
-        built.write(&entries, &format!("language packages {}", names.join(" ")), &shared_runtime, &mut log)?;
+        built.write(&entries, &format!("language packages {}", names.join(" ")), &shared_runtime);
     }
 
     let stanzas: Vec<String> = input.packages.iter().map(dpkg::status_stanza).collect();
@@ -189,16 +195,17 @@ pub fn assemble(input: AssembleInput) -> Result<AssembledImage, AssembleError> {
             metadata.push(symlink(dir, &format!("usr/{dir}")));
         }
     }
-    built.write(&metadata, "image metadata: dpkg status, accounts, alternatives, CA bundle", &[], &mut log)?;
+    built.write(&metadata, "image metadata: dpkg status, accounts, alternatives, CA bundle", &[]);
     log.extend(fixups.report);
     if !input.extra_files.is_empty() {
         let mut paths: Vec<&str> = input.extra_files.iter().map(|e| e.path.as_str()).collect();
         paths.sort_unstable();
         paths.dedup();
         let what = format!("files /{}", paths.join(" /"));
-        built.write(&input.extra_files, &what, &[], &mut log)?;
+        built.write(&input.extra_files, &what, &[]);
     }
 
+    built.finish(&mut log)?;
     let parent_config = parent.map(|p| ParentConfig { config: &p.config, layers: &p.layers });
     let image: BuiltImage = build_image(parent_config, &built.new_layers, &input.settings, input.source_date_epoch)?;
     let inventory = inventory_of(&input, &built.layer_of);
@@ -235,31 +242,69 @@ fn package_entries(package: &UnpackedPackage, merged_usr: bool, used: &mut Vec<&
 
 struct Built<'a> {
     input: &'a AssembleInput,
+    /// Layers planned, in image order, written together by [`Built::finish`].
+    jobs: Vec<LayerJob>,
     layers: Vec<LayerBlob>,
     new_layers: Vec<NewLayer>,
     layer_of: BTreeMap<Key, Digest>,
 }
 
+struct LayerJob {
+    entries: Vec<Entry>,
+    what: String,
+    holds: Vec<Key>,
+}
+
 impl Built<'_> {
-    fn write(
-        &mut self,
-        entries: &[Entry],
-        what: &str,
-        holds: &[Key],
-        log: &mut Vec<String>,
-    ) -> Result<(), AssembleError> {
-        let blob = write_layer(entries, self.input.source_date_epoch, &self.input.scratch_dir)
-            .map_err(|source| AssembleError::Layer { what: what.to_string(), source })?;
-        log.push(format!("layer {}: {} ({} bytes): {what}", self.layers.len() + 1, blob.digest, blob.size));
-        for key in holds {
-            self.layer_of.insert(key.clone(), blob.digest.clone());
-        }
-        self.new_layers.push(NewLayer {
-            descriptor: blob.descriptor(),
-            diff_id: blob.diff_id.clone(),
-            created_by: format!("kiln: {what}"),
+    fn write(&mut self, entries: &[Entry], what: &str, holds: &[Key]) {
+        self.jobs.push(LayerJob { entries: entries.to_vec(), what: what.to_string(), holds: holds.to_vec() });
+    }
+
+    /// Writes every planned layer, on as many threads as there are cores: gzip is most of a
+    /// build's CPU, and layers do not depend on each other. The largest go first so the
+    /// cores finish together; the image's order is kept whatever order they finish in.
+    fn finish(&mut self, log: &mut Vec<String>) -> Result<(), AssembleError> {
+        let jobs = std::mem::take(&mut self.jobs);
+        let mut order: Vec<usize> = (0..jobs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(crate::package::file_bytes(&jobs[i].entries)));
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<std::sync::Mutex<Option<Result<LayerBlob, LayerError>>>> =
+            jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        let (epoch, scratch) = (self.input.source_date_epoch, &self.input.scratch_dir);
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    loop {
+                        let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&index) = order.get(at) else { break };
+                        let written = write_layer(&jobs[index].entries, epoch, scratch);
+                        if let Ok(mut slot) = results[index].lock() {
+                            *slot = Some(written);
+                        }
+                    }
+                });
+            }
         });
-        self.layers.push(blob);
+        for (job, result) in jobs.into_iter().zip(results) {
+            let written = result.into_inner().ok().flatten().unwrap_or_else(|| {
+                Err(LayerError::Io {
+                    dir: scratch.clone(),
+                    source: std::io::Error::other("a layer writer stopped before writing its layer"),
+                })
+            });
+            let blob = written.map_err(|source| AssembleError::Layer { what: job.what.clone(), source })?;
+            log.push(format!("layer {}: {} ({} bytes): {}", self.layers.len() + 1, blob.digest, blob.size, job.what));
+            for key in &job.holds {
+                self.layer_of.insert(key.clone(), blob.digest.clone());
+            }
+            self.new_layers.push(NewLayer {
+                descriptor: blob.descriptor(),
+                diff_id: blob.diff_id.clone(),
+                created_by: format!("kiln: {}", job.what),
+            });
+            self.layers.push(blob);
+        }
         Ok(())
     }
 }

@@ -60,6 +60,7 @@ pub struct BuildRunner {
     pub settings: BuildSettings,
     pub http: reqwest::Client,
     pub(crate) sources: debian::SourceCache,
+    pub(crate) universes: debian::UniverseCache,
 }
 
 impl BuildRunner {
@@ -68,7 +69,13 @@ impl BuildRunner {
             .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot set up the HTTP client for package sources: {e}"))?;
-        Ok(BuildRunner { registry, settings, http, sources: debian::SourceCache::default() })
+        Ok(BuildRunner {
+            registry,
+            settings,
+            http,
+            sources: debian::SourceCache::default(),
+            universes: debian::UniverseCache::default(),
+        })
     }
 }
 

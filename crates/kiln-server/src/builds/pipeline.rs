@@ -10,7 +10,7 @@ use kiln_oci::Digest;
 use kiln_packages::archive::{Entry, EntryKind};
 use kiln_packages::cache::DownloadCache;
 use kiln_packages::deb::index::PackageRecord;
-use kiln_packages::deb::resolve::{Installed, Request, Universe, resolve};
+use kiln_packages::deb::resolve::{Installed, Request, resolve};
 use kiln_store::records;
 
 use super::BuildRunner;
@@ -164,25 +164,21 @@ pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecor
 
 /// Picks the packages: from the lock, or by resolving the requests.
 fn choose(
+    runner: &BuildRunner,
     sources: &[Source],
     installed: &Installed,
     spec: &BuildSpec,
     requests: &[Request],
 ) -> Result<Vec<(usize, PackageRecord)>, TaskError> {
+    let (universe, source_index) = runner.universes.get(sources);
     let source_of = |record: &PackageRecord| {
-        sources.iter().position(|s| {
-            s.records.iter().any(|r| r.name == record.name && r.version == record.version && r.sha256 == record.sha256)
-        })
+        source_index.get(&(record.name.clone(), record.version.clone(), record.sha256.clone())).map(|&(i, _)| i)
     };
     if let Some(lock) = &spec.locked {
         let mut chosen = Vec::new();
         for locked in lock.packages.iter().filter(|p| p.ecosystem == Ecosystem::Deb) {
-            let found = sources.iter().enumerate().find_map(|(i, s)| {
-                s.records
-                    .iter()
-                    .find(|r| r.name == locked.name && r.version == locked.version && r.sha256 == locked.sha256)
-                    .map(|r| (i, r.clone()))
-            });
+            let key = (locked.name.clone(), locked.version.clone(), locked.sha256.clone());
+            let found = source_index.get(&key).and_then(|&(i, at)| sources[i].records.get(at).map(|r| (i, r.clone())));
             chosen.push(found.ok_or_else(|| {
                 TaskError::permanent(format!(
                     "the locked package {} {} (sha256 {}) is no longer offered by any source: rebuild without --locked to resolve again",
@@ -192,10 +188,6 @@ fn choose(
         }
         return Ok(chosen);
     }
-    let universe = Universe::new(
-        sources.iter().map(|s| (s.spec.label.clone(), s.records.as_ref().clone())).collect(),
-        &sources.first().map(|s| s.spec.architecture.clone()).unwrap_or_default(),
-    );
     let resolved = resolve(&universe, installed, requests).map_err(|e| TaskError::permanent(e.to_string()))?;
     resolved
         .into_iter()
@@ -273,7 +265,7 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
         .await
         .map_err(|e| TaskError::transient(format!("cannot create {}: {e}", index_dir.display())))?;
     let sources = debian::sources(runner, ctx, &index_dir).await?;
-    let chosen = choose(&sources, &installed, &spec, &requests)?;
+    let chosen = choose(runner, &sources, &installed, &spec, &requests)?;
     for (index, record) in &chosen {
         ctx.log(format!(
             "add {} {} ({}) from {}",

@@ -159,6 +159,7 @@ pub async fn install(
     ctx.check_cancelled()?;
     let mut packages = Vec::new();
     let mut lock = Vec::new();
+    let mut pending = Vec::new();
     for dist in resolved {
         if kept.iter().any(|(name, _)| *name == dist.name) {
             continue;
@@ -191,13 +192,19 @@ pub async fn install(
         let target = target.clone();
         let name = dist.name.clone();
         let limits = Limits { max_bytes: runner.settings.wheel_size_limit, ..Limits::default() };
-        let installed = tokio::task::spawn_blocking(move || {
+        // Unpacking and checking a wheel is CPU work: all of them at once, on every core.
+        let installing = tokio::task::spawn_blocking(move || {
             let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
             install_wheel(&bytes, &target, &limits).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| TaskError::transient(format!("installing stopped: {e}")))?
-        .map_err(|e| permanent(format!("{name} {version} ({}): {e}", dist.wheel.filename)))?;
+        });
+        pending.push((dist, version, sha256, size, name, installing));
+        ctx.check_cancelled()?;
+    }
+    for (dist, version, sha256, size, name, installing) in pending {
+        let installed = installing
+            .await
+            .map_err(|e| TaskError::transient(format!("installing stopped: {e}")))?
+            .map_err(|e| permanent(format!("{name} {version} ({}): {e}", dist.wheel.filename)))?;
         let display = if dist.metadata.name.is_empty() { dist.name.clone() } else { dist.metadata.name.clone() };
         packages.push(RuntimePackage {
             ecosystem: Ecosystem::Pypi,
