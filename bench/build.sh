@@ -28,12 +28,12 @@
 # configuration: the debootstrap minbase image and the package fixture are built once and
 # kept in target/bench/cache; everything else lives in target/bench/build and is deleted at
 # the end.
-# Usage: bench/build.sh [runs]
+# Usage: bench/build.sh [runs]   (KILN_ONLY=1: only Kiln's timings, for quick comparisons)
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 runs=${1:-3}
-token=kiln-bench-admin-token-0123456789
+token="kiln-bench-admin-token-0123456789"
 root=$PWD
 cache=$root/target/bench/cache
 work=$root/target/bench/build
@@ -66,7 +66,9 @@ storage_flags() { echo "--root $1/storage --runroot $1/runroot --storage-driver 
 # Stops every server this script started, then removes the scratch space (buildah storage
 # first, through buildah, so no overlay mount is left behind).
 cleanup() {
+    # shellcheck disable=SC2013
     for pid in $(cat "$work"/*.pid 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+    # shellcheck disable=SC2013
     for pid in $(cat "$work"/*.pid 2>/dev/null); do wait "$pid" 2>/dev/null || true; done
     for store in "$work"/buildah-*; do
         [ -d "$store/storage" ] || continue
@@ -113,7 +115,7 @@ PY
 # shellcheck disable=SC2086
 scripts/debian-fixture.sh "$cache/fixture" $fixture_packages
 
-if [ ! -f "$cache/minbase.oci.tar" ]; then
+if [ -z "${KILN_ONLY:-}" ] && [ ! -f "$cache/minbase.oci.tar" ]; then
     echo "== setup: debootstrap --variant=minbase bookworm (from the machine's Debian mirror)"
     rootfs=$work/minbase-rootfs
     debootstrap --variant=minbase --keyring="$keyring" bookworm "$rootfs" "$(mirror_of bookworm)" \
@@ -194,11 +196,13 @@ YAML
     done
     fail "docker-registry did not start: $(cat "$work/registry-$name.err")"
 }
-base_registry=$(start_registry base)
-skopeo copy -q --dest-tls-verify=false --dest-compress --dest-compress-format gzip \
-    "oci-archive:$cache/minbase.oci.tar" "docker://$base_registry/minbase:bookworm"
-base=$base_registry/minbase:bookworm
-minbase_bytes=$(du -sb "$work/registry-base/storage" | cut -f1)
+if [ -z "${KILN_ONLY:-}" ]; then
+    base_registry=$(start_registry base)
+    skopeo copy -q --dest-tls-verify=false --dest-compress --dest-compress-format gzip \
+        "oci-archive:$cache/minbase.oci.tar" "docker://$base_registry/minbase:bookworm"
+    base=$base_registry/minbase:bookworm
+    minbase_bytes=$(du -sb "$work/registry-base/storage" | cut -f1)
+fi
 
 # ---------------------------------------------------------------- the buildah side
 cat > "$work/Dockerfile" <<'DOCKERFILE'
@@ -396,10 +400,12 @@ kiln_run() {
 
 # ---------------------------------------------------------------- 1-3: the timed builds
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
-echo "== $("$kiln" --version 2>/dev/null || echo kiln), $(buildah --version), minbase at $base, mirror at $mirror_url"
+echo "== $("$kiln" --version 2>/dev/null || echo kiln), $(buildah --version), minbase at ${base:-none}, mirror at $mirror_url"
 for run in $(seq "$runs"); do
+    if [ -n "${KILN_ONLY:-}" ]; then kiln_run "$run"; continue; fi
     if [ $((run % 2)) = 1 ]; then kiln_run "$run"; buildah_run "$run"; else buildah_run "$run"; kiln_run "$run"; fi
 done
+[ -z "${KILN_ONLY:-}" ] || exit 0
 
 # ---------------------------------------------------------------- 4: registry bytes of 10 images
 echo "== 10 images on python3: Kiln"
