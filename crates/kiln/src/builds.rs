@@ -21,15 +21,16 @@ fn text<'a>(value: &'a Value, field: &str) -> &'a str {
     value.get(field).and_then(Value::as_str).unwrap_or_default()
 }
 
-/// Waits until the image's current build ends; returns the image as it then is.
+/// Waits until the build of a just-created image ends; returns the image as it then is.
 pub async fn wait_for_image(client: &Client, name: &str) -> Result<Value> {
     let path = format!("/v1/images/{}", segment(name));
     let started = tokio::time::Instant::now();
     let task = loop {
         let image = client.get(&path).await?;
         match (text(&image, "status"), image.get("buildTask").and_then(Value::as_str)) {
-            ("CREATING" | "UPDATING", Some(task)) => break task.to_string(),
-            ("ERROR", _) => {
+            // A small build can be over before the first look: its task still tells.
+            (_, Some(task)) => break task.to_string(),
+            ("ERROR", None) => {
                 bail!("image {name} is in ERROR: {}", image.get("reason").map(Value::to_string).unwrap_or_default())
             }
             _ if started.elapsed() > START_WITHIN => {
