@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::StreamExt;
 use kiln_build::{AssembleInput, ImageSettings, UnpackedPackage};
 use kiln_model::{BuildRecord, Ecosystem, Image, Lock, LockedPackage};
 use kiln_oci::Digest;
@@ -49,6 +50,9 @@ pub struct Built {
     pub sbom_digest: Digest,
     pub dockerfile: String,
 }
+
+/// Package downloads in flight at once.
+const FETCHES_AT_ONCE: usize = 4;
 
 fn registry_error(e: kiln_registry::error::RegistryError) -> TaskError {
     TaskError::transient(format!("pushing to Kiln's registry: {}", e.message))
@@ -284,21 +288,42 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
     cache.check_room(total).map_err(|e| TaskError::permanent(e.to_string()))?;
     // Unpacked packages and layer files: a generous multiple of the compressed size.
     ctx.reserve_scratch(total.saturating_mul(6))?;
+    // A few downloads at once: a mirror answers each request with a delay of its own.
+    let fetched: Vec<std::sync::atomic::AtomicU64> =
+        chosen.iter().map(|_| std::sync::atomic::AtomicU64::new(0)).collect();
+    let report = || {
+        let sum = fetched.iter().map(|f| f.load(std::sync::atomic::Ordering::Relaxed)).sum();
+        ctx.bytes(sum, Some(total));
+    };
+    let cache = &cache;
+    // Owned work items: a stream of futures borrowing `chosen` would not be `Send`.
+    let work: Vec<(usize, String, PackageRecord)> = chosen
+        .iter()
+        .enumerate()
+        .map(|(at, (index, record))| {
+            (at, kiln_packages::deb::repository::pool_url(&sources[*index].spec.base_url, record), record.clone())
+        })
+        .collect();
+    let downloads = work.into_iter().map(|(at, url, record)| {
+        let (fetched, report) = (&fetched, &report);
+        async move {
+            let progress = move |bytes: u64| {
+                fetched[at].store(bytes, std::sync::atomic::Ordering::Relaxed);
+                report();
+            };
+            cache
+                .fetch(&runner.http, &url, &record.sha256, record.size, &progress)
+                .await
+                .map_err(|e| TaskError::permanent(format!("package {} {}: {e}", record.name, record.version)))
+        }
+    });
     let mut files = Vec::new();
-    let mut done = 0u64;
-    for (index, record) in &chosen {
-        let source = &sources[*index];
-        let url = kiln_packages::deb::repository::pool_url(&source.spec.base_url, record);
-        let base = done;
-        let progress = |bytes: u64| ctx.bytes(base + bytes, Some(total));
-        let path = cache
-            .fetch(&runner.http, &url, &record.sha256, record.size, &progress)
-            .await
-            .map_err(|e| TaskError::permanent(format!("package {} {}: {e}", record.name, record.version)))?;
-        done += record.size;
-        files.push(path);
+    let mut downloads = futures::stream::iter(downloads).buffered(FETCHES_AT_ONCE);
+    while let Some(path) = downloads.next().await {
+        files.push(path?);
         ctx.check_cancelled()?;
     }
+    drop(downloads);
 
     ctx.step("unpack", 45);
     let records: Vec<PackageRecord> = chosen.iter().map(|(_, r)| r.clone()).collect();
