@@ -24,7 +24,7 @@ pub mod read;
 pub mod sbom;
 pub mod settings;
 
-pub use assemble::{AssembleError, AssembleInput, AssembledImage, ParentImage, assemble, deb_purl};
+pub use assemble::{AssembleError, AssembleInput, AssembledImage, ParentImage, assemble, deb_purl, dpkg_inventory};
 pub use config::{BuiltImage, ConfigError, NewLayer, ParentConfig, build_image};
 pub use dockerfile::{DockerfileError, render_dockerfile};
 pub use group::{DEFAULT_LAYER_BUDGET, GroupError, LayerPlan, MAX_LAYERS, plan_layers};

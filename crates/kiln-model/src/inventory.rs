@@ -89,3 +89,18 @@ pub struct BuildRecord {
     pub dockerfile: String,
     pub built_time: chrono::DateTime<chrono::Utc>,
 }
+
+/// What Kiln found inside a base image it did not build, read from its layers when the base
+/// image was registered or its digest moved: dpkg's status, Python `*.dist-info`,
+/// `node_modules/*/package.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BaseImageInventory {
+    /// The manifest digest that was scanned.
+    pub digest: String,
+    pub items: Vec<InventoryItem>,
+    /// Why the layers could not be read, when they could not; the image is still usable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    pub scanned_time: chrono::DateTime<chrono::Utc>,
+}

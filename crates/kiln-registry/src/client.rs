@@ -263,6 +263,47 @@ impl Client {
         })
     }
 
+    /// The manifest `digest` of `repository`, verified, with its media type.
+    pub async fn fetch_manifest(&self, repository: &str, digest: &Digest) -> Result<(Vec<u8>, String), ClientError> {
+        let (_, info, body) = self.manifest(repository, digest.as_str()).await?;
+        Ok((body, info.media_type.to_string()))
+    }
+
+    /// Streams the blob `digest` of `repository` into `dest` (never whole in memory), checking
+    /// its digest on the way; returns its size.
+    pub async fn fetch_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        dest: &std::path::Path,
+    ) -> Result<u64, ClientError> {
+        use tokio::io::AsyncWriteExt;
+        let url = format!("{}/v2/{repository}/blobs/{digest}", self.base);
+        let mut response = self.get(&url, &[], false).await?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Err(ClientError::NotFound(format!("blob {digest} of {repository}"))),
+            status => return Err(ClientError::Protocol(format!("GET {url} answered {status}"))),
+        }
+        let local = |e: std::io::Error| ClientError::Setting(format!("writing {}: {e}", dest.display()));
+        let mut file = tokio::fs::File::create(dest).await.map_err(local)?;
+        let mut hasher = kiln_oci::digest::Hasher::new(digest.algorithm());
+        let mut size = 0u64;
+        while let Some(chunk) = response.chunk().await.map_err(network)? {
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(local)?;
+        }
+        file.flush().await.map_err(local)?;
+        let actual = hasher.finish();
+        if actual != *digest {
+            return Err(ClientError::Protocol(format!(
+                "blob {digest} of {repository} arrived as {actual}: the registry served other bytes"
+            )));
+        }
+        Ok(size)
+    }
+
     /// Whether the registry holds the blob in the repository.
     pub async fn has_blob(&self, repository: &str, digest: &Digest) -> Result<bool, ClientError> {
         let url = format!("{}/v2/{repository}/blobs/{digest}", self.base);

@@ -110,6 +110,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::tokens::revoke))
         .routes(routes!(api::audit::list))
         .routes(routes!(api::builds::packages))
+        .routes(routes!(api::builds::base_image_packages))
         .routes(routes!(api::builds::build))
         .routes(routes!(api::builds::dockerfile))
         .routes(routes!(api::builds::sbom))
@@ -177,6 +178,7 @@ pub fn app(mut state: AppState) -> Router {
     if let Some(mut settings) = state.controller.clone() {
         if let (Some(registry), Some(builds)) = (&registry, &state.builds) {
             settings.local_registry = Some((builds.registry_host.clone(), registry.clone()));
+            settings.copy_scratch = builds.cache_dir.join("base-image-copies");
         }
         controller::base_images::spawn(auth.store.clone(), settings);
     }

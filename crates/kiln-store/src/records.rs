@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use kiln_model::auth::{AuditEntry, Organization, Role, RoleBinding, Token, User};
-use kiln_model::{BaseImage, BuildRecord, Image, Package, PackageSource, RegistryCredential, Task};
+use kiln_model::{BaseImage, BaseImageInventory, BuildRecord, Image, Package, PackageSource, RegistryCredential, Task};
 
 use crate::kv::{Entry, StoreError};
 
@@ -109,6 +109,15 @@ record!(Task, "tasks");
 /// carry no revision of their own.
 impl Record for BuildRecord {
     const COLLECTION: &'static str = "image-builds";
+    fn set_revision(&mut self, _revision: Option<u64>) {}
+    fn revision(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Written whole by the base-image controller, like build records.
+impl Record for BaseImageInventory {
+    const COLLECTION: &'static str = "base-image-inventories";
     fn set_revision(&mut self, _revision: Option<u64>) {}
     fn revision(&self) -> Option<u64> {
         None

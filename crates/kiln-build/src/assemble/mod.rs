@@ -339,6 +339,12 @@ fn inventory_of(input: &AssembleInput, layer_of: &BTreeMap<Key, Digest>) -> Vec<
     items.into_values().chain(runtime.into_values()).collect()
 }
 
+/// The Debian packages a dpkg `status` file lists as installed, as inventory items (for a
+/// base image Kiln did not build; no layer is known for them).
+pub fn dpkg_inventory(status: &str, distro: Option<&str>) -> Vec<InventoryItem> {
+    dpkg::installed_packages(status).iter().map(|p| inventory::parent_item(p, distro)).collect()
+}
+
 /// Keys of language packages cannot meet those of Debian packages (`name`, `arch`); npm's
 /// nested copies of one name differ by where they sit.
 fn runtime_key(package: &RuntimePackage) -> Key {

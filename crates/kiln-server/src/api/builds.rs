@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use kiln_model::{BuildRecord, Ecosystem, Image, InventoryItem, Status, Task, TaskKind};
+use kiln_model::{BaseImage, BaseImageInventory, BuildRecord, Ecosystem, Image, InventoryItem, Status, Task, TaskKind};
 use kiln_store::{Op, Precondition, records};
 
 use crate::auth::{Ctx, RequestContext};
@@ -54,6 +54,40 @@ pub async fn packages(
 ) -> ApiResult<axum::Json<PackageInventory>> {
     let record = record(&state, &ctx, &name).await?;
     Ok(axum::Json(PackageInventory { image: name, digest: record.digest, items: record.inventory }))
+}
+
+/// What a base image built elsewhere holds, as Kiln read it from its layers when it was
+/// registered (dpkg packages, Python distributions, npm packages).
+#[utoipa::path(get, path = "/v1/base-images/{name}/packages", tag = "base-images", operation_id = "getBaseImagePackages", security(("bearer" = ["base-images:read"])),
+    params(("name" = String, Path)),
+    responses((status = 200, body = PackageInventory), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn base_image_packages(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    PathParam(name): PathParam<String>,
+) -> ApiResult<axum::Json<PackageInventory>> {
+    let missing = || ApiError::not_found(format!("base image {name:?} does not exist in organization {:?}", ctx.org));
+    let entry = state.store.get(&records::key::<BaseImage>(&ctx.org, &name)).await?.ok_or_else(missing)?;
+    let base: BaseImage = records::decode(&entry)?;
+    if ctx.public_only && base.visibility != kiln_model::Visibility::Public {
+        return Err(missing());
+    }
+    let not_yet = || {
+        ApiError::not_found(format!(
+            "base image {name:?} has not been read yet (status {}): Kiln reads images from other registries when it checks them",
+            base.status.as_str()
+        ))
+    };
+    let entry =
+        state.store.get(&records::key::<BaseImageInventory>(&ctx.org, &base.name)).await?.ok_or_else(not_yet)?;
+    let inventory: BaseImageInventory = records::decode(&entry)?;
+    if base.digest.as_deref() != Some(inventory.digest.as_str()) {
+        return Err(not_yet());
+    }
+    if let Some(problem) = inventory.problem {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("base image {name:?}: {problem}")));
+    }
+    Ok(axum::Json(PackageInventory { image: name, digest: inventory.digest, items: inventory.items }))
 }
 
 /// The last successful build: digest, parent, lock (every package with version, sha256 and

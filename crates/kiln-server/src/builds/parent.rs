@@ -81,19 +81,28 @@ pub async fn load(
                 .strip_prefix(&format!("{registry_host}/"))
                 .or_else(|| base_image.reference.split_once('/').map(|(_, path)| path))
                 .unwrap_or(&base_image.reference);
-            let repository = path.split(['@', ':']).next().unwrap_or(path).to_string();
-            let held = kiln_registry::names::check_repository(&repository).is_ok()
-                && registry
-                    .read_manifest(&repository, &digest)
-                    .await
-                    .map_err(|e| TaskError::transient(format!("reading the parent: {}", e.message)))?
-                    .is_some();
-            if !held {
-                return Err(TaskError::permanent(format!(
-                    "base image {base:?} lives in another registry ({}): building on images outside Kiln's registry is not supported yet; use a root image from `kiln bootstrap` or `kiln push` the base into Kiln's registry",
+            let named = path.split(['@', ':']).next().unwrap_or(path).to_string();
+            // A base image from another registry is built on from the copy the controller
+            // made of it in Kiln's registry.
+            let mut repository = None;
+            for candidate in [named, base_repository(base_org, name)] {
+                let held = kiln_registry::names::check_repository(&candidate).is_ok()
+                    && registry
+                        .read_manifest(&candidate, &digest)
+                        .await
+                        .map_err(|e| TaskError::transient(format!("reading the parent: {}", e.message)))?
+                        .is_some();
+                if held {
+                    repository = Some(candidate);
+                    break;
+                }
+            }
+            let Some(repository) = repository else {
+                return Err(TaskError::transient(format!(
+                    "base image {base:?} ({}) is not copied into Kiln's registry yet: the controller copies it when it checks the image",
                     base_image.reference
                 )));
-            }
+            };
             (repository, digest, base_image.reference.clone(), Some(base_image.language))
         }
         (None, None) => return Err(TaskError::permanent("the image names no parent")),
@@ -166,7 +175,7 @@ pub async fn load(
 }
 
 /// `…/dist-packages/<dist>.dist-info/METADATA` and `…/node_modules/<name>/package.json`.
-fn is_language_manifest(path: &str) -> bool {
+pub(crate) fn is_language_manifest(path: &str) -> bool {
     let parts: Vec<&str> = path.split('/').collect();
     let n = parts.len();
     if n >= 3 && parts[n - 1] == "METADATA" && parts[n - 2].ends_with(".dist-info") {
@@ -179,7 +188,7 @@ fn is_language_manifest(path: &str) -> bool {
     false
 }
 
-fn language_item(path: &str, data: &[u8]) -> Option<kiln_model::InventoryItem> {
+pub(crate) fn language_item(path: &str, data: &[u8]) -> Option<kiln_model::InventoryItem> {
     use kiln_model::{Ecosystem, InventoryItem};
     if path.ends_with("/METADATA") {
         let metadata = kiln_packages::pypi::metadata::parse_metadata(&String::from_utf8_lossy(data));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures::StreamExt;
 use kiln_model::reference::Reference;
-use kiln_model::{BaseImage, Status};
+use kiln_model::{BaseImage, BaseImageInventory, Status};
 use kiln_registry::client::{Client, ClientError, Resolved};
 use kiln_store::records;
 use kiln_store::{KvStore, Precondition};
@@ -155,7 +155,26 @@ async fn resolve(store: &dyn KvStore, settings: &Settings, base: &BaseImage) -> 
     let options = crate::hosts::host_options(store, &base.organization, &host).await.map_err(|e| e.to_string())?;
     let platform = platform.parse().map_err(|_| format!("controller platform {platform:?} is not os/arch"))?;
     let client = Client::new(&host, options).map_err(|e| e.to_string())?;
-    client.resolve(&repository, &target, &platform).await.map_err(|e| describe(&host, e))
+    let resolved = client.resolve(&repository, &target, &platform).await.map_err(|e| describe(&host, e))?;
+    if let Some((_, registry)) = &settings.local_registry {
+        let (org, name) = (&base.organization, &base.name);
+        let copied =
+            super::mirror::copy_in(&client, &repository, &resolved.digest, registry, &settings.copy_scratch, org, name)
+                .await
+                .map_err(|e| format!("copying {} into Kiln's registry failed: {e}", base.reference))?;
+        let key = records::key::<BaseImageInventory>(org, name);
+        let known = store.get(&key).await.map_err(|e| e.to_string())?;
+        let current = known
+            .as_ref()
+            .and_then(|entry| records::decode::<BaseImageInventory>(entry).ok())
+            .is_some_and(|inventory| inventory.digest == resolved.digest.as_str());
+        if !current {
+            let inventory = super::mirror::scan(registry, &copied, &resolved.digest).await;
+            let value = records::encode(&inventory).map_err(|e| e.to_string())?;
+            store.put(&key, value, Precondition::Any).await.map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(resolved)
 }
 
 /// A reference into Kiln's own registry: the manifest must be there (images only, no

@@ -3,6 +3,7 @@
 //! restart finds the same work again in the store.
 
 pub mod base_images;
+mod mirror;
 
 use std::time::Duration;
 
@@ -19,6 +20,8 @@ pub struct Settings {
     /// Kiln's own registry and the host it is addressed by: references there are looked up
     /// in place, not over HTTP (which would need a token).
     pub local_registry: Option<(String, std::sync::Arc<kiln_registry::Registry>)>,
+    /// Where layers of base images from other registries land on their way into Kiln's.
+    pub copy_scratch: std::path::PathBuf,
 }
 
 impl Default for Settings {
@@ -34,6 +37,7 @@ impl Default for Settings {
             recheck: Duration::from_secs(600),
             platform: format!("linux/{architecture}"),
             local_registry: None,
+            copy_scratch: std::env::temp_dir().join("kiln-base-images"),
         }
     }
 }

@@ -1,0 +1,94 @@
+//! Base images from other registries become Kiln's own: the chosen platform's manifest, its
+//! config and layers are copied into Kiln's registry (blobs streamed to disk and verified,
+//! the manifest last, so a copy cut short is never used), and the layers are read once for
+//! what the image already holds. Builds then stand on the copy, whatever happens to the
+//! registry it came from.
+
+use std::path::Path;
+
+use kiln_model::{BaseImageInventory, InventoryItem};
+use kiln_oci::{Digest, ManifestInfo};
+use kiln_registry::Registry;
+use kiln_registry::client::Client;
+
+use crate::builds::parent::{base_repository, is_language_manifest, language_item};
+
+/// Copies `digest` of `repository` (from `client`'s registry) into Kiln's registry as the
+/// base image `org/name`; returns the repository it now lives in there.
+pub async fn copy_in(
+    client: &Client,
+    repository: &str,
+    digest: &Digest,
+    registry: &Registry,
+    scratch: &Path,
+    org: &str,
+    name: &str,
+) -> Result<String, String> {
+    let target = base_repository(org, name);
+    if registry.read_manifest(&target, digest.as_str()).await.map_err(|e| e.message)?.is_some() {
+        return Ok(target);
+    }
+    let (manifest, media_type) = client.fetch_manifest(repository, digest).await.map_err(|e| e.to_string())?;
+    let info =
+        ManifestInfo::parse(&manifest, Some(&media_type)).map_err(|e| format!("its manifest is invalid: {e}"))?;
+    let blobs = info.config.iter().chain(info.layers.iter());
+    tokio::fs::create_dir_all(scratch).await.map_err(|e| format!("creating {}: {e}", scratch.display()))?;
+    for blob in blobs {
+        if registry.link_blob(&target, &blob.digest).await.map_err(|e| e.message)? {
+            continue;
+        }
+        let file = scratch.join(format!("{}-{}.blob", name, blob.digest.hex()));
+        let fetched = client.fetch_blob(repository, &blob.digest, &file).await;
+        let imported = match fetched {
+            Ok(_) => registry.import_file(&target, &file, &blob.digest).await.map_err(|e| e.message),
+            Err(e) => Err(format!("copying {}: {e}", blob.digest)),
+        };
+        let _ = tokio::fs::remove_file(&file).await;
+        imported?;
+    }
+    registry.put_manifest(&target, None, manifest, &media_type).await.map_err(|e| e.message)?;
+    Ok(target)
+}
+
+/// Reads the copy's layers for its dpkg status and language packages. A layer that cannot
+/// be read is reported in `problem`, not as a failure: the image may still serve.
+pub async fn scan(registry: &Registry, repository: &str, digest: &Digest) -> BaseImageInventory {
+    let scanned = read_inventory(registry, repository, digest).await;
+    let (items, problem) = match scanned {
+        Ok(items) => (items, None),
+        Err(problem) => (Vec::new(), Some(problem)),
+    };
+    BaseImageInventory { digest: digest.to_string(), items, problem, scanned_time: chrono::Utc::now() }
+}
+
+async fn read_inventory(registry: &Registry, repository: &str, digest: &Digest) -> Result<Vec<InventoryItem>, String> {
+    let (_, stored) = registry
+        .read_manifest(repository, digest.as_str())
+        .await
+        .map_err(|e| e.message)?
+        .ok_or_else(|| format!("{repository}@{digest} is not in Kiln's registry"))?;
+    let info = ManifestInfo::parse(&stored.content, Some(&stored.meta.media_type)).map_err(|e| e.to_string())?;
+    let mut files = Vec::new();
+    for layer in &info.layers {
+        let reader = registry
+            .open_blob(repository, &layer.digest)
+            .await
+            .map_err(|e| e.message)?
+            .ok_or_else(|| format!("layer {} is missing", layer.digest))?;
+        files.push(reader.file.into_std().await);
+    }
+    tokio::task::spawn_blocking(move || {
+        let readers = files.into_iter().map(std::io::BufReader::new);
+        let wanted = |path: &str| path == "var/lib/dpkg/status" || is_language_manifest(path);
+        let found = kiln_build::read_files_from_layers(readers, wanted)
+            .map_err(|e| format!("its layers cannot be read: {e}"))?;
+        let mut items = match found.get("var/lib/dpkg/status") {
+            Some(status) => kiln_build::dpkg_inventory(&String::from_utf8_lossy(status), None),
+            None => Vec::new(),
+        };
+        items.extend(found.iter().filter_map(|(path, data)| language_item(path, data)));
+        Ok(items)
+    })
+    .await
+    .map_err(|e| format!("reading the layers stopped: {e}"))?
+}
