@@ -39,6 +39,8 @@ cache=$root/target/bench/cache
 work=$root/target/bench/build
 kiln=$root/target/release/kiln
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 # What pg holds on top of python3, and the package the one-package change adds.
 pg_packages="libpq5"
 change_package=libyaml-0-2
@@ -54,42 +56,13 @@ python3_packages="python3 netbase tzdata"
 fixture_packages="python3 base-files netbase tzdata $pg_packages $change_package"
 for image in "${ten_images[@]}"; do fixture_packages+=" ${image#*:}"; done
 
-fail() { echo "bench/build.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || fail "buildah --isolation chroot and debootstrap need root"
 command -v debootstrap >/dev/null || apt-get install -y -qq debootstrap >/dev/null
 for tool in buildah skopeo docker-registry python3 curl jq debootstrap; do
     command -v "$tool" >/dev/null || fail "needs $tool"
 done
 cargo build --release --locked -q -p kiln
-
-storage_flags() { echo "--root $1/storage --runroot $1/runroot --storage-driver overlay"; }
-# Stops every server this script started, then removes the scratch space (buildah storage
-# first, through buildah, so no overlay mount is left behind).
-cleanup() {
-    # shellcheck disable=SC2013
-    for pid in $(cat "$work"/*.pid 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
-    # shellcheck disable=SC2013
-    for pid in $(cat "$work"/*.pid 2>/dev/null); do wait "$pid" 2>/dev/null || true; done
-    for store in "$work"/buildah-*; do
-        [ -d "$store/storage" ] || continue
-        # shellcheck disable=SC2046
-        buildah $(storage_flags "$store") rm --all >/dev/null 2>&1 || true
-        # shellcheck disable=SC2046
-        buildah $(storage_flags "$store") rmi --all --force >/dev/null 2>&1 || true
-    done
-    findmnt -rn -o TARGET | { grep "^$work/" || true; } | sort -r | while read -r m; do umount "$m" || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-cleanup
-mkdir -p "$cache" "$work"
-
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.2f", b - a}'; }
-median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-declare -A results
-add() { results[$1]="${results[$1]:-} $2"; }
+bench_init
 
 # ---------------------------------------------------------------- one-time setup (network)
 # The Debian mirror of a suite, from the machine's deb822 apt sources.
@@ -142,19 +115,7 @@ if [ -z "${KILN_ONLY:-}" ] && [ ! -f "$cache/minbase.oci.tar" ]; then
 fi
 
 # ---------------------------------------------------------------- loopback servers
-# The fixture mirror: a static file server on a free port, printed on its first line.
-python3 -c '
-import functools, http.server, sys
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=sys.argv[1]))
-print(server.server_address[1], flush=True)
-server.serve_forever()
-' "$cache/fixture" > "$work/mirror.out" 2> "$work/mirror.err" &
-echo $! > "$work/mirror.pid"
-for _ in $(seq 100); do [ -s "$work/mirror.out" ] && break; sleep 0.1; done
-mirror_url="http://127.0.0.1:$(head -1 "$work/mirror.out")"
+mirror_url=$(static mirror "$cache/fixture")
 curl -sf -o /dev/null "$mirror_url/suites" || fail "the fixture mirror did not start: $(cat "$work/mirror.err")"
 suites=$(awk '{printf "%s%s:%s", sep, $1, $2; sep = " "}' "$cache/fixture/suites")
 
@@ -164,38 +125,6 @@ while read -r dir suite; do
     echo "deb [signed-by=$keyring] $mirror_url/$dir $suite main"
 done < "$cache/fixture/suites" > "$work/apt/sources.list"
 
-# docker-registry on loopback with its storage in $work/registry-$1; prints its address.
-# A port picked by binding :0 can be taken before docker-registry binds it: try a few.
-start_registry() {
-    local name=$1 port
-    for _ in 1 2 3 4 5; do
-        port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-        mkdir -p "$work/registry-$name/storage"
-        cat > "$work/registry-$name/config.yml" <<YAML
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: "$work/registry-$name/storage"
-http:
-  addr: 127.0.0.1:$port
-  secret: kiln-bench-upload-state-secret
-YAML
-        docker-registry serve "$work/registry-$name/config.yml" > "$work/registry-$name.out" 2> "$work/registry-$name.err" &
-        echo $! > "$work/registry-$name.pid"
-        for _ in $(seq 100); do
-            kill -0 "$(cat "$work/registry-$name.pid")" 2>/dev/null || break
-            if curl -sf -o /dev/null "http://127.0.0.1:$port/v2/"; then echo "127.0.0.1:$port"; return; fi
-            sleep 0.1
-        done
-        kill "$(cat "$work/registry-$name.pid")" 2>/dev/null || true
-        rm -f "$work/registry-$name.pid"
-    done
-    fail "docker-registry did not start: $(cat "$work/registry-$name.err")"
-}
 if [ -z "${KILN_ONLY:-}" ]; then
     base_registry=$(start_registry base)
     skopeo copy -q --dest-tls-verify=false --dest-compress --dest-compress-format gzip \
@@ -272,27 +201,6 @@ buildah_run() {
 }
 
 # ---------------------------------------------------------------- the Kiln side
-# start_kiln NAME: a fresh server on a fresh data dir $work/kiln-NAME; sets kiln_url.
-start_kiln() {
-    local name=$1
-    rm -rf "$work/kiln-$name"
-    KILN_ADMIN_TOKEN=$token KILN_LOG=warn KILN_CONTROLLER=true KILN_CONTROLLER_RETRY_SECONDS=1 \
-        KILN_APT_CONFIG_DIR="$work/apt" SOURCE_DATE_EPOCH=0 \
-        "$kiln" serve --listen 127.0.0.1:0 --data-dir "$work/kiln-$name" \
-        > "$work/kiln-$name.out" 2> "$work/kiln-$name.err" &
-    echo $! > "$work/kiln-$name.pid"
-    kiln_url=""
-    for _ in $(seq 100); do grep -q '^listening on ' "$work/kiln-$name.out" 2>/dev/null && break; sleep 0.1; done
-    kiln_url=$(sed -n 's/^listening on //p' "$work/kiln-$name.out")
-    [ -n "$kiln_url" ] || fail "kiln did not start: $(cat "$work/kiln-$name.err")"
-}
-stop_kiln() {
-    local name=$1 pid
-    pid=$(cat "$work/kiln-$name.pid")
-    kill "$pid"; wait "$pid" 2>/dev/null || true
-    rm -f "$work/kiln-$name.pid"
-}
-cli() { KILN_URL=$kiln_url KILN_TOKEN=$token "$kiln" "$@"; }
 # The Kiln REST helper: task times, the newest task, and a definition change waited on.
 cat > "$work/api.py" <<'PY'
 import json, re, sys, time, urllib.request

@@ -19,6 +19,7 @@ pub mod fixups;
 pub mod group;
 pub mod layer;
 pub mod package;
+pub mod parallel;
 pub mod plugins;
 pub mod read;
 pub mod sbom;

@@ -5,6 +5,7 @@ mod builds;
 mod cli;
 mod client;
 mod commands;
+mod config_files;
 mod credentials;
 mod npm_config;
 mod output;

@@ -24,15 +24,7 @@ pub fn machine_registry_url() -> Option<String> {
     if let Some(file) = std::env::var_os("NPM_CONFIG_USERCONFIG") {
         files.push(PathBuf::from(file));
     }
-    let mut found = None;
-    for file in files {
-        if let Ok(text) = std::fs::read_to_string(&file)
-            && let Some(url) = registry_in(&text)
-        {
-            found = Some(url);
-        }
-    }
-    found.or_else(npm_default)
+    crate::config_files::last_setting(&files, registry_in).or_else(npm_default)
 }
 
 /// The unscoped `registry` key of an npmrc (ini without sections; `;` and `#` comments).

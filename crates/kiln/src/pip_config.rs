@@ -20,15 +20,7 @@ pub fn machine_index_url() -> Option<String> {
     if let Some(file) = std::env::var_os("PIP_CONFIG_FILE") {
         files.push(PathBuf::from(file));
     }
-    let mut found = None;
-    for file in files {
-        if let Ok(text) = std::fs::read_to_string(&file)
-            && let Some(url) = index_url_in(&text)
-        {
-            found = Some(url);
-        }
-    }
-    found.or_else(pip_default)
+    crate::config_files::last_setting(&files, index_url_in).or_else(pip_default)
 }
 
 /// `index-url` (or `index_url`) in the `[global]` or `[install]` section of an INI file.

@@ -13,7 +13,7 @@ mod runc;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Server, stderr, stdout};
+use common::{Server, image_settled, stderr, stdout};
 use mirror::{Mirror, TestPackage, apt_config, deb, fixture_dir, signed_repository, tar_with};
 use serde_json::{Value, json};
 
@@ -43,13 +43,6 @@ fn task_end(server: &Server, id: &str) -> Value {
     wait_for(&format!("task {id} ending"), Duration::from_secs(300), || {
         let task = server.http().get(&format!("/v1/tasks/{id}")).body;
         ["succeeded", "failed", "cancelled"].contains(&task["state"].as_str().unwrap_or_default()).then_some(task)
-    })
-}
-
-fn image_settled(server: &Server, name: &str) -> Value {
-    wait_for(&format!("image {name} settling"), Duration::from_secs(300), || {
-        let image = server.http().get(&format!("/v1/images/{name}")).body;
-        ["READY", "ERROR"].contains(&image["status"].as_str().unwrap_or_default()).then_some(image)
     })
 }
 

@@ -14,7 +14,7 @@ mod runc;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Server, stderr, stdout};
+use common::{Server, image_settled, stderr, stdout};
 use mirror::{Mirror, apt_config, fixture_dir};
 use serde_json::{Value, json};
 
@@ -36,18 +36,6 @@ fn npm_fixture() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/npm-fixture"));
     assert!(dir.join(".stamp").exists(), "no npm fixture at {}: run scripts/test.sh", dir.display());
     dir
-}
-
-fn settled(server: &Server, name: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        let image = server.http().get(&format!("/v1/images/{name}")).body;
-        if ["READY", "ERROR"].contains(&image["status"].as_str().unwrap_or_default()) {
-            return image;
-        }
-        assert!(started.elapsed() < Duration::from_secs(300), "image {name} did not settle: {image}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// A wheel of `name` 1.0 with `files` besides its metadata; `record` lists what RECORD
@@ -191,9 +179,9 @@ fn seed_examples_build_and_answer() {
     let file = examples().join("my-pandas/images.yaml");
     let created = server.kiln(&["create", "-f", file.to_str().expect("utf-8")]);
     assert!(created.status.success(), "{}\n{}", stdout(&created), stderr(&created));
-    let base = settled(&server, "my-python-base");
+    let base = image_settled(&server, "my-python-base");
     assert_eq!(base["status"], "READY", "{base}");
-    let pandas = settled(&server, "my-pandas");
+    let pandas = image_settled(&server, "my-pandas");
     assert_eq!(pandas["status"], "READY", "{pandas}");
     // The function's code goes on as one layer, by a manifest write: no rebuild.
     let code = examples().join("my-pandas");
@@ -281,7 +269,7 @@ fn seed_examples_build_and_answer() {
     let file = examples().join("python3-postgres/python3-postgres.yaml");
     let created = server.kiln(&["create", "-f", file.to_str().expect("utf-8")]);
     assert!(created.status.success(), "{}\n{}", stdout(&created), stderr(&created));
-    let postgres = settled(&server, "python3-postgres");
+    let postgres = image_settled(&server, "python3-postgres");
     assert_eq!(postgres["status"], "READY", "{postgres}");
     let answer = call_function(
         &server,
@@ -341,15 +329,15 @@ fn seed_examples_build_and_answer() {
         );
         assert_eq!(created.status, 201, "{}", created.text);
     }
-    let constrained = settled(&server, "py-constrained");
+    let constrained = image_settled(&server, "py-constrained");
     assert_eq!(constrained["status"], "ERROR", "{constrained}");
     assert!(constrained["reason"].to_string().contains("note: constraint numpy<1.0"), "{constrained}");
-    let unconstrained = settled(&server, "pins-only");
+    let unconstrained = image_settled(&server, "pins-only");
     assert_eq!(unconstrained["status"], "READY", "{unconstrained}");
     let items = server.http().get("/v1/images/pins-only/packages").body["items"].to_string();
     assert!(items.contains("\"requests\"") && !items.contains("\"numpy\""), "{items}");
     for (name, _, expected) in &cases {
-        let image = settled(&server, name);
+        let image = image_settled(&server, name);
         assert_eq!(image["status"], "ERROR", "{name}: {image}");
         let reason = image["reason"].to_string();
         for part in expected {
@@ -381,7 +369,7 @@ fn nodejs_example_builds_and_answers() {
     let file = examples().join("nodejs-lodash/images.yaml");
     let created = server.kiln(&["create", "-f", file.to_str().expect("utf-8")]);
     assert!(created.status.success(), "{}\n{}", stdout(&created), stderr(&created));
-    let image = settled(&server, "nodejs-lodash");
+    let image = image_settled(&server, "nodejs-lodash");
     assert_eq!(image["status"], "READY", "{image}");
     let answer = call_function(
         &server,
@@ -424,7 +412,7 @@ fn nodejs_example_builds_and_answers() {
             assert!(started.elapsed() < Duration::from_secs(300), "rebuild {task} did not end");
             std::thread::sleep(Duration::from_millis(200));
         }
-        let again = settled(&server, "nodejs-lodash");
+        let again = image_settled(&server, "nodejs-lodash");
         assert_eq!(again["digest"], digest, "rebuild (locked: {locked}) gives the same image: {again}");
     }
 
@@ -454,7 +442,7 @@ fn nodejs_example_builds_and_answers() {
         assert_eq!(created.status, 201, "{}", created.text);
     }
     for (name, _, expected) in &cases {
-        let image = settled(&server, name);
+        let image = image_settled(&server, name);
         assert_eq!(image["status"], "ERROR", "{name}: {image}");
         let reason = image["reason"].to_string();
         for part in expected {

@@ -10,24 +10,11 @@ mod mirror;
 mod runc;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use common::{Server, stderr, stdout};
+use common::{Server, image_settled, stderr, stdout};
 use mirror::{Mirror, apt_config, fixture_dir};
 use serde_json::{Value, json};
 use sha2::Digest;
-
-fn settled(server: &Server, name: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        let image = server.http().get(&format!("/v1/images/{name}")).body;
-        if ["READY", "ERROR"].contains(&image["status"].as_str().unwrap_or_default()) {
-            return image;
-        }
-        assert!(started.elapsed() < Duration::from_secs(300), "image {name} did not settle: {image}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// A setuptools sdist `name-1.0.tar.gz` with one module and `setup_body` run by its setup.py.
 fn sdist(name: &str, module: &str, module_text: &str, setup_body: &str) -> (String, Vec<u8>) {
@@ -110,7 +97,7 @@ fn source_distributions_build_offline_in_a_sandbox() {
         json!({"name": "sdist-builder", "baseImageName": "python3", "systemDependencies": {"packages": packages}}),
     );
     assert_eq!(builder.status, 201, "{}", builder.text);
-    assert_eq!(settled(&server, "sdist-builder")["status"], "READY");
+    assert_eq!(image_settled(&server, "sdist-builder")["status"], "READY");
 
     for (name, requirement) in [("from-source", "kiln-hello\n"), ("greedy", "kiln-greedy\n")] {
         let created = http.post(
@@ -119,7 +106,7 @@ fn source_distributions_build_offline_in_a_sandbox() {
         );
         assert_eq!(created.status, 201, "{}", created.text);
     }
-    let built = settled(&server, "from-source");
+    let built = image_settled(&server, "from-source");
     assert_eq!(built["status"], "READY", "{built}");
     let items = http.get("/v1/images/from-source/packages").body["items"].clone();
     let hello = items.as_array().and_then(|i| i.iter().find(|p| p["name"] == "kiln-hello").cloned());
@@ -136,7 +123,7 @@ fn source_distributions_build_offline_in_a_sandbox() {
     let ran = runc::run_once(&bundle, &format!("kiln-sdist-test-{}", std::process::id()));
     assert!(stdout(&ran).contains("hello from source"), "{}\n{}", stdout(&ran), stderr(&ran));
 
-    let greedy = settled(&server, "greedy");
+    let greedy = image_settled(&server, "greedy");
     assert_eq!(greedy["status"], "ERROR", "{greedy}");
     let reason = greedy["reason"].to_string();
     assert!(reason.contains("building kiln-greedy 1.0 from kiln-greedy-1.0.tar.gz"), "{reason}");

@@ -260,34 +260,18 @@ impl Built<'_> {
         self.jobs.push(LayerJob { entries: entries.to_vec(), what: what.to_string(), holds: holds.to_vec() });
     }
 
-    /// Writes every planned layer, on as many threads as there are cores: gzip is most of a
-    /// build's CPU, and layers do not depend on each other. The largest go first so the
-    /// cores finish together; the image's order is kept whatever order they finish in.
+    /// Writes every planned layer on every core: gzip is most of a build's CPU, and layers
+    /// do not depend on each other.
     fn finish(&mut self, log: &mut Vec<String>) -> Result<(), AssembleError> {
         let jobs = std::mem::take(&mut self.jobs);
-        let mut order: Vec<usize> = (0..jobs.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(crate::package::file_bytes(&jobs[i].entries)));
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results: Vec<std::sync::Mutex<Option<Result<LayerBlob, LayerError>>>> =
-            jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
         let (epoch, scratch) = (self.input.source_date_epoch, &self.input.scratch_dir);
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| {
-                    loop {
-                        let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&index) = order.get(at) else { break };
-                        let written = write_layer(&jobs[index].entries, epoch, scratch);
-                        if let Ok(mut slot) = results[index].lock() {
-                            *slot = Some(written);
-                        }
-                    }
-                });
-            }
-        });
+        let results = crate::parallel::map_largest_first(
+            &jobs,
+            |job| crate::package::file_bytes(&job.entries),
+            |job| write_layer(&job.entries, epoch, scratch),
+        );
         for (job, result) in jobs.into_iter().zip(results) {
-            let written = result.into_inner().ok().flatten().unwrap_or_else(|| {
+            let written = result.unwrap_or_else(|| {
                 Err(LayerError::Io {
                     dir: scratch.clone(),
                     source: std::io::Error::other("a layer writer stopped before writing its layer"),

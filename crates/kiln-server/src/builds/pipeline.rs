@@ -435,39 +435,19 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
     Ok(Built { digest, reference, lock, inventory: assembled.inventory, sbom_digest, dockerfile })
 }
 
-/// Unpacks every package, on as many threads as there are cores: xz decompression is most
-/// of a cold build's CPU. The result keeps the packages' order.
+/// Unpacks every package on every core: xz decompression is most of a cold build's CPU.
 fn unpack_all(records: &[PackageRecord], files: &[std::path::PathBuf]) -> Result<Vec<UnpackedPackage>, TaskError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(records.len()).max(1);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut order: Vec<usize> = (0..records.len()).collect();
-    // The largest first, so the threads finish together.
-    order.sort_by_key(|&i| std::cmp::Reverse(records[i].size));
-    let slots: Vec<std::sync::Mutex<Option<Result<UnpackedPackage, TaskError>>>> =
-        records.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(&index) = order.get(at) else { break };
-                    let unpacked = unpack_one(&records[index], &files[index]);
-                    if let Ok(mut slot) = slots[index].lock() {
-                        *slot = Some(unpacked);
-                    }
-                }
-            });
-        }
-    });
-    slots
-        .into_iter()
-        .map(|slot| {
-            slot.into_inner()
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| Err(TaskError::transient("an unpacking thread stopped before its package")))
-        })
-        .collect()
+    let items: Vec<(&PackageRecord, &std::path::PathBuf)> = records.iter().zip(files).collect();
+    kiln_build::parallel::map_largest_first(
+        &items,
+        |(record, _)| record.size,
+        |(record, path)| unpack_one(record, path),
+    )
+    .into_iter()
+    .map(|unpacked| {
+        unpacked.unwrap_or_else(|| Err(TaskError::transient("an unpacking thread stopped before its package")))
+    })
+    .collect()
 }
 
 fn unpack_one(record: &PackageRecord, path: &std::path::Path) -> Result<UnpackedPackage, TaskError> {

@@ -216,3 +216,16 @@ pub fn stderr(output: &Output) -> String {
 pub fn base_image(name: &str) -> serde_json::Value {
     serde_json::json!({"name": name, "reference": format!("registry.example/kiln/{name}:1.0"), "language": "python3"})
 }
+
+/// Polls image `name` until it is READY or ERROR (at most 300 s) and returns it.
+pub fn image_settled(server: &Server, name: &str) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let image = server.http().get(&format!("/v1/images/{name}")).body;
+        if ["READY", "ERROR"].contains(&image["status"].as_str().unwrap_or_default()) {
+            return image;
+        }
+        assert!(started.elapsed() < Duration::from_secs(300), "image {name} did not settle: {image}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
