@@ -82,7 +82,8 @@ impl Client {
     pub fn new(host: &str, options: HostOptions) -> Result<Client, ClientError> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
+            // A stalled read fails; a large layer that keeps arriving does not.
+            .read_timeout(Duration::from_secs(60))
             .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = &options.ca_certificate {
             let certificate = reqwest::Certificate::from_pem(pem.as_bytes())
@@ -270,11 +271,12 @@ impl Client {
     }
 
     /// Streams the blob `digest` of `repository` into `dest` (never whole in memory), checking
-    /// its digest on the way; returns its size.
+    /// its digest on the way and stopping at `size` bytes, the size its manifest gives.
     pub async fn fetch_blob(
         &self,
         repository: &str,
         digest: &Digest,
+        size: u64,
         dest: &std::path::Path,
     ) -> Result<u64, ClientError> {
         use tokio::io::AsyncWriteExt;
@@ -288,10 +290,15 @@ impl Client {
         let local = |e: std::io::Error| ClientError::Setting(format!("writing {}: {e}", dest.display()));
         let mut file = tokio::fs::File::create(dest).await.map_err(local)?;
         let mut hasher = kiln_oci::digest::Hasher::new(digest.algorithm());
-        let mut size = 0u64;
+        let mut received = 0u64;
         while let Some(chunk) = response.chunk().await.map_err(network)? {
+            received += chunk.len() as u64;
+            if received > size {
+                return Err(ClientError::Protocol(format!(
+                    "blob {digest} of {repository} is longer than the {size} bytes its manifest gives"
+                )));
+            }
             hasher.update(&chunk);
-            size += chunk.len() as u64;
             file.write_all(&chunk).await.map_err(local)?;
         }
         file.flush().await.map_err(local)?;
@@ -301,7 +308,12 @@ impl Client {
                 "blob {digest} of {repository} arrived as {actual}: the registry served other bytes"
             )));
         }
-        Ok(size)
+        if received != size {
+            return Err(ClientError::Protocol(format!(
+                "blob {digest} of {repository} is {received} bytes, not the {size} its manifest gives"
+            )));
+        }
+        Ok(received)
     }
 
     /// Whether the registry holds the blob in the repository.

@@ -156,6 +156,18 @@ async fn resolve(store: &dyn KvStore, settings: &Settings, base: &BaseImage) -> 
     let platform = platform.parse().map_err(|_| format!("controller platform {platform:?} is not os/arch"))?;
     let client = Client::new(&host, options).map_err(|e| e.to_string())?;
     let resolved = client.resolve(&repository, &target, &platform).await.map_err(|e| describe(&host, e))?;
+    // An index is searched for the platform; a lone manifest must already be for it.
+    if let (Some(os), Some(architecture)) = (&resolved.os, &resolved.architecture) {
+        let wanted = settings.platform.as_str();
+        let (wanted_os, wanted_rest) = wanted.split_once('/').unwrap_or((wanted, ""));
+        let wanted_architecture = wanted_rest.split('/').next().unwrap_or_default();
+        if os != wanted_os || architecture != wanted_architecture {
+            return Err(format!(
+                "platform: {} is built for {os}/{architecture}, not {wanted}: point it at an image (or index) for {wanted}",
+                base.reference
+            ));
+        }
+    }
     if let Some((_, registry)) = &settings.local_registry {
         let (org, name) = (&base.organization, &base.name);
         let copied =

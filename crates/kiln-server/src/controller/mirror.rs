@@ -37,8 +37,9 @@ pub async fn copy_in(
         if registry.link_blob(&target, &blob.digest).await.map_err(|e| e.message)? {
             continue;
         }
-        let file = scratch.join(format!("{}-{}.blob", name, blob.digest.hex()));
-        let fetched = client.fetch_blob(repository, &blob.digest, &file).await;
+        // Checks run in parallel: the organisation and name keep their files apart.
+        let file = scratch.join(format!("{org}-{name}-{}.blob", blob.digest.hex()));
+        let fetched = client.fetch_blob(repository, &blob.digest, blob.size, &file).await;
         let imported = match fetched {
             Ok(_) => registry.import_file(&target, &file, &blob.digest).await.map_err(|e| e.message),
             Err(e) => Err(format!("copying {}: {e}", blob.digest)),
