@@ -25,7 +25,10 @@ pub mod read;
 pub mod sbom;
 pub mod settings;
 
-pub use assemble::{AssembleError, AssembleInput, AssembledImage, ParentImage, assemble, deb_purl, dpkg_inventory};
+pub use assemble::{
+    AssembleError, AssembleInput, AssembledImage, ParentImage, PlannedLayer, ReusedLayer, assemble, deb_purl,
+    dpkg_inventory, layer_key, package_layers,
+};
 pub use config::{BuiltImage, ConfigError, NewLayer, ParentConfig, build_image};
 pub use dockerfile::{DockerfileError, render_dockerfile};
 pub use group::{DEFAULT_LAYER_BUDGET, GroupError, LayerPlan, MAX_LAYERS, plan_layers};

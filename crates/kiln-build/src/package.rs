@@ -31,6 +31,12 @@ pub struct UnpackedPackage {
     pub entries: Vec<Entry>,
     /// SPDX licence expression, when known.
     pub license: Option<String>,
+    /// What the package was unpacked from, such as `sha256:<hex>` of the `.deb`: the same
+    /// origin always unpacks to the same entries, so its layers can be reused by
+    /// [`crate::assemble::layer_key`]. `None` makes its layers be written every time.
+    pub origin: Option<String>,
+    /// `Some(bytes of file data)` once [`UnpackedPackage::slimmed`] dropped the data.
+    pub slimmed_bytes: Option<u64>,
 }
 
 impl UnpackedPackage {
@@ -47,7 +53,33 @@ impl UnpackedPackage {
 
     /// Bytes of file data, the size the layering plan ranks packages by.
     pub fn unpacked_size(&self) -> u64 {
-        file_bytes(&self.entries)
+        self.slimmed_bytes.unwrap_or_else(|| file_bytes(&self.entries))
+    }
+
+    /// The package without the file data that only its layer needs: every path, kind, mode
+    /// and owner stays (for dpkg's `.list`, the alternatives and merged `/usr`), and so does
+    /// the data of the files the image metadata is made from (conffiles for their hashes,
+    /// the certificates of the CA bundle). Enough to assemble an image whose layers for this
+    /// package are reused, at a fraction of the memory; never enough to write those layers.
+    pub fn slimmed(&self) -> UnpackedPackage {
+        let conffiles: std::collections::HashSet<&str> =
+            self.conffiles.iter().map(|c| c.trim_start_matches('/')).collect();
+        let keep = |path: &str| conffiles.contains(path) || crate::fixups::feeds_ca_bundle(path);
+        let entries = self
+            .entries
+            .iter()
+            .map(|entry| match &entry.kind {
+                EntryKind::File { .. } if !keep(&entry.path) => {
+                    Entry { kind: EntryKind::File { data: bytes::Bytes::new() }, ..entry.clone() }
+                }
+                _ => entry.clone(),
+            })
+            .collect();
+        UnpackedPackage { entries, slimmed_bytes: Some(self.unpacked_size()), ..self.clone() }
+    }
+
+    pub fn is_slimmed(&self) -> bool {
+        self.slimmed_bytes.is_some()
     }
 }
 

@@ -43,6 +43,42 @@ impl Registry {
         }
     }
 
+    /// Whether the registry holds the blob `digest` (its record and its bytes).
+    pub async fn has_blob(&self, digest: &Digest) -> RegistryResult<bool> {
+        Ok(self.store.get(&meta::blob_key(digest)).await?.is_some() && self.blobs.size(digest).await?.is_some())
+    }
+
+    /// [`Registry::link_blob`] for many blobs in one transaction (one commit instead of one
+    /// per blob); `false`, with nothing linked, if the registry lacks any of them.
+    pub async fn link_blobs(&self, repository: &str, digests: &[Digest]) -> RegistryResult<bool> {
+        let _guard = self.gc_lock.read().await;
+        let mut ops = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for digest in digests.iter().filter(|d| seen.insert(*d)) {
+            let Some(entry) = self.store.get(&meta::blob_key(digest)).await? else { return Ok(false) };
+            let record: BlobRecord = meta::from_json(&entry)?;
+            if self.blobs.size(digest).await?.is_none() {
+                return Ok(false);
+            }
+            let record = meta::to_json(&BlobRecord { size: record.size, touched: now() })?;
+            ops.push(Op::Put {
+                key: meta::blob_key(digest),
+                value: record.clone(),
+                expect: Precondition::Revision(entry.mod_revision),
+            });
+            ops.push(Op::Put { key: meta::link_key(repository, digest), value: record, expect: Precondition::Any });
+        }
+        if ops.is_empty() {
+            return Ok(true);
+        }
+        upload::ensure_repository(self, repository, &mut ops).await?;
+        match self.store.txn(ops).await {
+            Ok(_) => Ok(true),
+            Err(kiln_store::StoreError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Adds a local file as the blob `digest` of `repository` (verified while copied); a
     /// blob the registry already holds is only linked. Returns whether bytes were copied.
     pub async fn import_file(&self, repository: &str, path: &Path, digest: &Digest) -> RegistryResult<bool> {
@@ -149,5 +185,38 @@ impl Registry {
             .await
             .map_err(|e| RegistryError::internal(format!("reading blob {digest}: {e}")))?;
         Ok(Some(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn registry(dir: &Path) -> Registry {
+        let store = kiln_store::EmbeddedStore::open(&dir.join("kv.redb")).unwrap_or_else(|e| panic!("{e}"));
+        let blobs = crate::blobs::FsBlobStore::open(&dir.join("blobs")).unwrap_or_else(|e| panic!("{e}"));
+        Registry::new(Arc::new(store), Arc::new(blobs), Arc::new(crate::access::OpenAccess), Default::default())
+    }
+
+    #[tokio::test]
+    async fn link_blobs_links_all_in_one_go_or_none() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let registry = registry(dir.path());
+        let a = registry.put_blob("org/a", b"one").await.unwrap_or_else(|e| panic!("{}", e.message));
+        let b = registry.put_blob("org/a", b"two").await.unwrap_or_else(|e| panic!("{}", e.message));
+        let missing = Digest::sha256(b"three");
+        assert!(registry.has_blob(&a).await.unwrap_or_else(|e| panic!("{}", e.message)));
+        assert!(!registry.has_blob(&missing).await.unwrap_or_else(|e| panic!("{}", e.message)));
+        let link = |digests: Vec<Digest>| {
+            let registry = &registry;
+            async move { registry.link_blobs("org/b", &digests).await.unwrap_or_else(|e| panic!("{}", e.message)) }
+        };
+        assert!(!link(vec![a.clone(), missing]).await, "one missing blob links none");
+        assert_eq!(registry.read_blob("org/b", &a, 16).await.ok().flatten(), None);
+        assert!(link(vec![a.clone(), b.clone(), a.clone()]).await);
+        assert_eq!(registry.read_blob("org/b", &b, 16).await.ok().flatten().as_deref(), Some(&b"two"[..]));
+        assert!(link(Vec::new()).await);
     }
 }

@@ -17,7 +17,7 @@ use crate::config::{BuiltImage, ConfigError, NewLayer, ParentConfig, build_image
 use crate::dpkg::{self, STATUS_PATH};
 use crate::fixups::{self, symlink};
 use crate::group::{GroupError, plan_layers};
-use crate::layer::{LayerBlob, LayerError, write_layer};
+use crate::layer::{GZIP_LEVEL, LayerBlob, LayerError, write_layer};
 use crate::package::{MERGED_USR_DIRS, RuntimePackage, UnpackedPackage, merge_usr};
 use crate::settings::ImageSettings;
 
@@ -61,13 +61,38 @@ pub struct AssembleInput {
     pub merged_usr: bool,
     /// The purl `distro` qualifier, such as `debian-12`.
     pub distro: Option<String>,
+    /// Layers the registry already holds, by [`layer_key`]: used as they are instead of being
+    /// written again. Packages whose layers are all here may be [`UnpackedPackage::slimmed`].
+    pub reuse: BTreeMap<String, ReusedLayer>,
+}
+
+/// A package layer an earlier build wrote, known by its [`layer_key`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReusedLayer {
+    pub digest: Digest,
+    #[serde(rename = "diffId")]
+    pub diff_id: Digest,
+    pub size: u64,
+}
+
+/// One layer of Debian packages the build will have, before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedLayer {
+    /// `None` when a package in it has no origin: such a layer is always written.
+    pub key: Option<String>,
+    /// `(name, architecture)` of its packages.
+    pub packages: Vec<(String, String)>,
 }
 
 /// A built image, ready to push: layer files first, then the config, then the manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssembledImage {
-    /// The new layers only, bottom to top (the parent's are already in the registry).
+    /// The layers this build wrote, bottom to top (the parent's are already in the registry).
     pub layers: Vec<LayerBlob>,
+    /// Layers of this image taken from [`AssembleInput::reuse`]: already in the registry.
+    pub reused: Vec<Digest>,
+    /// Every keyed package layer of the image, written or reused, for the caller's cache.
+    pub keyed: Vec<(String, ReusedLayer)>,
     pub config: Vec<u8>,
     pub config_digest: Digest,
     pub manifest: Vec<u8>,
@@ -88,6 +113,8 @@ pub enum AssembleError {
     DuplicatePackage { name: String, architecture: String },
     #[error("cannot write the layer of {what}: {source}")]
     Layer { what: String, source: LayerError },
+    #[error("the layer of {what} must be written, but its packages were slimmed: unpack them again")]
+    Slimmed { what: String },
     #[error(transparent)]
     Group(#[from] GroupError),
     #[error(transparent)]
@@ -96,10 +123,30 @@ pub enum AssembleError {
 
 type Key = (String, String);
 
-/// Builds the image: package layers (largest packages alone, the rest shared), a metadata
-/// layer (dpkg status, accounts, alternatives, CA bundle, merged-`/usr` symlinks of a root
-/// image), the extra files' layer, then config and manifest. Same input, same bytes.
-pub fn assemble(input: AssembleInput) -> Result<AssembledImage, AssembleError> {
+/// The identity of a package layer: what the layer writer makes of these packages (by their
+/// origin), in this order, with this epoch, `/usr` merging and gzip level. The same key
+/// always stands for the same blob; bump the version when the writer's output changes.
+pub fn layer_key(packages: &[&UnpackedPackage], merged_usr: bool, source_date_epoch: i64) -> Option<String> {
+    let mut text = format!("kiln-layer-v1\ngzip {GZIP_LEVEL}\nepoch {source_date_epoch}\nmerged-usr {merged_usr}\n");
+    for package in packages {
+        let origin = package.origin.as_deref()?;
+        text.push_str(&format!("{}\0{}\0{}\0{origin}\n", package.name, package.architecture, package.version));
+    }
+    Some(Digest::sha256(text.as_bytes()).hex().to_string())
+}
+
+/// Which packages go in which layer: decided by sizes alone, so it is the same whether the
+/// packages are whole or slimmed.
+struct Layout<'a> {
+    by_key: BTreeMap<Key, &'a UnpackedPackage>,
+    runtime_by_key: BTreeMap<Key, &'a RuntimePackage>,
+    own_system: Vec<Key>,
+    own_runtime: Vec<Key>,
+    shared_system: Vec<Key>,
+    shared_runtime: Vec<Key>,
+}
+
+fn layout(input: &AssembleInput) -> Result<Layout<'_>, AssembleError> {
     let mut by_key: BTreeMap<Key, &UnpackedPackage> = BTreeMap::new();
     for package in &input.packages {
         let key = (package.name.clone(), package.architecture.clone());
@@ -120,62 +167,92 @@ pub fn assemble(input: AssembleInput) -> Result<AssembledImage, AssembleError> {
             });
         }
     }
-    let parent = input.parent.as_ref();
-    let fixed = parent.map_or(0, |p| p.layers.len()) + 1 + usize::from(!input.extra_files.is_empty());
+    let fixed = input.parent.as_ref().map_or(0, |p| p.layers.len()) + 1 + usize::from(!input.extra_files.is_empty());
     let mut sizes: Vec<(Key, u64)> = by_key.iter().map(|(k, p)| (k.clone(), p.unpacked_size())).collect();
     sizes.extend(runtime_by_key.iter().map(|(k, p)| (k.clone(), p.unpacked_size())));
     let plan = plan_layers(&sizes, input.layer_budget, fixed)?;
+    // System packages first, then language packages, each group in its own order, so a
+    // language package never lands in a layer below the libraries it loads.
+    let (own_runtime, own_system) = plan.own.into_iter().partition(|k| runtime_by_key.contains_key(k));
+    let (shared_runtime, shared_system) = plan.shared.into_iter().partition(|k| runtime_by_key.contains_key(k));
+    Ok(Layout { by_key, runtime_by_key, own_system, own_runtime, shared_system, shared_runtime })
+}
+
+impl Layout<'_> {
+    fn packages(&self, keys: &[Key]) -> Vec<&UnpackedPackage> {
+        keys.iter().filter_map(|k| self.by_key.get(k).copied()).collect()
+    }
+}
+
+/// The Debian package layers [`assemble`] will make of `input`, bottom to top, with their
+/// keys: what a caller checks against the layers it already has before unpacking anything.
+pub fn package_layers(input: &AssembleInput) -> Result<Vec<PlannedLayer>, AssembleError> {
+    let layout = layout(input)?;
+    let mut groups: Vec<Vec<Key>> = layout.own_system.iter().map(|k| vec![k.clone()]).collect();
+    if !layout.shared_system.is_empty() {
+        groups.push(layout.shared_system.clone());
+    }
+    Ok(groups
+        .into_iter()
+        .map(|keys| PlannedLayer {
+            key: layer_key(&layout.packages(&keys), input.merged_usr, input.source_date_epoch),
+            packages: keys,
+        })
+        .collect())
+}
+
+/// Builds the image: package layers (largest packages alone, the rest shared), a metadata
+/// layer (dpkg status, accounts, alternatives, CA bundle, merged-`/usr` symlinks of a root
+/// image), the extra files' layer, then config and manifest. Same input, same bytes.
+pub fn assemble(input: AssembleInput) -> Result<AssembledImage, AssembleError> {
+    let layout = layout(&input)?;
+    let parent = input.parent.as_ref();
     let mut log = Vec::new();
     let mut built = Built {
         input: &input,
         jobs: Vec::new(),
         layers: Vec::new(),
+        reused: Vec::new(),
+        keyed: Vec::new(),
         new_layers: Vec::new(),
         layer_of: BTreeMap::new(),
     };
 
     let mut used_usr_dirs = Vec::new();
-    // System packages first, then language packages, each group in its own order, so a
-    // language package never lands in a layer below the libraries it loads.
-    let (own_runtime, own_system): (Vec<&Key>, Vec<&Key>) =
-        plan.own.iter().partition(|k| runtime_by_key.contains_key(*k));
-    for key in own_system.into_iter().chain(own_runtime) {
-        let (entries, what) = if let Some(package) = by_key.get(key) {
-            (
-                package_entries(package, input.merged_usr, &mut used_usr_dirs),
-                format!("package {}={}", package.name, package.version),
-            )
-        } else if let Some(package) = runtime_by_key.get(key) {
-            (
-                package.entries.clone(),
-                format!("{} package {}=={}", package.ecosystem.as_str(), package.name, package.version),
-            )
-        } else {
-            continue;
-        };
-        built.write(&entries, &what, std::slice::from_ref(key));
+    for key in &layout.own_system {
+        let Some(package) = layout.by_key.get(key) else { continue };
+        let entries = package_entries(package, input.merged_usr, &mut used_usr_dirs);
+        let what = format!("package {}={}", package.name, package.version);
+        let layer = layer_key(&[package], input.merged_usr, input.source_date_epoch);
+        built.write(entries, what, std::slice::from_ref(key), layer, package.is_slimmed());
     }
-    let (shared_runtime, shared_system): (Vec<Key>, Vec<Key>) =
-        plan.shared.iter().cloned().partition(|k| runtime_by_key.contains_key(k));
-    if !shared_system.is_empty() {
+    for key in &layout.own_runtime {
+        let Some(package) = layout.runtime_by_key.get(key) else { continue };
+        let what = format!("{} package {}=={}", package.ecosystem.as_str(), package.name, package.version);
+        built.write(package.entries.clone(), what, std::slice::from_ref(key), None, false);
+    }
+    if !layout.shared_system.is_empty() {
+        let packages = layout.packages(&layout.shared_system);
         let mut entries = Vec::new();
         let mut names = Vec::new();
-        for key in &shared_system {
-            let Some(package) = by_key.get(key) else { continue };
+        for package in &packages {
             entries.extend(package_entries(package, input.merged_usr, &mut used_usr_dirs));
             names.push(format!("{}={}", package.name, package.version));
         }
-        built.write(&entries, &format!("packages {}", names.join(" ")), &shared_system);
+        let layer = layer_key(&packages, input.merged_usr, input.source_date_epoch);
+        let slimmed = packages.iter().any(|p| p.is_slimmed());
+        built.write(entries, format!("packages {}", names.join(" ")), &layout.shared_system, layer, slimmed);
     }
-    if !shared_runtime.is_empty() {
+    if !layout.shared_runtime.is_empty() {
         let mut entries = Vec::new();
         let mut names = Vec::new();
-        for key in &shared_runtime {
-            let Some(package) = runtime_by_key.get(key) else { continue };
+        for key in &layout.shared_runtime {
+            let Some(package) = layout.runtime_by_key.get(key) else { continue };
             entries.extend(package.entries.iter().cloned());
             names.push(format!("{}=={}", package.name, package.version));
         }
-        built.write(&entries, &format!("language packages {}", names.join(" ")), &shared_runtime);
+        let what = format!("language packages {}", names.join(" "));
+        built.write(entries, what, &layout.shared_runtime, None, false);
     }
 
     let stanzas: Vec<String> = input.packages.iter().map(dpkg::status_stanza).collect();
@@ -195,14 +272,15 @@ pub fn assemble(input: AssembleInput) -> Result<AssembledImage, AssembleError> {
             metadata.push(symlink(dir, &format!("usr/{dir}")));
         }
     }
-    built.write(&metadata, "image metadata: dpkg status, accounts, alternatives, CA bundle", &[]);
+    let what = "image metadata: dpkg status, accounts, alternatives, CA bundle".to_string();
+    built.write(metadata, what, &[], None, false);
     log.extend(fixups.report);
     if !input.extra_files.is_empty() {
         let mut paths: Vec<&str> = input.extra_files.iter().map(|e| e.path.as_str()).collect();
         paths.sort_unstable();
         paths.dedup();
         let what = format!("files /{}", paths.join(" /"));
-        built.write(&input.extra_files, &what, &[]);
+        built.write(input.extra_files.clone(), what, &[], None, false);
     }
 
     built.finish(&mut log)?;
@@ -211,6 +289,8 @@ pub fn assemble(input: AssembleInput) -> Result<AssembledImage, AssembleError> {
     let inventory = inventory_of(&input, &built.layer_of);
     Ok(AssembledImage {
         layers: built.layers,
+        reused: built.reused,
+        keyed: built.keyed,
         config: image.config,
         config_digest: image.config_digest,
         manifest: image.manifest,
@@ -245,6 +325,8 @@ struct Built<'a> {
     /// Layers planned, in image order, written together by [`Built::finish`].
     jobs: Vec<LayerJob>,
     layers: Vec<LayerBlob>,
+    reused: Vec<Digest>,
+    keyed: Vec<(String, ReusedLayer)>,
     new_layers: Vec<NewLayer>,
     layer_of: BTreeMap<Key, Digest>,
 }
@@ -253,41 +335,75 @@ struct LayerJob {
     entries: Vec<Entry>,
     what: String,
     holds: Vec<Key>,
+    key: Option<String>,
+    /// Taken from the input's reuse map instead of written.
+    reuse: Option<ReusedLayer>,
+    slimmed: bool,
+}
+
+/// A layer of the image, bottom to top: written now or reused.
+enum Made {
+    Written(LayerBlob),
+    Reused(ReusedLayer),
 }
 
 impl Built<'_> {
-    fn write(&mut self, entries: &[Entry], what: &str, holds: &[Key]) {
-        self.jobs.push(LayerJob { entries: entries.to_vec(), what: what.to_string(), holds: holds.to_vec() });
+    fn write(&mut self, entries: Vec<Entry>, what: String, holds: &[Key], key: Option<String>, slimmed: bool) {
+        let reuse = key.as_ref().and_then(|k| self.input.reuse.get(k)).cloned();
+        // A reused layer's entries are never looked at again.
+        let entries = if reuse.is_some() { Vec::new() } else { entries };
+        self.jobs.push(LayerJob { entries, what, holds: holds.to_vec(), key, reuse, slimmed });
     }
 
     /// Writes every planned layer on every core: gzip is most of a build's CPU, and layers
     /// do not depend on each other.
     fn finish(&mut self, log: &mut Vec<String>) -> Result<(), AssembleError> {
         let jobs = std::mem::take(&mut self.jobs);
+        if let Some(job) = jobs.iter().find(|j| j.reuse.is_none() && j.slimmed) {
+            return Err(AssembleError::Slimmed { what: job.what.clone() });
+        }
         let (epoch, scratch) = (self.input.source_date_epoch, &self.input.scratch_dir);
         let results = crate::parallel::map_largest_first(
             &jobs,
             |job| crate::package::file_bytes(&job.entries),
-            |job| write_layer(&job.entries, epoch, scratch),
+            |job| match &job.reuse {
+                Some(reused) => Ok(Made::Reused(reused.clone())),
+                None => write_layer(&job.entries, epoch, scratch).map(Made::Written),
+            },
         );
         for (job, result) in jobs.into_iter().zip(results) {
-            let written = result.unwrap_or_else(|| {
+            let made = result.unwrap_or_else(|| {
                 Err(LayerError::Io {
                     dir: scratch.clone(),
                     source: std::io::Error::other("a layer writer stopped before writing its layer"),
                 })
             });
-            let blob = written.map_err(|source| AssembleError::Layer { what: job.what.clone(), source })?;
-            log.push(format!("layer {}: {} ({} bytes): {}", self.layers.len() + 1, blob.digest, blob.size, job.what));
+            let made = made.map_err(|source| AssembleError::Layer { what: job.what.clone(), source })?;
+            let (layer, how) = match made {
+                Made::Written(blob) => {
+                    let layer =
+                        ReusedLayer { digest: blob.digest.clone(), diff_id: blob.diff_id.clone(), size: blob.size };
+                    self.layers.push(blob);
+                    (layer, "")
+                }
+                Made::Reused(layer) => {
+                    self.reused.push(layer.digest.clone());
+                    (layer, ", reused")
+                }
+            };
+            let number = self.new_layers.len() + 1;
+            log.push(format!("layer {number}: {} ({} bytes{how}): {}", layer.digest, layer.size, job.what));
             for key in &job.holds {
-                self.layer_of.insert(key.clone(), blob.digest.clone());
+                self.layer_of.insert(key.clone(), layer.digest.clone());
             }
             self.new_layers.push(NewLayer {
-                descriptor: blob.descriptor(),
-                diff_id: blob.diff_id.clone(),
+                descriptor: Descriptor::new(crate::layer::LAYER_MEDIA_TYPE, layer.digest.clone(), layer.size),
+                diff_id: layer.diff_id.clone(),
                 created_by: format!("kiln: {}", job.what),
             });
-            self.layers.push(blob);
+            if let Some(key) = job.key {
+                self.keyed.push((key, layer));
+            }
         }
         Ok(())
     }

@@ -45,6 +45,7 @@ fn input(packages: Vec<UnpackedPackage>, scratch: &std::path::Path) -> AssembleI
         scratch_dir: scratch.to_path_buf(),
         merged_usr: true,
         distro: Some("debian-12".into()),
+        reuse: BTreeMap::new(),
     }
 }
 
@@ -74,6 +75,41 @@ fn untar(blob: &LayerBlob) -> BTreeMap<String, (u32, u64, u64, String)> {
         out.insert(path, meta);
     }
     out
+}
+
+#[test]
+fn reused_layers_give_the_image_written_layers_give() {
+    let (a, b, c) = (tempdir(), tempdir(), tempdir());
+    let packages = vec![sized("big", 5000), sized("small", 10), sized("tiny", 1)];
+    let written = run(input(packages.clone(), a.path()));
+    let planned = package_layers(&input(packages.clone(), a.path())).unwrap_or_else(|e| panic!("{e}"));
+    let planned_keys: Vec<Option<String>> = planned.iter().map(|l| l.key.clone()).collect();
+    let keyed: Vec<Option<String>> = written.keyed.iter().map(|(k, _)| Some(k.clone())).collect();
+    assert_eq!(planned_keys, keyed, "the plan names the layers assemble makes");
+    assert_eq!(planned[1].packages, [("small".to_string(), "amd64".to_string()), ("tiny".into(), "amd64".into())]);
+    // Slimmed packages with every layer known: the same image, only the metadata and files written.
+    let slimmed: Vec<UnpackedPackage> = packages.iter().map(UnpackedPackage::slimmed).collect();
+    assert_eq!(slimmed[0].unpacked_size(), packages[0].unpacked_size());
+    let mut reusing = input(slimmed.clone(), b.path());
+    reusing.reuse = written.keyed.iter().cloned().collect();
+    let reused = run(reusing);
+    assert_eq!(reused.manifest_digest, written.manifest_digest);
+    assert_eq!(reused.inventory, written.inventory);
+    assert_eq!(reused.layers.len(), 2, "metadata and files only");
+    assert_eq!(reused.reused, written.layers[..2].iter().map(|l| l.digest.clone()).collect::<Vec<_>>());
+    assert!(reused.log.iter().any(|l| l.starts_with("layer 1: sha256:") && l.contains(", reused): package big")));
+    // A slimmed package whose layer is unknown cannot be layered.
+    let mut partly = input(slimmed, c.path());
+    partly.reuse = written.keyed.iter().take(1).cloned().collect();
+    assert!(matches!(assemble(partly), Err(AssembleError::Slimmed { what }) if what.contains("small")));
+    // Another origin, epoch or gzip level is another key; no origin, no key.
+    let mut other = packages[0].clone();
+    other.origin = Some("sha256:other".into());
+    let key = |p: &UnpackedPackage, epoch| layer_key(&[p], true, epoch);
+    assert_ne!(key(&packages[0], EPOCH), key(&other, EPOCH));
+    assert_ne!(key(&packages[0], EPOCH), key(&packages[0], EPOCH + 1));
+    other.origin = None;
+    assert_eq!(key(&other, EPOCH), None);
 }
 
 #[test]

@@ -27,6 +27,8 @@ pub(crate) fn package(name: &str, multi_arch: Option<&str>) -> UnpackedPackage {
             Entry { path: "usr/lib/x".into(), kind: EntryKind::File { data: "".into() }, mode: 0o644, uid: 0, gid: 0 },
         ],
         license: None,
+        origin: Some(format!("sha256:{name}")),
+        slimmed_bytes: None,
     }
 }
 

@@ -79,6 +79,11 @@ fn alternatives_links(
     done
 }
 
+/// Whether a package file is one of the certificates the CA bundle is made from.
+pub fn feeds_ca_bundle(path: &str) -> bool {
+    path.starts_with(CA_SOURCE_DIR) && path.ends_with(".crt")
+}
+
 fn ca_bundle(packages: &[UnpackedPackage], out: &mut Fixups) {
     if !packages.iter().any(|p| p.name == "ca-certificates") {
         return;
@@ -86,7 +91,7 @@ fn ca_bundle(packages: &[UnpackedPackage], out: &mut Fixups) {
     let certs: BTreeMap<&str, &[u8]> = packages
         .iter()
         .flat_map(|p| &p.entries)
-        .filter(|e| e.path.starts_with(CA_SOURCE_DIR) && e.path.ends_with(".crt"))
+        .filter(|e| feeds_ca_bundle(&e.path))
         .filter_map(|e| match &e.kind {
             EntryKind::File { data } => Some((e.path.as_str(), data.as_ref())),
             _ => None,

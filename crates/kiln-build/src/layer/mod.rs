@@ -35,6 +35,9 @@ use header::{HeaderFields, TypeFlag};
 /// digest (and so every registry dedupe across Kiln versions).
 pub const GZIP_LEVEL: u32 = 3;
 
+/// The media type of every layer Kiln writes.
+pub const LAYER_MEDIA_TYPE: &str = OCI_LAYER_TAR_GZIP;
+
 /// A layer written to the scratch directory, ready to push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerBlob {
@@ -104,7 +107,7 @@ pub(crate) fn write_layer_at_level(
 
     let path = scratch_dir.join(format!("{}.tar.gz", digest.hex()));
     temp.persist(&path).map_err(|e| io_error(e.error))?;
-    Ok(LayerBlob { path, digest, diff_id, size, media_type: OCI_LAYER_TAR_GZIP })
+    Ok(LayerBlob { path, digest, diff_id, size, media_type: LAYER_MEDIA_TYPE })
 }
 
 fn write_tar(out: &mut impl Write, entries: &[Entry], mtime: u64) -> io::Result<()> {

@@ -111,7 +111,6 @@ pub struct PackageRecord {
     pub installed_size: Option<u64>,
     /// `required`, `important`, `standard`, `optional` or `extra`: how apt ranks providers.
     pub priority: Option<String>,
-    pub stanza: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -175,20 +174,40 @@ pub fn parse_source(text: Option<&str>) -> (Option<String>, Option<String>) {
     }
 }
 
-fn relations(stanza: &deb822::Stanza, field: &'static str) -> Result<Vec<Relation>, IndexError> {
-    let value = stanza.get(field).unwrap_or_default();
-    parse_relations(value).map_err(|why| IndexError::Invalid { line: stanza.line, field, value: value.into(), why })
+/// What a record is read from: an owned stanza (status files) or a borrowed one (indexes).
+pub(crate) trait Fields {
+    fn get(&self, name: &str) -> Option<&str>;
+    fn line(&self) -> usize;
 }
 
-pub(crate) fn record_from(stanza: &deb822::Stanza, need_file: bool) -> Result<PackageRecord, IndexError> {
-    let required = |field: &'static str| stanza.get(field).ok_or(IndexError::Missing { line: stanza.line, field });
+impl Fields for deb822::Stanza {
+    fn get(&self, name: &str) -> Option<&str> {
+        deb822::Stanza::get(self, name)
+    }
+    fn line(&self) -> usize {
+        self.line
+    }
+}
+
+impl Fields for deb822::StanzaRef<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        deb822::StanzaRef::get(self, name)
+    }
+    fn line(&self) -> usize {
+        self.line
+    }
+}
+
+fn relations(stanza: &impl Fields, field: &'static str) -> Result<Vec<Relation>, IndexError> {
+    let value = stanza.get(field).unwrap_or_default();
+    parse_relations(value).map_err(|why| IndexError::Invalid { line: stanza.line(), field, value: value.into(), why })
+}
+
+pub(crate) fn record_from(stanza: &impl Fields, need_file: bool) -> Result<PackageRecord, IndexError> {
+    let line = stanza.line();
+    let required = |field: &'static str| stanza.get(field).ok_or(IndexError::Missing { line, field });
     let number = |field: &'static str, value: &str| {
-        value.parse::<u64>().map_err(|e| IndexError::Invalid {
-            line: stanza.line,
-            field,
-            value: value.into(),
-            why: e.to_string(),
-        })
+        value.parse::<u64>().map_err(|e| IndexError::Invalid { line, field, value: value.into(), why: e.to_string() })
     };
     let (source_name, source_version) = parse_source(stanza.get("Source"));
     let provides_text = stanza.get("Provides").unwrap_or_default();
@@ -202,12 +221,7 @@ pub(crate) fn record_from(stanza: &deb822::Stanza, need_file: bool) -> Result<Pa
         (String::new(), 0, String::new())
     };
     if need_file && (sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit())) {
-        return Err(IndexError::Invalid {
-            line: stanza.line,
-            field: "SHA256",
-            value: sha256,
-            why: "not a hex SHA-256".into(),
-        });
+        return Err(IndexError::Invalid { line, field: "SHA256", value: sha256, why: "not a hex SHA-256".into() });
     }
     Ok(PackageRecord {
         name: required("Package")?.to_string(),
@@ -218,7 +232,7 @@ pub(crate) fn record_from(stanza: &deb822::Stanza, need_file: bool) -> Result<Pa
         depends: relations(stanza, "Depends")?,
         pre_depends: relations(stanza, "Pre-Depends")?,
         provides: parse_provides(provides_text).map_err(|why| IndexError::Invalid {
-            line: stanza.line,
+            line,
             field: "Provides",
             value: provides_text.into(),
             why,
@@ -229,12 +243,45 @@ pub(crate) fn record_from(stanza: &deb822::Stanza, need_file: bool) -> Result<Pa
         multi_arch: stanza.get("Multi-Arch").map(str::to_string),
         installed_size: stanza.get("Installed-Size").and_then(|v| v.parse().ok()),
         priority: stanza.get("Priority").map(str::to_string),
-        stanza: stanza.text.clone(),
     })
 }
 
+/// Every record of a `Packages` index, read on every core (an index is tens of MB).
 pub fn parse_packages(text: &str) -> Result<Vec<PackageRecord>, IndexError> {
-    deb822::parse(text)?.iter().map(|stanza| record_from(stanza, true)).collect()
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pieces = if text.len() < 1 << 20 { 1 } else { cores };
+    let parse_piece = |(piece, first_line): (&str, usize)| -> Result<Vec<PackageRecord>, IndexError> {
+        let mut records = Vec::new();
+        deb822::for_each_stanza(piece, first_line, |stanza| {
+            records.push(record_from(stanza, true)?);
+            Ok::<(), IndexError>(())
+        })?;
+        Ok(records)
+    };
+    let parts = deb822::split_at_stanzas(text, pieces);
+    let results: Vec<Result<Vec<PackageRecord>, IndexError>> = if parts.len() == 1 {
+        parts.into_iter().map(parse_piece).collect()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = parts.into_iter().map(|part| scope.spawn(move || parse_piece(part))).collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(IndexError::Syntax(deb822::Deb822Error {
+                            line: 0,
+                            message: "the index reader stopped".into(),
+                        }))
+                    })
+                })
+                .collect()
+        })
+    };
+    let mut records = Vec::new();
+    for part in results {
+        records.extend(part?);
+    }
+    Ok(records)
 }
 
 #[cfg(test)]

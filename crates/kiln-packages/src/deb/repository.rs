@@ -73,6 +73,7 @@ pub async fn open_repository(
     let release = verify_inrelease(&release_bytes, &spec.keyring, now)
         .map_err(|e| RepositoryError::Release { url: release_url.clone(), why: e.to_string() })?;
     let mut records = Vec::new();
+    let mut writes = Vec::new();
     for component in &spec.components {
         let stem = format!("{component}/binary-{}/Packages", spec.architecture);
         // The uncompressed index's checksum names the cached copy whatever was downloaded.
@@ -113,7 +114,8 @@ pub async fn open_repository(
                     return Err(RepositoryError::Mismatch { url, expected: sum.sha256.clone(), actual });
                 }
                 let text = decompress(&name, bytes).map_err(|why| RepositoryError::Index { url: url.clone(), why })?;
-                if let Some(sum) = plain
+                // The plain index was checked as it arrived; a decompressed one is checked now.
+                if let Some(sum) = plain.filter(|_| name != stem)
                     && hex_sha256(text.as_bytes()) != sum.sha256
                 {
                     return Err(RepositoryError::Mismatch {
@@ -122,16 +124,20 @@ pub async fn open_repository(
                         actual: hex_sha256(text.as_bytes()),
                     });
                 }
-                if let Some(path) = &cached {
-                    let temp = path.with_extension("partial");
-                    // A cache that cannot be written only costs a download next time.
-                    if std::fs::create_dir_all(index_dir)
-                        .and_then(|()| std::fs::write(&temp, &text))
-                        .and_then(|()| std::fs::rename(&temp, path))
-                        .is_err()
-                    {
-                        let _ = std::fs::remove_file(&temp);
-                    }
+                if let Some(path) = cached.clone() {
+                    // Written while the index is parsed; a cache that cannot be written only
+                    // costs a download next time.
+                    let (text, index_dir) = (text.clone(), index_dir.to_path_buf());
+                    writes.push(std::thread::spawn(move || {
+                        let temp = path.with_extension("partial");
+                        if std::fs::create_dir_all(&index_dir)
+                            .and_then(|()| std::fs::write(&temp, text.as_bytes()))
+                            .and_then(|()| std::fs::rename(&temp, &path))
+                            .is_err()
+                        {
+                            let _ = std::fs::remove_file(&temp);
+                        }
+                    }));
                 }
                 text
             }
@@ -139,6 +145,9 @@ pub async fn open_repository(
         let parsed = parse_packages(&text)
             .map_err(|e| RepositoryError::Index { url: format!("{dists}/{stem}"), why: e.to_string() })?;
         records.extend(parsed.into_iter().filter(|r| r.architecture == spec.architecture || r.architecture == "all"));
+    }
+    for write in writes {
+        let _ = write.join();
     }
     Ok(records)
 }

@@ -5,6 +5,7 @@
 //! of each package per suite, and a conflict would show when the image runs.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::index::{Dependency, Op, PackageRecord, Relation, compare_versions};
 use super::status::InstalledPackage;
@@ -13,16 +14,17 @@ use super::status::InstalledPackage;
 pub struct Universe {
     labels: Vec<String>,
     /// By name, best candidate first.
-    by_name: HashMap<String, Vec<PackageRecord>>,
+    /// Shared with the indexes they came from: building a universe copies no record.
+    by_name: HashMap<String, Vec<Arc<PackageRecord>>>,
     /// Virtual name → (provider name, provided version), most basic provider first.
     providers: HashMap<String, Vec<(String, Option<String>)>>,
 }
 
 impl Universe {
     /// `sources` in search order; among equal versions the first source wins.
-    pub fn new(sources: Vec<(String, Vec<PackageRecord>)>, architecture: &str) -> Universe {
+    pub fn new(sources: Vec<(String, Vec<Arc<PackageRecord>>)>, architecture: &str) -> Universe {
         let mut labels = Vec::new();
-        let mut by_name: HashMap<String, Vec<PackageRecord>> = HashMap::new();
+        let mut by_name: HashMap<String, Vec<Arc<PackageRecord>>> = HashMap::new();
         for (label, records) in sources {
             labels.push(label);
             for record in records {
@@ -37,9 +39,10 @@ impl Universe {
             list.sort_by(|a, b| compare_versions(&b.version, &a.version));
             list.dedup_by(|a, b| a.version == b.version);
             let Some(best) = list.first() else { continue };
-            for provided in best.provides.clone() {
-                let version = provided.constraint.map(|(_, v)| v);
-                providers.entry(provided.name).or_default().push((priority_rank(best), best.name.clone(), version));
+            for provided in &best.provides {
+                let version = provided.constraint.as_ref().map(|(_, v)| v.clone());
+                let entry = providers.entry(provided.name.clone()).or_default();
+                entry.push((priority_rank(best), best.name.clone(), version));
             }
         }
         // As apt does, a virtual package goes to its most basic provider (`mawk`, not `gawk`,
@@ -54,7 +57,7 @@ impl Universe {
         Universe { labels, by_name, providers }
     }
 
-    pub fn candidates(&self, name: &str) -> &[PackageRecord] {
+    pub fn candidates(&self, name: &str) -> &[Arc<PackageRecord>] {
         self.by_name.get(name).map_or(&[], Vec::as_slice)
     }
 }
@@ -166,12 +169,13 @@ impl<'a> Solver<'a> {
             .candidates(&dependency.name)
             .iter()
             .filter(|r| Self::version_ok(&dependency.constraint, Some(&r.version)))
+            .map(|r| r.as_ref())
             .collect();
         for (provider, version) in universe.providers.get(&dependency.name).into_iter().flatten() {
             if Self::version_ok(&dependency.constraint, version.as_deref())
                 && let Some(record) = universe.candidates(provider).first()
             {
-                options.push(record);
+                options.push(record.as_ref());
             }
         }
         options
@@ -255,7 +259,10 @@ mod tests {
     use crate::deb::index::parse_packages;
 
     fn universe(text: &str) -> Universe {
-        Universe::new(vec![("test".to_string(), parse_packages(text).unwrap())], "amd64")
+        Universe::new(
+            vec![("test".to_string(), parse_packages(text).unwrap().into_iter().map(Arc::new).collect())],
+            "amd64",
+        )
     }
 
     fn stanza(name: &str, version: &str, extra: &str) -> String {

@@ -22,15 +22,18 @@ const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 /// How long a verified index is used before its `InRelease` is fetched again.
 const INDEX_FRESH_FOR: Duration = Duration::from_secs(300);
 
+/// An opened index's records, shared by every universe built from it.
+pub type Records = Arc<Vec<Arc<PackageRecord>>>;
+
 /// One repository to build from, with where its files are.
 #[derive(Clone)]
 pub struct Source {
     pub spec: Arc<RepoSpec>,
-    pub records: Arc<Vec<PackageRecord>>,
+    pub records: Records,
 }
 
 /// A verified index and when it was read.
-type Opened = (Instant, Arc<Vec<PackageRecord>>);
+type Opened = (Instant, Records);
 
 /// Indexes opened recently, by base URL, suite and components.
 #[derive(Default)]
@@ -39,20 +42,37 @@ pub struct SourceCache {
 }
 
 impl SourceCache {
-    fn get(&self, key: &str) -> Option<Arc<Vec<PackageRecord>>> {
+    fn get(&self, key: &str) -> Option<Records> {
         let opened = self.opened.lock().ok()?;
         opened.get(key).filter(|(at, _)| at.elapsed() < INDEX_FRESH_FOR).map(|(_, records)| records.clone())
     }
 
-    fn put(&self, key: String, records: Arc<Vec<PackageRecord>>) {
+    fn put(&self, key: String, records: Records) {
         if let Ok(mut opened) = self.opened.lock() {
             opened.insert(key, (Instant::now(), records));
         }
     }
 }
 
-/// Where each package version comes from: (name, version, sha256) → (source, record) positions.
-pub type SourceIndex = HashMap<(String, String, String), (usize, usize)>;
+/// Where each package file comes from: its SHA-256 → (source, record) positions, the first
+/// source offering it.
+#[derive(Default)]
+pub struct SourceIndex(HashMap<String, (usize, usize)>);
+
+impl SourceIndex {
+    /// The source and record of exactly this package version and file.
+    pub fn find<'a>(
+        &self,
+        sources: &'a [Source],
+        name: &str,
+        version: &str,
+        sha256: &str,
+    ) -> Option<(usize, &'a Arc<PackageRecord>)> {
+        let &(source, at) = self.0.get(sha256)?;
+        let record = sources.get(source)?.records.get(at)?;
+        (record.name == name && record.version == version).then_some((source, record))
+    }
+}
 
 /// The resolver's view of a set of opened indexes, built once per set: building it clones
 /// every record of every index, which cost a quarter of a second on each build.
@@ -63,7 +83,7 @@ pub struct UniverseCache {
 
 struct BuiltUniverse {
     /// The indexes it was built from; holding them keeps their identity meaningful.
-    from: Vec<(String, Arc<Vec<PackageRecord>>)>,
+    from: Vec<(String, Records)>,
     universe: Arc<Universe>,
     sources: Arc<SourceIndex>,
 }
@@ -87,12 +107,10 @@ impl UniverseCache {
             sources.iter().map(|s| (s.spec.label.clone(), s.records.as_ref().clone())).collect(),
             &architecture,
         ));
-        let mut index = SourceIndex::new();
+        let mut index = SourceIndex::default();
         for (position, source) in sources.iter().enumerate() {
             for (at, record) in source.records.iter().enumerate() {
-                index
-                    .entry((record.name.clone(), record.version.clone(), record.sha256.clone()))
-                    .or_insert((position, at));
+                index.0.entry(record.sha256.clone()).or_insert((position, at));
             }
         }
         let index = Arc::new(index);
@@ -214,11 +232,17 @@ pub async fn sources(
         let records = match runner.sources.get(&key) {
             Some(records) => records,
             None => {
-                ctx.log(format!("reading the index of {}", spec.label));
+                let started = Instant::now();
                 let records = open_repository(&runner.http, &spec, index_dir, chrono::Utc::now())
                     .await
                     .map_err(|e| TaskError::transient(format!("package source {}: {e}", spec.label)))?;
-                let records = Arc::new(records);
+                ctx.log(format!(
+                    "read the index of {}: {} packages in {} ms",
+                    spec.label,
+                    records.len(),
+                    started.elapsed().as_millis()
+                ));
+                let records: Records = Arc::new(records.into_iter().map(Arc::new).collect());
                 runner.sources.put(key, records.clone());
                 records
             }

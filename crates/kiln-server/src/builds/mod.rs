@@ -10,6 +10,7 @@ pub mod parent;
 mod pipeline;
 mod python;
 pub mod record;
+mod reuse;
 mod sdist;
 
 use std::path::PathBuf;
@@ -61,6 +62,7 @@ pub struct BuildRunner {
     pub http: reqwest::Client,
     pub(crate) sources: debian::SourceCache,
     pub(crate) universes: debian::UniverseCache,
+    pub(crate) memo: reuse::BuildMemo,
 }
 
 impl BuildRunner {
@@ -69,8 +71,10 @@ impl BuildRunner {
             .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot set up the HTTP client for package sources: {e}"))?;
+        let memo = reuse::BuildMemo::new(&settings.cache_dir);
         Ok(BuildRunner {
             registry,
+            memo,
             settings,
             http,
             sources: debian::SourceCache::default(),

@@ -9,6 +9,7 @@ use kiln_oci::{Digest, ManifestInfo};
 use kiln_registry::Registry;
 use kiln_store::{KvStore, records};
 
+use super::reuse::{BuildMemo, ParentFiles};
 use crate::tasks::TaskError;
 
 /// An image owns the registry repository `<org>/<name>` (names are case-insensitive there).
@@ -42,6 +43,7 @@ pub async fn load(
     store: &dyn KvStore,
     registry: &Arc<Registry>,
     registry_host: &str,
+    memo: &BuildMemo,
     image: &Image,
 ) -> Result<LoadedParent, TaskError> {
     let org = image.organization.as_str();
@@ -130,14 +132,53 @@ pub async fn load(
         .map_err(registry_failed)?
         .ok_or_else(|| unavailable("config"))?;
     let layers = info.layers.clone();
+    let scan_runtime = image.parent_image_name.is_none();
+    // The manifest digest names every byte of the layers, so what was read is read for good.
+    let memo_key = format!("{digest} {scan_runtime}");
+    let read = match memo.parent(&memo_key) {
+        Some(read) => read,
+        None => {
+            let read = read_parent_files(registry, &repository, &layers, scan_runtime).await?;
+            memo.remember_parent(memo_key, read.clone());
+            std::sync::Arc::new(read)
+        }
+    };
+    let ParentFiles { dpkg_status, passwd, group, runtime } = read.as_ref().clone();
+    Ok(LoadedParent {
+        reference,
+        repository,
+        digest,
+        image: kiln_build::assemble::ParentImage {
+            config,
+            layers,
+            dpkg_status: dpkg_status.unwrap_or_default(),
+            passwd,
+            group,
+        },
+        language,
+        runtime,
+    })
+}
+
+/// Reads the dpkg status, passwd and group (and, for parents Kiln did not build, the language
+/// packages) in one pass through the layers, each a gunzip.
+async fn read_parent_files(
+    registry: &Registry,
+    repository: &str,
+    layers: &[kiln_oci::Descriptor],
+    scan_runtime: bool,
+) -> Result<ParentFiles, TaskError> {
+    let unavailable = |what: &str| {
+        TaskError::permanent(format!("the parent's {what} is missing from repository {repository} of Kiln's registry"))
+    };
+    let registry_failed =
+        |e: kiln_registry::error::RegistryError| TaskError::transient(format!("reading the parent: {}", e.message));
     let mut files = Vec::new();
-    for layer in &layers {
-        let reader = registry.open_blob(&repository, &layer.digest).await.map_err(registry_failed)?;
+    for layer in layers {
+        let reader = registry.open_blob(repository, &layer.digest).await.map_err(registry_failed)?;
         let reader = reader.ok_or_else(|| unavailable(&format!("layer {}", layer.digest)))?;
         files.push(reader.file.into_std().await);
     }
-    let scan_runtime = image.parent_image_name.is_none();
-    // One pass through the layers (each a gunzip) for everything a build needs of them.
     const SYSTEM_FILES: [&str; 3] = ["var/lib/dpkg/status", "etc/passwd", "etc/group"];
     let read = tokio::task::spawn_blocking(
         move || -> Result<([Option<String>; 3], Vec<kiln_model::InventoryItem>), String> {
@@ -158,20 +199,7 @@ pub async fn load(
     .map_err(|e| TaskError::transient(format!("reading the parent's layers: {e}")))?
     .map_err(|e| TaskError::permanent(format!("the parent's layers cannot be read: {e}")))?;
     let ([dpkg_status, passwd, group], runtime) = read;
-    Ok(LoadedParent {
-        reference,
-        repository,
-        digest,
-        image: kiln_build::assemble::ParentImage {
-            config,
-            layers,
-            dpkg_status: dpkg_status.unwrap_or_default(),
-            passwd,
-            group,
-        },
-        language,
-        runtime,
-    })
+    Ok(ParentFiles { dpkg_status, passwd, group, runtime })
 }
 
 /// `…/dist-packages/<dist>.dist-info/METADATA` and `…/node_modules/<name>/package.json`.

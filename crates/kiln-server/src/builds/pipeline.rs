@@ -73,7 +73,9 @@ pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecor
         return Err(TaskError::permanent("a newer build of this image superseded this one"));
     }
     let definition = image.definition_digest();
-    let parent = parent::load(ctx.store().as_ref(), &runner.registry, &runner.settings.registry_host, &image).await?;
+    let parent =
+        parent::load(ctx.store().as_ref(), &runner.registry, &runner.settings.registry_host, &runner.memo, &image)
+            .await?;
     if let Some(trigger) = ctx.task.params.get("trigger").and_then(serde_json::Value::as_str) {
         ctx.log(format!("rebuilding: {trigger}"));
     }
@@ -176,13 +178,14 @@ fn choose(
 ) -> Result<Vec<(usize, PackageRecord)>, TaskError> {
     let (universe, source_index) = runner.universes.get(sources);
     let source_of = |record: &PackageRecord| {
-        source_index.get(&(record.name.clone(), record.version.clone(), record.sha256.clone())).map(|&(i, _)| i)
+        source_index.find(sources, &record.name, &record.version, &record.sha256).map(|(i, _)| i)
     };
     if let Some(lock) = &spec.locked {
         let mut chosen = Vec::new();
         for locked in lock.packages.iter().filter(|p| p.ecosystem == Ecosystem::Deb) {
-            let key = (locked.name.clone(), locked.version.clone(), locked.sha256.clone());
-            let found = source_index.get(&key).and_then(|&(i, at)| sources[i].records.get(at).map(|r| (i, r.clone())));
+            let found = source_index
+                .find(sources, &locked.name, &locked.version, &locked.sha256.to_ascii_lowercase())
+                .map(|(i, r)| (i, r.as_ref().clone()));
             chosen.push(found.ok_or_else(|| {
                 TaskError::permanent(format!(
                     "the locked package {} {} (sha256 {}) is no longer offered by any source: rebuild without --locked to resolve again",
@@ -269,7 +272,9 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
         .await
         .map_err(|e| TaskError::transient(format!("cannot create {}: {e}", index_dir.display())))?;
     let sources = debian::sources(runner, ctx, &index_dir).await?;
+    let started = std::time::Instant::now();
     let chosen = choose(runner, &sources, &installed, &spec, &requests)?;
+    ctx.log(format!("resolved {} packages to add in {} ms", chosen.len(), started.elapsed().as_millis()));
     for (index, record) in &chosen {
         ctx.log(format!(
             "add {} {} ({}) from {}",
@@ -327,9 +332,18 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
 
     ctx.step("unpack", 45);
     let records: Vec<PackageRecord> = chosen.iter().map(|(_, r)| r.clone()).collect();
-    let unpacked = tokio::task::spawn_blocking(move || unpack_all(&records, &files))
-        .await
-        .map_err(|e| TaskError::transient(format!("unpacking stopped: {e}")))??;
+    // A package an earlier build unpacked comes slimmed from memory; only the rest are unpacked.
+    let mut unpacked: Vec<Option<UnpackedPackage>> =
+        records.iter().map(|r| runner.memo.package(&r.sha256).map(|p| p.as_ref().clone())).collect();
+    let missing: Vec<usize> = (0..records.len()).filter(|&i| unpacked[i].is_none()).collect();
+    for (at, package) in missing.iter().zip(unpack_some(&records, &files, &missing).await?) {
+        runner.memo.remember_package(&records[*at].sha256, &package);
+        unpacked[*at] = Some(package);
+    }
+    let unpacked: Vec<UnpackedPackage> = unpacked.into_iter().flatten().collect();
+    if unpacked.len() != records.len() {
+        return Err(TaskError::transient("a package went missing while unpacking"));
+    }
     ctx.check_cancelled()?;
 
     ctx.step("layers", 60);
@@ -377,7 +391,9 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
         scratch_dir: ctx.scratch().to_path_buf(),
         merged_usr: true,
         distro: Some("debian-12".to_string()),
+        reuse: BTreeMap::new(),
     };
+    let input = reuse_layers(runner, &records, &files, input).await?;
     let assembled = tokio::task::spawn_blocking(move || kiln_build::assemble(input))
         .await
         .map_err(|e| TaskError::transient(format!("assembling stopped: {e}")))?
@@ -390,13 +406,19 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
     ctx.step("push", 80);
     let repository = &spec.repository;
     let registry = &runner.registry;
-    if let Some(parent) = &spec.parent {
-        let layers = &parent.image.layers;
-        for layer in layers {
-            if !registry.link_blob(repository, &layer.digest).await.map_err(registry_error)? {
-                return Err(TaskError::transient(format!("the parent's layer {} left Kiln's registry", layer.digest)));
+    // The parent's layers and the reused ones are in the registry already: one commit links them.
+    let mut present: Vec<Digest> =
+        spec.parent.iter().flat_map(|p| p.image.layers.iter().map(|l| l.digest.clone())).collect();
+    present.extend(assembled.reused.iter().cloned());
+    if !registry.link_blobs(repository, &present).await.map_err(registry_error)? {
+        for (key, layer) in &assembled.keyed {
+            if assembled.reused.contains(&layer.digest) {
+                runner.memo.forget_layer(key);
             }
         }
+        return Err(TaskError::transient(
+            "a layer of the parent or of an earlier build left Kiln's registry during the build; it is built again",
+        ));
     }
     for layer in &assembled.layers {
         registry.import_file(repository, &layer.path, &layer.digest).await.map_err(registry_error)?;
@@ -413,6 +435,11 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
         .map_err(registry_error)?;
     let reference = format!("{}/{repository}:{}", settings.registry_host, spec.tag);
     ctx.log(format!("pushed {reference} ({digest})"));
+    if let Err(e) = runner.memo.remember_layers(&assembled.keyed) {
+        ctx.log(format!(
+            "the layer cache could not record this build's layers (they are written again next time): {e}"
+        ));
+    }
 
     ctx.step("sbom", 92);
     let document = kiln_build::spdx_document(
@@ -435,19 +462,66 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
     Ok(Built { digest, reference, lock, inventory: assembled.inventory, sbom_digest, dockerfile })
 }
 
-/// Unpacks every package on every core: xz decompression is most of a cold build's CPU.
-fn unpack_all(records: &[PackageRecord], files: &[std::path::PathBuf]) -> Result<Vec<UnpackedPackage>, TaskError> {
-    let items: Vec<(&PackageRecord, &std::path::PathBuf)> = records.iter().zip(files).collect();
-    kiln_build::parallel::map_largest_first(
-        &items,
-        |(record, _)| record.size,
-        |(record, path)| unpack_one(record, path),
-    )
-    .into_iter()
-    .map(|unpacked| {
-        unpacked.unwrap_or_else(|| Err(TaskError::transient("an unpacking thread stopped before its package")))
+/// Which of the image's package layers an earlier build already put in the registry: those
+/// are reused, and any slimmed package of a layer that must be written is unpacked again.
+async fn reuse_layers(
+    runner: &BuildRunner,
+    records: &[PackageRecord],
+    files: &[std::path::PathBuf],
+    mut input: AssembleInput,
+) -> Result<AssembleInput, TaskError> {
+    let planned =
+        kiln_build::package_layers(&input).map_err(|e| TaskError::permanent(format!("assembling the image: {e}")))?;
+    let mut again = std::collections::BTreeSet::new();
+    for layer in planned {
+        if let Some(key) = &layer.key
+            && let Some(reused) = runner.memo.layer(key)
+        {
+            if runner.registry.has_blob(&reused.digest).await.map_err(registry_error)? {
+                input.reuse.insert(key.clone(), reused);
+                continue;
+            }
+            runner.memo.forget_layer(key);
+        }
+        again.extend(layer.packages);
+    }
+    let again: Vec<usize> = (0..input.packages.len())
+        .filter(|&i| {
+            let p = &input.packages[i];
+            p.is_slimmed() && again.contains(&(p.name.clone(), p.architecture.clone()))
+        })
+        .collect();
+    for (at, package) in again.iter().zip(unpack_some(records, files, &again).await?) {
+        input.packages[*at] = package;
+    }
+    Ok(input)
+}
+
+/// Unpacks the packages at `which` on every core: xz decompression is most of a cold build's CPU.
+async fn unpack_some(
+    records: &[PackageRecord],
+    files: &[std::path::PathBuf],
+    which: &[usize],
+) -> Result<Vec<UnpackedPackage>, TaskError> {
+    if which.is_empty() {
+        return Ok(Vec::new());
+    }
+    let items: Vec<(PackageRecord, std::path::PathBuf)> =
+        which.iter().map(|&i| (records[i].clone(), files[i].clone())).collect();
+    tokio::task::spawn_blocking(move || {
+        kiln_build::parallel::map_largest_first(
+            &items,
+            |(record, _)| record.size,
+            |(record, path)| unpack_one(record, path),
+        )
+        .into_iter()
+        .map(|unpacked| {
+            unpacked.unwrap_or_else(|| Err(TaskError::transient("an unpacking thread stopped before its package")))
+        })
+        .collect()
     })
-    .collect()
+    .await
+    .map_err(|e| TaskError::transient(format!("unpacking stopped: {e}")))?
 }
 
 fn unpack_one(record: &PackageRecord, path: &std::path::Path) -> Result<UnpackedPackage, TaskError> {
@@ -473,5 +547,7 @@ fn unpack_one(record: &PackageRecord, path: &std::path::Path) -> Result<Unpacked
         maintainer_scripts: deb.maintainer_scripts,
         entries: deb.entries,
         license,
+        origin: Some(format!("sha256:{}", record.sha256)),
+        slimmed_bytes: None,
     })
 }

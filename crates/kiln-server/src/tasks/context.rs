@@ -16,6 +16,8 @@ pub(super) struct Pending {
     pub progress: Progress,
     pub progress_dirty: bool,
     pub lines: Vec<String>,
+    /// The step under way and when it started, so the log says how long each one took.
+    pub step_started: Option<(String, std::time::Instant)>,
 }
 
 pub struct TaskContext {
@@ -52,7 +54,12 @@ impl TaskContext {
             pending.progress =
                 Progress { step: step.to_string(), bytes: 0, total_bytes: None, percent: percent.min(100) };
             pending.progress_dirty = true;
-            pending.lines.push(format!("step: {step}"));
+            let line = match pending.step_started.take() {
+                Some((previous, at)) => format!("step: {step} ({previous} took {} ms)", at.elapsed().as_millis()),
+                None => format!("step: {step}"),
+            };
+            pending.lines.push(line);
+            pending.step_started = Some((step.to_string(), std::time::Instant::now()));
         }
     }
 

@@ -187,7 +187,10 @@ async fn execute(engine: &Arc<Engine>, task: Task, token: CancellationToken) {
         Err(e) => Outcome::Failed(e.message),
     };
     match &outcome {
-        Outcome::Succeeded(_) => ctx.log("succeeded"),
+        Outcome::Succeeded(_) => ctx.log(match ctx.pending.lock().ok().and_then(|mut p| p.step_started.take()) {
+            Some((step, at)) => format!("succeeded ({step} took {} ms)", at.elapsed().as_millis()),
+            None => "succeeded".to_string(),
+        }),
         Outcome::Failed(message) => ctx.log(format!("failed: {message}")),
         Outcome::Cancelled => ctx.log("cancelled; scratch space freed"),
     }
