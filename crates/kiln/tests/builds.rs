@@ -203,6 +203,12 @@ fn python3_root_image_runs_and_takes_system_packages() {
         let task = task_end(&server, rebuild.body["id"].as_str().expect("task id"));
         assert_eq!(task["state"], "succeeded", "{task}");
         assert_eq!(http.get("/v1/images/pg").body["digest"], json!(digest), "rebuild (locked: {locked})");
+        // Nothing was unpacked or compressed again: every package layer came from the first build.
+        let log = stdout(&server.kiln(&["logs", rebuild.body["id"].as_str().expect("task id")]));
+        let package_layers: Vec<&str> =
+            log.lines().filter(|l| l.starts_with("layer ") && l.contains("): package")).collect();
+        assert!(!package_layers.is_empty(), "{log}");
+        assert!(package_layers.iter().all(|l| l.contains(" bytes, reused): ")), "{log}");
     }
 
     // Hostile and impossible inputs, from a signed repository of their own.
@@ -345,6 +351,46 @@ fn a_build_killed_mid_way_finishes_after_restart() {
     assert!(task["attempts"].as_u64().unwrap_or(0) >= 2, "the restart ran it again: {task}");
     let base = server.http().get("/v1/base-images/python3").body;
     assert_eq!(base["status"], "READY", "{base}");
+
+    // The layer records outlive the process: after another restart the same bootstrap reuses
+    // every package layer and gives the same image.
+    drop(server);
+    let server = build_server(&data, &apt, &lease);
+    let log = bootstrap_again(&server, &base["digest"]);
+    let reused: Vec<&str> = log.lines().filter(|l| l.starts_with("layer ") && l.contains(", reused): package")).collect();
+    assert!(!reused.is_empty() && !log.contains(" bytes): package"), "{log}");
+    // A layer whose blob left the registry (as collection would take it) is written again.
+    let gone = reused[0].split_whitespace().nth(2).and_then(|d| d.strip_prefix("sha256:")).expect("layer digest");
+    let file = find_file(&data, gone).expect("the layer's blob file");
+    std::fs::remove_file(&file).expect("remove the blob");
+    let log = bootstrap_again(&server, &base["digest"]);
+    assert!(log.lines().any(|l| l.contains(gone) && l.contains(" bytes): package")), "{log}");
+    assert!(file.exists(), "the layer is back in the registry");
+}
+
+/// Bootstraps python3 once more and checks it gives `digest`; returns the task's log.
+fn bootstrap_again(server: &Server, digest: &Value) -> String {
+    let answer = server.http().post("/v1/bootstrap", json!({"languages": ["python3"]}));
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    let id = answer.body["items"][0]["id"].as_str().expect("task id").to_string();
+    let task = task_end(server, &id);
+    assert_eq!(task["state"], "succeeded", "{task}");
+    assert_eq!(task["result"]["digest"], *digest, "{task}");
+    stdout(&server.kiln(&["logs", &id]))
+}
+
+fn find_file(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = find_file(&path, name) {
+                return Some(found);
+            }
+        } else if entry.file_name() == name {
+            return Some(path);
+        }
+    }
+    None
 }
 
 #[test]
