@@ -357,7 +357,8 @@ fn a_build_killed_mid_way_finishes_after_restart() {
     drop(server);
     let server = build_server(&data, &apt, &lease);
     let log = bootstrap_again(&server, &base["digest"]);
-    let reused: Vec<&str> = log.lines().filter(|l| l.starts_with("layer ") && l.contains(", reused): package")).collect();
+    let reused: Vec<&str> =
+        log.lines().filter(|l| l.starts_with("layer ") && l.contains(", reused): package")).collect();
     assert!(!reused.is_empty() && !log.contains(" bytes): package"), "{log}");
     // A layer whose blob left the registry (as collection would take it) is written again.
     let gone = reused[0].split_whitespace().nth(2).and_then(|d| d.strip_prefix("sha256:")).expect("layer digest");
