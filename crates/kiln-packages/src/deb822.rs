@@ -29,54 +29,14 @@ pub struct Deb822Error {
 /// field with a newline; ` .` stands for an empty line; `#` lines are comments.
 pub fn parse(text: &str) -> Result<Vec<Stanza>, Deb822Error> {
     let mut stanzas = Vec::new();
-    let mut current: Option<Stanza> = None;
-    let mut offset = 0usize;
-    let mut start = 0usize;
-    for (index, raw) in text.split_inclusive('\n').enumerate() {
-        let line_no = index + 1;
-        let line = raw.trim_end_matches(['\n', '\r']);
-        let line_start = offset;
-        offset += raw.len();
-        if line.trim().is_empty() {
-            if let Some(mut stanza) = current.take() {
-                stanza.text = text[start..line_start].to_string();
-                stanzas.push(stanza);
-            }
-            continue;
-        }
-        if line.starts_with('#') {
-            continue;
-        }
-        if line.starts_with([' ', '\t']) {
-            let Some((_, value)) = current.as_mut().and_then(|s| s.fields.last_mut()) else {
-                return Err(Deb822Error {
-                    line: line_no,
-                    message: "continuation line without a field above it".into(),
-                });
-            };
-            let rest = line.trim();
-            value.push('\n');
-            if rest != "." {
-                value.push_str(rest);
-            }
-            continue;
-        }
-        let Some((name, value)) = line.split_once(':') else {
-            return Err(Deb822Error { line: line_no, message: format!("{line:?} is not a `Field: value` line") });
-        };
-        if name.is_empty() || name.contains(char::is_whitespace) {
-            return Err(Deb822Error { line: line_no, message: format!("{name:?} is not a field name") });
-        }
-        let stanza = current.get_or_insert_with(|| {
-            start = line_start;
-            Stanza { line: line_no, ..Default::default() }
+    for_each_stanza(text, 1, |stanza| {
+        stanzas.push(Stanza {
+            fields: stanza.fields.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            line: stanza.line,
+            text: stanza.text.to_string(),
         });
-        stanza.fields.push((name.to_string(), value.trim().to_string()));
-    }
-    if let Some(mut stanza) = current.take() {
-        stanza.text = text[start..].to_string();
-        stanzas.push(stanza);
-    }
+        Ok::<(), Deb822Error>(())
+    })?;
     Ok(stanzas)
 }
 
@@ -87,6 +47,8 @@ pub struct StanzaRef<'a> {
     pub fields: Vec<(&'a str, std::borrow::Cow<'a, str>)>,
     /// 1-based line where the stanza starts.
     pub line: usize,
+    /// The stanza's text exactly as in the file.
+    pub text: &'a str,
 }
 
 impl StanzaRef<'_> {
@@ -104,11 +66,15 @@ pub fn for_each_stanza<'a, E: From<Deb822Error>>(
     mut each: impl FnMut(&StanzaRef<'a>) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut current = StanzaRef::default();
+    let (mut offset, mut start) = (0usize, 0usize);
     for (index, raw) in text.split_inclusive('\n').enumerate() {
         let line_no = first_line + index;
         let line = raw.trim_end_matches(['\n', '\r']);
+        let line_start = offset;
+        offset += raw.len();
         if line.trim().is_empty() {
             if !current.fields.is_empty() {
+                current.text = &text[start..line_start];
                 each(&current)?;
                 current.fields.clear();
             }
@@ -141,10 +107,12 @@ pub fn for_each_stanza<'a, E: From<Deb822Error>>(
         }
         if current.fields.is_empty() {
             current.line = line_no;
+            start = line_start;
         }
         current.fields.push((name, std::borrow::Cow::Borrowed(value.trim())));
     }
     if !current.fields.is_empty() {
+        current.text = &text[start..];
         each(&current)?;
     }
     Ok(())

@@ -174,37 +174,13 @@ pub fn parse_source(text: Option<&str>) -> (Option<String>, Option<String>) {
     }
 }
 
-/// What a record is read from: an owned stanza (status files) or a borrowed one (indexes).
-pub(crate) trait Fields {
-    fn get(&self, name: &str) -> Option<&str>;
-    fn line(&self) -> usize;
-}
-
-impl Fields for deb822::Stanza {
-    fn get(&self, name: &str) -> Option<&str> {
-        deb822::Stanza::get(self, name)
-    }
-    fn line(&self) -> usize {
-        self.line
-    }
-}
-
-impl Fields for deb822::StanzaRef<'_> {
-    fn get(&self, name: &str) -> Option<&str> {
-        deb822::StanzaRef::get(self, name)
-    }
-    fn line(&self) -> usize {
-        self.line
-    }
-}
-
-fn relations(stanza: &impl Fields, field: &'static str) -> Result<Vec<Relation>, IndexError> {
+fn relations(stanza: &deb822::StanzaRef<'_>, field: &'static str) -> Result<Vec<Relation>, IndexError> {
     let value = stanza.get(field).unwrap_or_default();
-    parse_relations(value).map_err(|why| IndexError::Invalid { line: stanza.line(), field, value: value.into(), why })
+    parse_relations(value).map_err(|why| IndexError::Invalid { line: stanza.line, field, value: value.into(), why })
 }
 
-pub(crate) fn record_from(stanza: &impl Fields, need_file: bool) -> Result<PackageRecord, IndexError> {
-    let line = stanza.line();
+pub(crate) fn record_from(stanza: &deb822::StanzaRef<'_>, need_file: bool) -> Result<PackageRecord, IndexError> {
+    let line = stanza.line;
     let required = |field: &'static str| stanza.get(field).ok_or(IndexError::Missing { line, field });
     let number = |field: &'static str, value: &str| {
         value.parse::<u64>().map_err(|e| IndexError::Invalid { line, field, value: value.into(), why: e.to_string() })

@@ -16,11 +16,11 @@ pub struct InstalledPackage {
 /// The packages dpkg records as installed (`Status: install ok installed`).
 pub fn parse_status(text: &str) -> Result<Vec<InstalledPackage>, IndexError> {
     let mut installed = Vec::new();
-    for stanza in deb822::parse(text)? {
+    deb822::for_each_stanza(text, 1, |stanza| {
         if stanza.get("Status").is_none_or(|s| s.split_whitespace().last() != Some("installed")) {
-            continue;
+            return Ok(());
         }
-        let record = record_from(&stanza, false)?;
+        let record = record_from(stanza, false)?;
         let (source_name, source_version) = parse_source(stanza.get("Source"));
         installed.push(InstalledPackage {
             provides: parse_provides(stanza.get("Provides").unwrap_or_default()).unwrap_or_default(),
@@ -30,7 +30,8 @@ pub fn parse_status(text: &str) -> Result<Vec<InstalledPackage>, IndexError> {
             source_name,
             source_version,
         });
-    }
+        Ok::<(), IndexError>(())
+    })?;
     Ok(installed)
 }
 

@@ -340,10 +340,10 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
         runner.memo.remember_package(&records[*at].sha256, &package);
         unpacked[*at] = Some(package);
     }
-    let unpacked: Vec<UnpackedPackage> = unpacked.into_iter().flatten().collect();
-    if unpacked.len() != records.len() {
-        return Err(TaskError::transient("a package went missing while unpacking"));
-    }
+    let unpacked: Vec<UnpackedPackage> = unpacked
+        .into_iter()
+        .collect::<Option<_>>()
+        .ok_or_else(|| TaskError::transient("a package went missing while unpacking"))?;
     ctx.check_cancelled()?;
 
     ctx.step("layers", 60);
