@@ -2,136 +2,117 @@
 //! so the server can fetch `/var/lib/dpkg/status` or `/etc/passwd` from any parent image
 //! without unpacking it.
 
-use std::io::{self, Read};
+use std::collections::HashSet;
+use std::io::Read;
 
-use flate2::read::GzDecoder;
+use kiln_archive::{EntryKind, LayerError, Limits, SafePath, for_each_entry};
 
 /// Files bigger than this are not read into memory; `dpkg/status` of a large image is a few MB.
 pub const MAX_READ_SIZE: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("layer {layer} (counting from 0 at the bottom) is not a readable gzip tar: {source}")]
-    Corrupt { layer: usize, source: io::Error },
+    /// The layer is broken or hostile; `LayerError::is_refusal` tells the two from a local fault.
+    #[error("layer {layer} (counting from 0 at the bottom): {source}")]
+    Layer { layer: usize, source: LayerError },
     #[error("{path} in layer {layer} is {size} bytes, more than the {MAX_READ_SIZE}-byte limit")]
     TooLarge { path: String, layer: usize, size: u64 },
 }
 
+impl ReadError {
+    /// True when a layer holds an entry that could escape the root or exhaust the host (as
+    /// opposed to one that cannot be read at all).
+    pub fn is_unsafe(&self) -> bool {
+        matches!(self, ReadError::Layer { source, .. } if source.is_refusal() && !matches!(source, LayerError::Corrupt { .. }))
+    }
+}
+
 /// The content of `path` (with or without a leading `/`) in the image made of `layers`
-/// (gzip tars, bottom to top), or `None` when no layer has it, a whiteout (`.wh.<name>`, or
-/// `.wh..wh..opq` on a parent directory) removed it, or it is not a regular file at the top
-/// (a directory, symlink or hard link: callers look for plain files such as `etc/passwd`).
+/// (gzip, zstd or plain tars, bottom to top), or `None` when no layer has it, a whiteout
+/// removed it, or it is not a regular file at the top (a directory, symlink or hard link:
+/// callers look for plain files such as `etc/passwd`). Every entry passes the layer checker.
 pub fn read_file_from_layers<R: Read>(
     layers: impl IntoIterator<Item = R>,
     path: &str,
 ) -> Result<Option<Vec<u8>>, ReadError> {
     let wanted = path.trim_start_matches('/').trim_end_matches('/');
-    let mut current: Option<Vec<u8>> = None;
-    for (index, layer) in layers.into_iter().enumerate() {
-        let corrupt = |source| ReadError::Corrupt { layer: index, source };
-        // Whiteouts hide lower layers only, whatever their place in this layer's tar.
-        let mut hidden_below = false;
-        let mut here: Option<Option<Vec<u8>>> = None;
-        let mut archive = tar::Archive::new(GzDecoder::new(layer));
-        for entry in archive.entries().map_err(corrupt)? {
-            let mut entry = entry.map_err(corrupt)?;
-            let raw = entry.path().map_err(corrupt)?.to_string_lossy().into_owned();
-            let name = normalise(&raw);
-            let (dir, base) = name.rsplit_once('/').unwrap_or(("", name));
-            if base == ".wh..wh..opq" {
-                hidden_below |= dir.is_empty() || is_under(wanted, dir);
-                continue;
-            }
-            if let Some(removed) = base.strip_prefix(".wh.") {
-                let removed = if dir.is_empty() { removed.to_string() } else { format!("{dir}/{removed}") };
-                hidden_below |= wanted == removed || is_under(wanted, &removed);
-                continue;
-            }
-            if is_under(wanted, name) && !entry.header().entry_type().is_dir() {
-                // A file or link where a parent directory should be hides everything below it.
-                hidden_below = true;
-                here = None;
-                continue;
-            }
-            if name != wanted {
-                continue;
-            }
-            if !entry.header().entry_type().is_file() {
-                here = Some(None);
-                continue;
-            }
-            let size = entry.size();
-            if size > MAX_READ_SIZE {
-                return Err(ReadError::TooLarge { path: wanted.to_string(), layer: index, size });
-            }
-            let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-            entry.read_to_end(&mut data).map_err(corrupt)?;
-            here = Some(Some(data));
-        }
-        match here {
-            Some(found) => current = found,
-            None if hidden_below => current = None,
-            None => {}
-        }
-    }
-    Ok(current)
+    let mut found = read_files_from_layers(layers, |name| name == wanted)?;
+    Ok(found.remove(wanted))
 }
 
 /// Every regular file whose path `wanted` accepts, as the stacked `layers` show it: a file in
-/// an upper layer replaces a lower one, and whiteouts (`.wh.<name>`, `.wh..wh..opq`) remove
-/// what lower layers hold. Used to list the language packages an image already contains.
+/// an upper layer replaces a lower one, whiteouts (`.wh.<name>`, `.wh..wh..opq`) remove
+/// what lower layers hold, and a non-directory placed over a directory hides what was below
+/// it. Used to list the language packages an image already contains.
 pub fn read_files_from_layers<R: Read>(
     layers: impl IntoIterator<Item = R>,
     wanted: impl Fn(&str) -> bool,
 ) -> Result<std::collections::BTreeMap<String, Vec<u8>>, ReadError> {
     let mut found = std::collections::BTreeMap::new();
     for (index, layer) in layers.into_iter().enumerate() {
-        let corrupt = |source| ReadError::Corrupt { layer: index, source };
-        let mut removed: Vec<(String, bool)> = Vec::new();
-        let mut added = Vec::new();
-        let mut archive = tar::Archive::new(GzDecoder::new(layer));
-        for entry in archive.entries().map_err(corrupt)? {
-            let mut entry = entry.map_err(corrupt)?;
-            let raw = entry.path().map_err(corrupt)?.to_string_lossy().into_owned();
-            let name = normalise(&raw).to_string();
-            let (dir, base) = name.rsplit_once('/').unwrap_or(("", name.as_str()));
-            if base == ".wh..wh..opq" {
-                removed.push((dir.to_string(), true));
-                continue;
-            }
-            if let Some(gone) = base.strip_prefix(".wh.") {
-                removed.push((if dir.is_empty() { gone.to_string() } else { format!("{dir}/{gone}") }, false));
-                continue;
-            }
-            if !entry.header().entry_type().is_file() || !wanted(&name) {
-                continue;
-            }
-            let size = entry.size();
-            if size > MAX_READ_SIZE {
-                return Err(ReadError::TooLarge { path: name, layer: index, size });
-            }
-            let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-            entry.read_to_end(&mut data).map_err(corrupt)?;
-            added.push((name, data));
-        }
         // Whiteouts hide lower layers only, wherever they sit in this layer's tar.
+        let mut removed: Vec<(Option<SafePath>, bool)> = Vec::new();
+        // Paths this layer puts something at; what lower layers held below them is hidden.
+        let mut covered: HashSet<String> = HashSet::new();
+        let mut replaced: Vec<String> = Vec::new();
+        let mut added: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut oversized = None;
+        let walked = for_each_entry(layer, Limits::default(), |entry| {
+            let Some(path) = entry.path else {
+                if entry.kind == EntryKind::Opaque {
+                    removed.push((None, true));
+                }
+                return Ok(());
+            };
+            match entry.kind {
+                EntryKind::Whiteout => removed.push((Some(path), false)),
+                EntryKind::Opaque => removed.push((Some(path), true)),
+                // A directory merges with the one below; it only replaces a file of its name.
+                EntryKind::Directory => replaced.push(path.as_str().to_string()),
+                EntryKind::Symlink { .. } | EntryKind::Hardlink { .. } => {
+                    covered.insert(path.as_str().to_string());
+                }
+                EntryKind::File { size } => {
+                    covered.insert(path.as_str().to_string());
+                    if !wanted(path.as_str()) {
+                        return Ok(());
+                    }
+                    if size > MAX_READ_SIZE {
+                        oversized = Some((path.as_str().to_string(), size));
+                        return Err(LayerError::TooLarge { entry: path.as_str().to_string(), limit: MAX_READ_SIZE });
+                    }
+                    let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                    entry
+                        .data
+                        .read_to_end(&mut data)
+                        .map_err(|source| LayerError::Corrupt { compression: None, source })?;
+                    added.push((path.as_str().to_string(), data));
+                }
+            }
+            Ok(())
+        });
+        if let Some((path, size)) = oversized {
+            return Err(ReadError::TooLarge { path, layer: index, size });
+        }
+        walked.map_err(|source| ReadError::Layer { layer: index, source })?;
         for (path, opaque) in removed {
-            found.retain(|name: &String, _| {
-                let under = is_under(name, &path) || (path.is_empty() && opaque);
-                !(under || (!opaque && *name == path))
+            found.retain(|name: &String, _| match &path {
+                None => !opaque,
+                Some(path) => !(is_under(name, path.as_str()) || (!opaque && name == path.as_str())),
             });
+        }
+        found.retain(|name: &String, _| !covered.contains(name) && !ancestors(name).any(|dir| covered.contains(dir)));
+        for name in replaced {
+            found.remove(&name);
         }
         found.extend(added);
     }
     Ok(found)
 }
 
-fn normalise(raw: &str) -> &str {
-    let mut name = raw.trim_end_matches('/');
-    while let Some(rest) = name.strip_prefix("./") {
-        name = rest;
-    }
-    name.trim_start_matches('/')
+/// `a/b/c` → `a`, `a/b`.
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/').map(move |(i, _)| &path[..i])
 }
 
 fn is_under(path: &str, dir: &str) -> bool {
@@ -209,8 +190,28 @@ mod tests {
     }
 
     #[test]
+    fn hostile_entries_are_refused_as_unsafe() {
+        let mut header = tar::Header::new_gnu();
+        let name = b"../../tmp/x/.wh.victim";
+        header.as_old_mut().name[..name.len()].copy_from_slice(name);
+        header.set_size(0);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_cksum();
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.append(&header, &b""[..]).unwrap_or_else(|e| panic!("{e}"));
+        let layer = builder.into_inner().unwrap_or_else(|e| panic!("{e}"));
+        let result = read_file_from_layers([&layer[..]], "etc/passwd");
+        assert!(
+            matches!(&result, Err(e) if e.is_unsafe() && e.to_string().contains("../../tmp/x/.wh.victim")),
+            "{result:?}"
+        );
+    }
+
+    #[test]
     fn reports_corrupt_layers() {
         let bad: [&[u8]; 1] = [b"not gzip"];
-        assert!(matches!(read_file_from_layers(bad, "etc/passwd"), Err(ReadError::Corrupt { layer: 0, .. })));
+        assert!(matches!(read_file_from_layers(bad, "etc/passwd"), Err(ReadError::Layer { layer: 0, .. })));
     }
 }

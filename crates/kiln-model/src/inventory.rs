@@ -103,4 +103,8 @@ pub struct BaseImageInventory {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
     pub scanned_time: chrono::DateTime<chrono::Utc>,
+    /// Whether every layer passed the layer checker; scans from before the checker existed
+    /// lack it and are done again.
+    #[serde(default)]
+    pub layers_checked: bool,
 }

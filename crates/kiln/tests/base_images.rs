@@ -21,22 +21,28 @@ fn digest(bytes: &[u8]) -> String {
 
 /// Pushes a one-layer linux/amd64 image to `repository:tag`; returns its manifest digest.
 fn push_image(registry: &Reference, auth: &Htpasswd, repository: &str, tag: &str) -> String {
+    let layer = format!("layer of {repository}:{tag}").into_bytes();
+    push_layer(&registry.base, auth, repository, tag, &layer)
+}
+
+/// Pushes an image of one `layer` to the registry at `base`; returns its manifest digest.
+fn push_layer(base: &str, auth: &Htpasswd, repository: &str, tag: &str, layer: &[u8]) -> String {
     let client = reqwest::blocking::Client::new();
     let config = serde_json::to_vec(
         &json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}),
     )
     .expect("json");
-    let layer = format!("layer of {repository}:{tag}").into_bytes();
+    let layer = layer.to_vec();
     for blob in [&config, &layer] {
         let started = client
-            .post(format!("{}/v2/{repository}/blobs/uploads/", registry.base))
+            .post(format!("{base}/v2/{repository}/blobs/uploads/"))
             .basic_auth(&auth.user, Some(&auth.password))
             .send()
             .expect("start upload");
         assert_eq!(started.status(), 202);
         let location = started.headers()["location"].to_str().expect("location").to_string();
         let separator = if location.contains('?') { '&' } else { '?' };
-        let url = if location.starts_with("http") { location.clone() } else { format!("{}{location}", registry.base) };
+        let url = if location.starts_with("http") { location.clone() } else { format!("{base}{location}") };
         let done = client
             .put(format!("{url}{separator}digest={}", digest(blob)))
             .basic_auth(&auth.user, Some(&auth.password))
@@ -53,7 +59,7 @@ fn push_image(registry: &Reference, auth: &Htpasswd, repository: &str, tag: &str
     }))
     .expect("json");
     let pushed = client
-        .put(format!("{}/v2/{repository}/manifests/{tag}", registry.base))
+        .put(format!("{base}/v2/{repository}/manifests/{tag}"))
         .basic_auth(&auth.user, Some(&auth.password))
         .header("content-type", "application/vnd.oci.image.manifest.v1+json")
         .body(manifest.clone())
@@ -248,4 +254,94 @@ fn a_registry_with_a_private_ca_is_trusted_only_with_its_certificate() {
     let trusted =
         wait_for(&admin, "default", "tls", |b| b["reason"][0].as_str().is_some_and(|r| r.starts_with("not found")));
     assert_eq!(trusted["status"], "ERROR", "{trusted}");
+}
+
+/// A gzip tar of raw entries (name, symlink target or `None` for an empty file), written byte
+/// for byte as a hostile builder would.
+fn raw_layer(entries: &[(&str, Option<&str>)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    for (name, link) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        if let Some(link) = link {
+            header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+            header.set_entry_type(tar::EntryType::Symlink);
+        }
+        header.set_size(0);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_cksum();
+        builder.append(&header, &b""[..]).expect("entry");
+    }
+    builder.into_inner().and_then(|gz| gz.finish()).expect("layer")
+}
+
+/// Layers that would reach outside a root — a whiteout climbing to a host file, a symlink
+/// leaving the root — make the base image ERROR naming the entry, whether it was copied from
+/// another registry (and then never lands in Kiln's) or pushed into Kiln's own; a canary
+/// outside the data directory stays as it was, across a restart too.
+#[test]
+fn hostile_layers_fail_the_base_image_naming_the_entry() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let canary = dir.path().join("outside/victim");
+    std::fs::create_dir_all(canary.parent().expect("parent")).expect("canary dir");
+    std::fs::write(&canary, "alive").expect("canary");
+    let before = std::fs::metadata(&canary).and_then(|m| m.modified()).expect("mtime");
+    let climbing = format!("../../../../../../..{}/.wh.victim", canary.parent().expect("parent").display());
+
+    let foreign = Reference::start_with(None);
+    let anyone = Htpasswd { realm: String::new(), user: "anyone".into(), password: "x".into() };
+    push_layer(&foreign.base, &anyone, "lib/hostile", "1", &raw_layer(&[("ok", None), (&climbing, None)]));
+    let data = dir.path().join("data");
+    let start = || {
+        Server::start_with(&data, |command| {
+            // A name of its own, so references to Kiln's registry outlive the port.
+            command
+                .env("KILN_CONTROLLER", "true")
+                .env("KILN_CONTROLLER_RETRY_SECONDS", "1")
+                .env("KILN_REGISTRY_HOST", "kiln.internal:5000");
+        })
+        .0
+    };
+    let mut server = start();
+    let admin = server.http();
+    let kiln = Htpasswd { realm: String::new(), user: "kiln".into(), password: common::ADMIN_TOKEN.into() };
+    let escape = raw_layer(&[("etc", Some("../../../../../../../etc")), ("etc/.wh.passwd", None)]);
+    push_layer(&server.url, &kiln, "default/pushed", "1", &escape);
+    let foreign_host = foreign.base.trim_start_matches("http://").to_string();
+    let credential = json!({"host": foreign_host, "username": "anyone", "password": "x", "insecure": true});
+    assert_eq!(admin.post("/v1/registry-credentials", credential).status, 201);
+    let local_host = "kiln.internal:5000";
+    for (name, reference) in
+        [("copied", format!("{foreign_host}/lib/hostile:1")), ("pushed", format!("{local_host}/default/pushed:1"))]
+    {
+        let created =
+            admin.post("/v1/base-images", json!({"name": name, "reference": reference, "language": "python3"}));
+        assert_eq!(created.status, 201, "{}", created.text);
+    }
+    let reason = |b: &serde_json::Value| b["reason"][0].as_str().unwrap_or_default().to_string();
+    let copied = wait_for(&admin, "default", "copied", |b| b["status"] == "ERROR");
+    assert!(reason(&copied).contains("unsafe") && reason(&copied).contains(&climbing), "{copied}");
+    let pushed = wait_for(&admin, "default", "pushed", |b| b["status"] == "ERROR");
+    assert!(reason(&pushed).contains("\"etc\"") && reason(&pushed).contains("outside the root"), "{pushed}");
+    // The refused copy never entered Kiln's registry, so no build can republish it.
+    let tags = admin.get("/v2/default/base/copied/tags/list");
+    assert!(tags.body["tags"].as_array().is_none_or(Vec::is_empty), "{}", tags.text);
+    let image = admin.post("/v1/images", json!({"name": "on-hostile", "baseImageName": "pushed"}));
+    assert!(image.status == 201 || image.status == 409 || image.status == 422, "{}", image.text);
+
+    server.terminate();
+    let server = start();
+    let admin = server.http();
+    // The restarted controller checks again (every second here) and finds the same.
+    std::thread::sleep(Duration::from_secs(3));
+    for name in ["copied", "pushed"] {
+        let again = admin.get(&format!("/v1/base-images/{name}"));
+        assert!(again.body["status"] == "ERROR" && reason(&again.body).contains("unsafe"), "{}", again.text);
+    }
+    let on = admin.get("/v1/images/on-hostile");
+    assert_ne!(on.body["status"], "READY", "{}", on.text);
+    assert_eq!(std::fs::read_to_string(&canary).expect("canary"), "alive");
+    assert_eq!(std::fs::metadata(&canary).and_then(|m| m.modified()).expect("mtime"), before);
 }

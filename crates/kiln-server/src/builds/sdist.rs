@@ -5,12 +5,13 @@
 //! and memory limits, and a time limit. Only the source file goes in, only a wheel comes out.
 
 use std::future::Future;
-use std::io::Read;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kiln_archive::{Applier, LayerError, Limits};
 use kiln_build::fixups::KILN_UID;
 use kiln_model::image::resolve_parent_reference;
 use kiln_model::{Image, Status};
@@ -86,10 +87,23 @@ async fn root_filesystem(runner: &BuildRunner, repository: &str, digest: &Digest
     let parent = dir.parent().map(Path::to_path_buf).unwrap_or_default();
     let partial = parent.join(format!(".partial-{}-{}", std::process::id(), rand_suffix()));
     let target = dir.clone();
-    tokio::task::spawn_blocking(move || -> Result<(), String> {
-        std::fs::create_dir_all(&partial).map_err(|e| format!("creating {}: {e}", partial.display()))?;
-        for layer in layers {
-            apply_layer(&partial, std::io::BufReader::new(layer))?;
+    let described = format!("{repository}@{digest}");
+    tokio::task::spawn_blocking(move || -> Result<(), TaskError> {
+        let io = |what: &str, e: std::io::Error| TaskError::transient(format!("{what}: {e}"));
+        // Private to Kiln: what an image holds is nobody else's on this host.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&partial)
+            .map_err(|e| io(&format!("creating {}", partial.display()), e))?;
+        let unpacked = unpack(&partial, layers);
+        if let Err(e) = unpacked {
+            let _ = std::fs::remove_dir_all(&partial);
+            return Err(if e.is_refusal() {
+                TaskError::permanent(format!("the sandbox image {described} cannot be unpacked: {e}"))
+            } else {
+                TaskError::transient(format!("unpacking the sandbox image {described}: {e}"))
+            });
         }
         // Another build may have finished the same unpacking first; either copy serves.
         match std::fs::rename(&partial, &target) {
@@ -98,12 +112,11 @@ async fn root_filesystem(runner: &BuildRunner, repository: &str, digest: &Digest
                 let _ = std::fs::remove_dir_all(&partial);
                 Ok(())
             }
-            Err(e) => Err(format!("moving the sandbox root into place: {e}")),
+            Err(e) => Err(io("moving the sandbox root into place", e)),
         }
     })
     .await
-    .map_err(|e| TaskError::transient(format!("unpacking the sandbox image stopped: {e}")))?
-    .map_err(|e| TaskError::transient(format!("unpacking the sandbox image: {e}")))?;
+    .map_err(|e| TaskError::transient(format!("unpacking the sandbox image stopped: {e}")))??;
     Ok(dir)
 }
 
@@ -113,48 +126,13 @@ fn rand_suffix() -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-/// Applies one gzipped layer over `root`, whiteouts included. The layers are Kiln's own
-/// builds, already checked entry by entry; `unpack_in` still refuses paths leaving `root`.
-fn apply_layer(root: &Path, layer: impl Read) -> Result<(), String> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer));
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_ownerships(true);
-    archive.set_overwrite(true);
-    for entry in archive.entries().map_err(|e| e.to_string())? {
-        let mut entry = entry.map_err(|e| e.to_string())?;
-        let path = entry.path().map_err(|e| e.to_string())?.to_string_lossy().trim_start_matches("./").to_string();
-        let (dir, base) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
-        if base == ".wh..wh..opq" {
-            let dir = root.join(dir);
-            if let Ok(children) = std::fs::read_dir(&dir) {
-                for child in children.flatten() {
-                    let _ = remove(&child.path());
-                }
-            }
-            continue;
-        }
-        if let Some(hidden) = base.strip_prefix(".wh.") {
-            if !hidden.is_empty() && hidden != "." && hidden != ".." {
-                let _ = remove(&root.join(dir).join(hidden));
-            }
-            continue;
-        }
-        if matches!(entry.header().entry_type(), tar::EntryType::Block | tar::EntryType::Char | tar::EntryType::Fifo) {
-            continue;
-        }
-        entry.unpack_in(root).map_err(|e| {
-            format!("{path}: {e} ({})", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default())
-        })?;
+/// The image's layers, bottom to top, through the one checked applier.
+fn unpack(root: &Path, layers: Vec<std::fs::File>) -> Result<(), LayerError> {
+    let mut applier = Applier::new(root, Limits::default())?;
+    for layer in layers {
+        applier.apply(std::io::BufReader::new(layer))?;
     }
-    Ok(())
-}
-
-fn remove(path: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(_) => Ok(()),
-    }
+    applier.finish()
 }
 
 struct RuncSandbox {
@@ -307,30 +285,5 @@ mod tests {
         let mounts = config["mounts"].to_string();
         assert!(mounts.contains("\"/src\"") && mounts.contains("\"ro\""), "{mounts}");
         assert_eq!(config["linux"]["namespaces"], json!([{"type": "network"}]), "runc's own network namespace stays");
-    }
-
-    #[test]
-    fn whiteouts_remove_what_lower_layers_added() {
-        let root = tempfile::tempdir().expect("temp dir");
-        let layer = |entries: &[(&str, &[u8])]| {
-            let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
-            for (path, data) in entries {
-                let mut header = tar::Header::new_gnu();
-                header.set_size(data.len() as u64);
-                header.set_mode(0o644);
-                header.set_uid(0);
-                header.set_gid(0);
-                header.set_mtime(0);
-                header.set_cksum();
-                builder.append_data(&mut header, path, *data).expect("entry");
-            }
-            builder.into_inner().and_then(|gz| gz.finish()).expect("layer")
-        };
-        apply_layer(root.path(), &layer(&[("a/keep", b"1"), ("a/gone", b"2"), ("b/x", b"3")])[..]).expect("lower");
-        apply_layer(root.path(), &layer(&[("a/.wh.gone", b""), ("b/.wh..wh..opq", b""), ("b/y", b"4")])[..])
-            .expect("upper");
-        assert!(root.path().join("a/keep").exists());
-        assert!(!root.path().join("a/gone").exists());
-        assert!(!root.path().join("b/x").exists() && root.path().join("b/y").exists());
     }
 }

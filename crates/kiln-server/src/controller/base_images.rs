@@ -143,7 +143,9 @@ async fn resolve(store: &dyn KvStore, settings: &Settings, base: &BaseImage) -> 
     if let Some((host, registry)) = &settings.local_registry
         && reference.registry.as_deref() == Some(host.as_str())
     {
-        return resolve_local(registry, &reference).await;
+        let resolved = resolve_local(registry, &reference).await?;
+        take_inventory(store, registry, base, &reference.repository, &resolved.digest).await?;
+        return Ok(resolved);
     }
     let host = reference.registry.clone().unwrap_or_else(|| DEFAULT_HOST.to_string());
     let repository = if reference.registry.is_none() && !reference.repository.contains('/') {
@@ -174,19 +176,39 @@ async fn resolve(store: &dyn KvStore, settings: &Settings, base: &BaseImage) -> 
             super::mirror::copy_in(&client, &repository, &resolved.digest, registry, &settings.copy_scratch, org, name)
                 .await
                 .map_err(|e| format!("copying {} into Kiln's registry failed: {e}", base.reference))?;
-        let key = records::key::<BaseImageInventory>(org, name);
-        let known = store.get(&key).await.map_err(|e| e.to_string())?;
-        let current = known
-            .as_ref()
-            .and_then(|entry| records::decode::<BaseImageInventory>(entry).ok())
-            .is_some_and(|inventory| inventory.digest == resolved.digest.as_str());
-        if !current {
-            let inventory = super::mirror::scan(registry, &copied, &resolved.digest).await;
-            let value = records::encode(&inventory).map_err(|e| e.to_string())?;
-            store.put(&key, value, Precondition::Any).await.map_err(|e| e.to_string())?;
-        }
+        take_inventory(store, registry, base, &copied, &resolved.digest).await?;
     }
     Ok(resolved)
+}
+
+/// Scans the image's layers once per digest (again for scans from before the layer checker):
+/// its inventory is stored, or the base image fails naming the entry that could escape.
+async fn take_inventory(
+    store: &dyn KvStore,
+    registry: &kiln_registry::Registry,
+    base: &BaseImage,
+    repository: &str,
+    digest: &kiln_oci::Digest,
+) -> Result<(), String> {
+    let key = records::key::<BaseImageInventory>(&base.organization, &base.name);
+    let known = store.get(&key).await.map_err(|e| e.to_string())?;
+    let current = known
+        .as_ref()
+        .and_then(|entry| records::decode::<BaseImageInventory>(entry).ok())
+        .is_some_and(|inventory| inventory.digest == digest.as_str() && inventory.layers_checked);
+    if current {
+        return Ok(());
+    }
+    match super::mirror::scan(registry, repository, digest).await {
+        super::mirror::Scanned::Inventory(inventory) => {
+            let value = records::encode(&inventory).map_err(|e| e.to_string())?;
+            store.put(&key, value, Precondition::Any).await.map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        super::mirror::Scanned::Unsafe(why) => {
+            Err(format!("{why}: Kiln builds nothing on this image; fix the image and register it again"))
+        }
+    }
 }
 
 /// A reference into Kiln's own registry: the manifest must be there (images only, no
