@@ -6,6 +6,7 @@ pub mod base_image;
 pub mod common;
 pub mod definition;
 pub mod image;
+pub mod includes;
 pub mod inventory;
 pub mod package;
 pub mod package_source;

@@ -1,9 +1,12 @@
 //! pip's `-r` (more requirements) and `-c` (constraints) lines, followed on the side that has
 //! the files: an image stores one requirements text and one constraints text, so includes
-//! are inlined before a definition is sent. Reading files is the caller's (`read`); this
-//! module only decides which files and where their lines go.
+//! are inlined before a definition is sent. Which files may be read, and what they must hold,
+//! is [`crate::includes`]'s to decide and its reader's to open; this module only decides
+//! which files a text names and where their lines go.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use crate::includes::{Format, IncludeError, Includes, Problem, normalise};
 
 /// Includes nested deeper than this are refused as a likely loop.
 const MAX_DEPTH: usize = 16;
@@ -21,19 +24,38 @@ pub fn has_includes(text: &str) -> bool {
     text.lines().any(|line| include_of(line).is_some())
 }
 
-/// Inlines the includes of `text`, read from `path` (relative to whatever `read` resolves
-/// against): `-r` files into the requirements, `-c` files into the constraints. Paths in a
-/// file are relative to that file's directory, as pip reads them.
-pub fn expand_includes(
-    path: &str,
-    text: &str,
-    read: &dyn Fn(&str) -> Result<String, String>,
-) -> Result<Expanded, String> {
+/// Where a requirements text came from: its name in errors, the directory its references are
+/// relative to (as pip reads them), and its path when it is a file (to catch loops).
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    pub name: &'a str,
+    pub dir: &'a Path,
+    pub path: Option<&'a Path>,
+}
+
+/// Inlines the includes of `text`: `-r` files into the requirements, `-c` files into the
+/// constraints. Every reference is resolved and read through `includes`, so none leaves its
+/// tree unless the user allowed it, and each must be requirements text.
+pub fn expand_includes(source: Source<'_>, text: &str, includes: &Includes<'_>) -> Result<Expanded, IncludeError> {
     let mut requirements = String::new();
     let mut constraints = String::new();
-    let mut stack = vec![path.to_string()];
-    walk(path, text, false, read, &mut stack, &mut requirements, &mut constraints)?;
+    let mut stack: Vec<PathBuf> = source.path.map(normalise).into_iter().collect();
+    let mut out = Out { requirements: &mut requirements, constraints: &mut constraints };
+    walk(source.name, source.dir, text, false, includes, &mut stack, &mut out)?;
     Ok(Expanded { requirements, constraints: (!constraints.is_empty()).then_some(constraints) })
+}
+
+struct Out<'a> {
+    requirements: &'a mut String,
+    constraints: &'a mut String,
+}
+
+impl Out<'_> {
+    fn push(&mut self, into_constraints: bool, line: &str) {
+        let out = if into_constraints { &mut *self.constraints } else { &mut *self.requirements };
+        out.push_str(line);
+        out.push('\n');
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -66,42 +88,43 @@ fn include_of(line: &str) -> Option<Include<'_>> {
 }
 
 fn walk(
-    path: &str,
+    name: &str,
+    dir: &Path,
     text: &str,
     as_constraints: bool,
-    read: &dyn Fn(&str) -> Result<String, String>,
-    stack: &mut Vec<String>,
-    requirements: &mut String,
-    constraints: &mut String,
-) -> Result<(), String> {
-    let dir = Path::new(path).parent().unwrap_or(Path::new(""));
+    includes: &Includes<'_>,
+    stack: &mut Vec<PathBuf>,
+    out: &mut Out<'_>,
+) -> Result<(), IncludeError> {
     for (index, line) in text.lines().enumerate() {
         let Some(include) = include_of(line) else {
-            let out = if as_constraints { &mut *constraints } else { &mut *requirements };
-            out.push_str(line);
-            out.push('\n');
+            out.push(as_constraints, line);
             continue;
         };
-        let (file, into_constraints) = match include {
-            Include::Requirements(file) => (file, as_constraints),
-            Include::Constraints(file) => (file, true),
+        let (file, into_constraints, option) = match include {
+            Include::Requirements(file) => (file, as_constraints, "-r"),
+            Include::Constraints(file) => (file, true, "-c"),
         };
-        let at = format!("{path} line {}", index + 1);
-        if file.contains("://") {
-            return Err(format!("{at}: {file} is a URL: download it and name the file"));
-        }
-        let nested = dir.join(file).to_string_lossy().into_owned();
+        let refuse = |problem| IncludeError {
+            from: Some(name.to_string()),
+            line: Some(index + 1),
+            reference: format!("{option} {file}"),
+            problem,
+        };
+        let nested = includes.resolve(dir, file).map_err(refuse)?;
         if stack.contains(&nested) {
-            return Err(format!("{at}: {file} includes itself ({} → {nested})", stack.join(" → ")));
+            let chain: Vec<String> = stack.iter().chain([&nested]).map(|p| p.display().to_string()).collect();
+            return Err(refuse(Problem::Loop(chain.join(" → "))));
         }
         if stack.len() >= MAX_DEPTH {
-            return Err(format!("{at}: includes go more than {MAX_DEPTH} files deep"));
+            return Err(refuse(Problem::TooDeep(MAX_DEPTH)));
         }
-        let contents = read(&nested).map_err(|e| format!("{at}: cannot read {file}: {e}"))?;
-        let out = if into_constraints { &mut *constraints } else { &mut *requirements };
-        out.push_str(&format!("# from {nested}\n"));
+        let contents = includes.read(&nested, Format::Requirements).map_err(refuse)?;
+        let nested_name = nested.display().to_string();
+        out.push(into_constraints, &format!("# from {nested_name}"));
+        let nested_dir = nested.parent().unwrap_or(Path::new(""));
         stack.push(nested.clone());
-        walk(&nested, &contents, into_constraints, read, stack, requirements, constraints)?;
+        walk(&nested_name, nested_dir, &contents, into_constraints, includes, stack, out)?;
         stack.pop();
     }
     Ok(())
@@ -109,41 +132,109 @@ fn walk(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::HashMap;
 
-    fn files(path: &str) -> Result<String, String> {
-        match path {
-            "reqs/base.txt" => Ok("requests>=2\n-c pins.txt\n".into()),
-            "reqs/pins.txt" => Ok("urllib3<3\n".into()),
-            "reqs/loop.txt" => Ok("-r loop.txt\n".into()),
-            "constraints.txt" => Ok("numpy<2\n-r more-pins.txt\n".into()),
-            "more-pins.txt" => Ok("pytz==2024.1\n".into()),
-            other => Err(format!("no file {other}")),
+    use super::*;
+    use crate::includes::{ReadError, Reader};
+
+    /// Files by path; `proj/link.txt` stands for a link leading out of the tree.
+    struct Files(HashMap<&'static str, &'static str>);
+
+    impl Reader for Files {
+        fn read(&self, path: &Path, confine_to: Option<&Path>, _limit: u64) -> Result<Vec<u8>, ReadError> {
+            if let (Some(root), true) = (confine_to, path == Path::new("proj/link.txt")) {
+                return Err(ReadError::Escapes { real: "/etc/passwd".into(), root: root.to_path_buf() });
+            }
+            let key = path.to_str().unwrap_or_default();
+            self.0.get(key).map(|text| text.as_bytes().to_vec()).ok_or_else(|| ReadError::Io("no such file".into()))
         }
+    }
+
+    fn files() -> Files {
+        Files(HashMap::from([
+            ("proj/reqs/base.txt", "requests>=2\n-c pins.txt\n"),
+            ("proj/reqs/pins.txt", "urllib3<3\n"),
+            ("proj/reqs/loop.txt", "-r ./loop.txt\n"),
+            ("proj/constraints.txt", "numpy<2\n-r more-pins.txt\n"),
+            ("proj/more-pins.txt", "pytz==2024.1\n"),
+            ("proj/reqs/up.txt", "-r ../more-pins.txt\n"),
+            ("proj/reqs/out.txt", "-r ../../outside.txt\n"),
+            ("proj/link.txt", "requests\n"),
+            ("outside.txt", "six\n"),
+            ("/etc/passwd", "root:x:0:0:root:/root:/bin/bash\n"),
+        ]))
+    }
+
+    fn expand(text: &str, allow_outside: bool) -> Result<Expanded, IncludeError> {
+        let files = files();
+        let includes = Includes { root: PathBuf::from("proj"), allow_outside, reader: &files };
+        let path = Path::new("proj/requirements.txt");
+        let source = Source { name: "proj/requirements.txt", dir: Path::new("proj"), path: Some(path) };
+        expand_includes(source, text, &includes)
     }
 
     #[test]
     fn inlines_requirements_and_gathers_constraints() {
         let text = "pandas==2.2.3\n-r reqs/base.txt\n--constraint=constraints.txt  # pins\n";
-        let expanded = expand_includes("requirements.txt", text, &files).expect("expands");
-        assert_eq!(expanded.requirements, "pandas==2.2.3\n# from reqs/base.txt\nrequests>=2\n");
+        let expanded = expand(text, false).expect("expands");
+        assert_eq!(expanded.requirements, "pandas==2.2.3\n# from proj/reqs/base.txt\nrequests>=2\n");
         assert_eq!(
             expanded.constraints.as_deref(),
             Some(
-                "# from reqs/pins.txt\nurllib3<3\n# from constraints.txt\nnumpy<2\n# from more-pins.txt\npytz==2024.1\n"
+                "# from proj/reqs/pins.txt\nurllib3<3\n# from proj/constraints.txt\nnumpy<2\n# from proj/more-pins.txt\npytz==2024.1\n"
             )
         );
     }
 
     #[test]
     fn refuses_loops_urls_and_missing_files() {
-        let err = expand_includes("requirements.txt", "-r reqs/loop.txt\n", &files).unwrap_err();
-        assert!(err.contains("includes itself"), "{err}");
-        let err = expand_includes("r.txt", "x\n-r https://example.invalid/r.txt\n", &files).unwrap_err();
-        assert!(err.starts_with("r.txt line 2:") && err.contains("URL"), "{err}");
-        let err = expand_includes("r.txt", "-c nope.txt\n", &files).unwrap_err();
-        assert!(err.contains("cannot read nope.txt"), "{err}");
+        let err = expand("-r reqs/loop.txt\n", false).unwrap_err();
+        assert!(matches!(err.problem, Problem::Loop(_)), "{err}");
+        assert!(err.to_string().starts_with("proj/reqs/loop.txt line 1: -r ./loop.txt: includes itself"), "{err}");
+        let err = expand("x\n-r https://example.invalid/r.txt\n", true).unwrap_err();
+        assert!(
+            err.to_string().starts_with("proj/requirements.txt line 2: -r https://") && err.problem == Problem::Url
+        );
+        let err = expand("-c nope.txt\n", false).unwrap_err();
+        assert!(err.to_string().contains("-c nope.txt: cannot read proj/nope.txt"), "{err}");
         assert!(!has_includes("pandas\n# -r not.txt\n--hash=sha256:00\n"));
         assert!(has_includes("pandas\n-rother.txt\n"));
+    }
+
+    #[test]
+    fn includes_stay_in_the_top_tree() {
+        let err = expand("requests\n-r /etc/passwd\n", false).unwrap_err();
+        assert_eq!((err.from.as_deref(), err.line), (Some("proj/requirements.txt"), Some(2)));
+        assert_eq!(err.reference, "-r /etc/passwd");
+        assert_eq!(err.problem, Problem::Absolute(PathBuf::from("proj")));
+        let err = expand("-c ../outside.txt\n", false).unwrap_err();
+        assert_eq!((err.reference.as_str(), &err.problem), ("-c ../outside.txt", &Problem::Climbs("proj".into())));
+        let err = expand("-r link.txt\n", false).unwrap_err();
+        assert!(matches!(err.problem, Problem::Escapes { .. }), "{err}");
+        assert!(err.to_string().contains("resolves to /etc/passwd, outside proj"), "{err}");
+
+        // Nested references are relative to the file naming them, confined to the top tree.
+        let expanded = expand("-r reqs/up.txt\n", false).expect("up stays inside");
+        assert!(expanded.requirements.ends_with("# from proj/more-pins.txt\npytz==2024.1\n"), "{expanded:?}");
+        let err = expand("-r reqs/out.txt\n", false).unwrap_err();
+        assert_eq!((err.from.as_deref(), err.line), (Some("proj/reqs/out.txt"), Some(1)));
+        assert_eq!(err.problem, Problem::Climbs("proj".into()));
+    }
+
+    #[test]
+    fn the_flag_reads_outside_files_but_still_checks_them() {
+        let expanded = expand("-r reqs/out.txt\n-r link.txt\n", true).expect("allowed");
+        assert_eq!(
+            expanded.requirements,
+            "# from proj/reqs/out.txt\n# from outside.txt\nsix\n# from proj/link.txt\nrequests\n"
+        );
+        let err = expand("-r /etc/passwd\n", true).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message
+                .starts_with("proj/requirements.txt line 1: -r /etc/passwd: /etc/passwd line 1 is not a requirement"),
+            "{message}"
+        );
+        assert!(!message.contains("root:x"), "{message}");
     }
 }

@@ -324,12 +324,18 @@ pub struct CreateArgs {
     /// PackageSource` documents separated by `---`. `-` reads standard input.
     #[arg(short = 'f', long = "file")]
     pub file: Option<PathBuf>,
-    /// Directory that `@file` references in manifests are read from (default: the file's own).
+    /// Directory that `@file` references in manifests are read from, and that they and the
+    /// files they include must stay in (default: the file's own).
     #[arg(short = 'w', long = "work-dir")]
     pub work_dir: Option<PathBuf>,
     /// For images: wait for the build, showing its progress, and fail if it fails.
     #[arg(long, global = true)]
     pub wait: bool,
+    /// Read `@file`, `-r` and `-c` references that are absolute or lead out of the including
+    /// file's directory tree (or the -w directory); by default they are refused, so a file from
+    /// elsewhere cannot send your other files to the server. Formats are checked either way.
+    #[arg(long, global = true)]
+    pub allow_outside_includes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -338,9 +344,15 @@ pub struct FileArgs {
     /// PackageSource` documents separated by `---`. `-` reads standard input.
     #[arg(short = 'f', long = "file", required = true)]
     pub file: PathBuf,
-    /// Directory that `@file` references in manifests are read from (default: the file's own).
+    /// Directory that `@file` references in manifests are read from, and that they and the
+    /// files they include must stay in (default: the file's own).
     #[arg(short = 'w', long = "work-dir")]
     pub work_dir: Option<PathBuf>,
+    /// Read `@file`, `-r` and `-c` references that are absolute or lead out of the including
+    /// file's directory tree (or the -w directory); by default they are refused, so a file from
+    /// elsewhere cannot send your other files to the server. Formats are checked either way.
+    #[arg(long)]
+    pub allow_outside_includes: bool,
 }
 
 #[derive(Debug, Subcommand)]

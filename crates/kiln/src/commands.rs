@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 
 use kiln_model::definition::{self, Definition};
 use kiln_model::image::{PackageRequest, SystemDependencies};
+use kiln_model::includes::{self, Format, Includes, MAX_INCLUDE_BYTES, Reader};
+use kiln_model::requirements_includes::{self, Source};
 
 use crate::cli::{Command, Connection, CreateArgs, CreateKind, DeleteArgs, FunctionCommand, GetArgs, Kind, Output};
 use crate::client::{Body, Client, segment};
@@ -18,7 +20,10 @@ pub async fn run(connection: &Connection, output: Output, command: Command) -> R
     let client = Client::new(&server, token, connection.org.clone())?;
     match command {
         Command::Create(args) => create(&client, output, args).await,
-        Command::Update(args) => apply_file(&client, output, &args.file, args.work_dir.as_deref(), "update").await,
+        Command::Update(args) => {
+            let files = FileSource { work_dir: args.work_dir.as_deref(), allow_outside: args.allow_outside_includes };
+            apply_file(&client, output, &args.file, files, "update").await
+        }
         Command::Get(args) => get(&client, output, args).await,
         Command::Delete(args) => delete(&client, output, args).await,
         Command::Whoami => crate::access::whoami(&client, output).await,
@@ -87,10 +92,26 @@ fn read_text(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
+/// The text of a file named on the command line, checked to be `format`: the user chose the
+/// file, but what reaches the server should still be what the flag promises.
+fn read_checked(path: &Path, format: Format) -> Result<String> {
+    let bytes = if path == Path::new("-") {
+        read_text(path)?.into_bytes()
+    } else {
+        crate::includes::LocalFiles
+            .read(path, None, MAX_INCLUDE_BYTES)
+            .with_context(|| format!("cannot read {}", path.display()))?
+    };
+    includes::check_content(&bytes, format).map_err(|e| anyhow!("{} {e}", path.display()))
+}
+
 async fn create(client: &Client, output: Output, args: CreateArgs) -> Result<()> {
     let kind = match (args.kind, args.file) {
         (Some(kind), None) => kind,
-        (None, Some(file)) => return apply_file(client, output, &file, args.work_dir.as_deref(), "create").await,
+        (None, Some(file)) => {
+            let files = FileSource { work_dir: args.work_dir.as_deref(), allow_outside: args.allow_outside_includes };
+            return apply_file(client, output, &file, files, "create").await;
+        }
         _ => {
             bail!("name what to create (kiln create base-image|image|package|package-source …) or give a file with -f")
         }
@@ -117,16 +138,29 @@ async fn create(client: &Client, output: Output, args: CreateArgs) -> Result<()>
                 body["version"] = json!(version);
             }
             if let Some(path) = runtime_deps {
-                let mut manifest = read_text(&path)?;
+                let format = match manifest_format(&path) {
+                    Some("package.json") => Format::PackageJson,
+                    Some(_) => Format::Requirements,
+                    None => Format::Manifest,
+                };
+                let mut manifest = read_checked(&path, format)?;
                 let mut constraints = None;
-                if manifest_format(&path) != Some("package.json")
-                    && kiln_model::requirements_includes::has_includes(&manifest)
+                if format != Format::PackageJson
+                    && !manifest.trim_start().starts_with('{')
+                    && requirements_includes::has_includes(&manifest)
                 {
-                    // Includes are relative to the file, which the server never sees.
-                    let read = |file: &str| std::fs::read_to_string(file).map_err(|e| e.to_string());
-                    let expanded =
-                        kiln_model::requirements_includes::expand_includes(&path.to_string_lossy(), &manifest, &read)
-                            .map_err(|e| anyhow!("{e}"))?;
+                    // Includes are relative to the file, which the server never sees, and stay
+                    // in its directory's tree unless the user allows more.
+                    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                    let files = crate::includes::LocalFiles;
+                    let includes = Includes {
+                        root: dir.to_path_buf(),
+                        allow_outside: args.allow_outside_includes,
+                        reader: &files,
+                    };
+                    let name = path.display().to_string();
+                    let source = Source { name: &name, dir, path: Some(&path) };
+                    let expanded = requirements_includes::expand_includes(source, &manifest, &includes)?;
                     manifest = expanded.requirements;
                     constraints = expanded.constraints;
                 }
@@ -138,7 +172,7 @@ async fn create(client: &Client, output: Output, args: CreateArgs) -> Result<()>
                     runtime["format"] = json!(format);
                 }
                 if let Some(lock) = runtime_lock {
-                    runtime["lockfile"] = json!(read_text(&lock)?);
+                    runtime["lockfile"] = json!(read_checked(&lock, Format::Lockfile)?);
                 }
                 body["runtimeDependencies"] = runtime;
             }
@@ -166,7 +200,7 @@ async fn create(client: &Client, output: Output, args: CreateArgs) -> Result<()>
         CreateKind::PackageSource { name, ecosystem, url, suite, components, username, password_stdin, keyring } => {
             let mut body = json!({"name": name, "ecosystem": ecosystem, "url": url, "components": components});
             if let Some(path) = keyring {
-                body["keyring"] = json!(read_text(&path)?);
+                body["keyring"] = json!(read_checked(&path, Format::Keyring)?);
             }
             if let Some(suite) = suite {
                 body["suite"] = json!(suite);
@@ -233,22 +267,28 @@ fn read_system_deps(path: &Path) -> Result<SystemDependencies> {
     Ok(SystemDependencies { packages })
 }
 
+/// Where a definition file's `@file` references are read from.
+#[derive(Clone, Copy)]
+struct FileSource<'a> {
+    /// `-w`: the directory references are relative to and stay in, instead of the file's.
+    work_dir: Option<&'a Path>,
+    allow_outside: bool,
+}
+
 /// Loads a definition file locally (so errors name lines and `@file` references are
 /// read from here), then sends every document in one request: all are applied, or none.
-async fn apply_file(client: &Client, output: Output, file: &Path, work_dir: Option<&Path>, mode: &str) -> Result<()> {
+async fn apply_file(client: &Client, output: Output, file: &Path, files: FileSource<'_>, mode: &str) -> Result<()> {
     let text = read_text(file)?;
-    let base: PathBuf = match work_dir {
+    let base: PathBuf = match files.work_dir {
         Some(dir) => dir.to_path_buf(),
         None => file
             .parent()
             .filter(|p| !p.as_os_str().is_empty() && file != Path::new("-"))
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
     };
-    let resolve = |reference: &str| -> Result<String, String> {
-        let path = base.join(reference);
-        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
-    };
-    let loaded = definition::load(&text, &resolve).map_err(|errors| {
+    let reader = crate::includes::LocalFiles;
+    let includes = Includes { root: base, allow_outside: files.allow_outside, reader: &reader };
+    let loaded = definition::load(&text, &includes).map_err(|errors| {
         let lines: Vec<String> = errors.0.iter().map(|e| format!("  {e}")).collect();
         anyhow!("{} is not a valid definition file:\n{}", file.display(), lines.join("\n"))
     })?;

@@ -7,6 +7,7 @@ mod client;
 mod commands;
 mod config_files;
 mod credentials;
+mod includes;
 mod npm_config;
 mod output;
 mod pip_config;

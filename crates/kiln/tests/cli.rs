@@ -236,3 +236,169 @@ fn login_tokens_users_roles_and_organisations() {
     ok(&bare(&["logout"], None));
     assert!(fails(&bare(&["get", "images", "--server", &server.url], None)).contains("token is required"));
 }
+
+/// The image `name` is absent from the server: a refused command stored nothing.
+fn not_stored(server: &Server, name: &str) {
+    let answer = server.http().get(&format!("/v1/images/{name}"));
+    assert_eq!(answer.status, 404, "{name} should not be stored: {}", answer.text);
+}
+
+fn path(p: &std::path::Path) -> &str {
+    p.to_str().unwrap_or_default()
+}
+
+/// A layout for include tests: `top/outside.txt` (valid requirements, outside the project)
+/// and `top/proj/` holding the files under test.
+fn include_tree() -> (tempfile::TempDir, std::path::PathBuf) {
+    let top = tempfile::tempdir().expect("temp dir");
+    let proj = top.path().join("proj");
+    std::fs::create_dir_all(proj.join("sub")).expect("mkdir");
+    std::fs::write(top.path().join("outside.txt"), "leaked-secret==1.0\n").expect("write");
+    (top, proj)
+}
+
+#[test]
+fn requirements_includes_stay_inside_the_files_tree() {
+    let server = Server::start();
+    let (top, proj) = include_tree();
+    ok(&server.kiln(&["create", "base-image", "b", "r.example/b:1", "--language", "python3"]));
+    let req = proj.join("req.txt");
+    let create = |extra: &[&str]| {
+        let mut args = vec!["create", "image", "img", "b", "--runtime-deps", path(&req)];
+        args.extend_from_slice(extra);
+        server.kiln(&args)
+    };
+
+    std::fs::write(&req, "requests\n-r /etc/passwd\n").expect("write");
+    let err = fails(&create(&[]));
+    assert!(err.contains("req.txt line 2") && err.contains("-r /etc/passwd"), "{err}");
+    assert!(err.contains("--allow-outside-includes"), "the error says what to do: {err}");
+    assert!(!err.contains("root:x:0:0"), "{err}");
+    not_stored(&server, "img");
+
+    std::fs::write(&req, "requests\n\n-r ../../outside.txt\n").expect("write");
+    let err = fails(&create(&[]));
+    assert!(err.contains("req.txt line 3") && err.contains("-r ../../outside.txt"), "{err}");
+    assert!(err.contains("--allow-outside-includes"), "{err}");
+    not_stored(&server, "img");
+
+    // A symbolic link inside the tree that points out of it.
+    std::os::unix::fs::symlink(top.path().join("outside.txt"), proj.join("reqs.txt")).expect("symlink");
+    std::fs::write(&req, "-c reqs.txt\n").expect("write");
+    let err = fails(&create(&[]));
+    assert!(err.contains("req.txt line 1") && err.contains("-c reqs.txt") && err.contains("outside"), "{err}");
+    not_stored(&server, "img");
+
+    // Nested includes are relative to the file naming them but may not leave the top tree.
+    std::fs::write(&req, "-r sub/inner.txt\n").expect("write");
+    std::fs::write(proj.join("sub/inner.txt"), "-r ../../outside.txt\n").expect("write");
+    let err = fails(&create(&[]));
+    assert!(err.contains("inner.txt line 1") && err.contains("-r ../../outside.txt"), "{err}");
+    not_stored(&server, "img");
+
+    std::fs::write(proj.join("sub/inner.txt"), "-r ../pins.txt\n").expect("write");
+    std::fs::write(proj.join("pins.txt"), "requests==2.32.3\n").expect("write");
+    ok(&create(&[]));
+    let image = server.http().get("/v1/images/img").body;
+    assert!(
+        image["runtimeDependencies"]["manifest"].as_str().is_some_and(|m| m.contains("requests==2.32.3")),
+        "{image}"
+    );
+}
+
+#[test]
+fn outside_includes_need_the_flag_and_must_still_be_requirements() {
+    let server = Server::start();
+    let (top, proj) = include_tree();
+    ok(&server.kiln(&["create", "base-image", "b", "r.example/b:1", "--language", "python3"]));
+    let req = proj.join("req.txt");
+    let outside = top.path().join("outside.txt");
+    std::fs::write(&req, format!("-r ../outside.txt\n-c {}\n", path(&outside))).expect("write");
+    let flag = "--allow-outside-includes";
+    fails(&server.kiln(&["create", "image", "img", "b", "--runtime-deps", path(&req)]));
+    not_stored(&server, "img");
+    ok(&server.kiln(&["create", "image", "img", "b", "--runtime-deps", path(&req), flag]));
+    let image = server.http().get("/v1/images/img").body;
+    assert!(image["runtimeDependencies"]["manifest"].as_str().is_some_and(|m| m.contains("leaked-secret==1.0")));
+    assert!(image["runtimeDependencies"]["constraints"].as_str().is_some_and(|m| m.contains("leaked-secret==1.0")));
+
+    // Text that is not requirements, and bytes that are not text, are refused even so.
+    std::fs::write(&req, "-r /etc/passwd\n").expect("write");
+    let err = fails(&server.kiln(&["create", "image", "img2", "b", "--runtime-deps", path(&req), flag]));
+    assert!(err.contains("-r /etc/passwd") && err.contains("/etc/passwd line 1"), "{err}");
+    assert!(!err.contains("root:x:0:0"), "the error does not echo what it refused: {err}");
+    not_stored(&server, "img2");
+    let garbage = top.path().join("garbage.bin");
+    std::fs::write(&garbage, [0x7fu8, b'E', b'L', b'F', 0, 0, 0xff, 0xfe, b'\n']).expect("write");
+    std::fs::write(&req, "-r ../garbage.bin\n").expect("write");
+    let err = fails(&server.kiln(&["create", "image", "img2", "b", "--runtime-deps", path(&req), flag]));
+    assert!(err.contains("-r ../garbage.bin") && err.contains("text"), "{err}");
+    not_stored(&server, "img2");
+    let big = top.path().join("big.txt");
+    std::fs::write(&big, "requests\n".repeat(200_000)).expect("write");
+    std::fs::write(&req, "-r ../big.txt\n").expect("write");
+    let err = fails(&server.kiln(&["create", "image", "img2", "b", "--runtime-deps", path(&req), flag]));
+    assert!(err.contains("-r ../big.txt") && err.contains("1048576"), "the limit is named: {err}");
+    not_stored(&server, "img2");
+}
+
+#[test]
+fn definition_file_references_stay_inside_its_tree() {
+    let server = Server::start();
+    let (top, proj) = include_tree();
+    std::fs::write(top.path().join("secret.txt"), "kiln-secret-token\n").expect("write");
+    let defs = proj.join("defs.yaml");
+    let base = "kind: BaseImage\nname: b\nreference: r.example/b:1\nlanguage: python3\n---\n";
+    std::fs::write(
+        &defs,
+        format!("{base}kind: Image\nname: img\nbaseImageName: b\nruntimeDependencies:\n  manifest: '@../secret.txt'\n"),
+    )
+    .expect("write");
+    let err = fails(&server.kiln(&["create", "-f", path(&defs)]));
+    assert!(err.contains("defs.yaml") && err.contains("line 10") && err.contains("@../secret.txt"), "{err}");
+    assert!(err.contains("--allow-outside-includes"), "{err}");
+    not_stored(&server, "img");
+    assert_eq!(server.http().get("/v1/base-images/b").status, 404, "the file is applied whole or not at all");
+    // -w moves the tree, and the rule with it.
+    let err = fails(&server.kiln(&["create", "-f", path(&defs), "-w", path(&proj.join("sub"))]));
+    assert!(err.contains("@../secret.txt"), "{err}");
+    not_stored(&server, "img");
+    let err = fails(&server.kiln(&["update", "-f", path(&defs)]));
+    assert!(err.contains("@../secret.txt"), "{err}");
+
+    // A -r inside a manifest read through @file is held to the same tree.
+    std::fs::write(proj.join("sub/requirements.txt"), "requests\n-r ../../outside.txt\n").expect("write");
+    std::fs::write(
+        &defs,
+        format!(
+            "{base}kind: Image\nname: img\nbaseImageName: b\nruntimeDependencies:\n  manifest: '@sub/requirements.txt'\n"
+        ),
+    )
+    .expect("write");
+    let err = fails(&server.kiln(&["create", "-f", path(&defs)]));
+    assert!(err.contains("requirements.txt line 2") && err.contains("-r ../../outside.txt"), "{err}");
+    not_stored(&server, "img");
+
+    // A lockfile must be JSON, even from outside with the flag.
+    std::fs::write(
+        &defs,
+        format!(
+            "{base}kind: Image\nname: img\nbaseImageName: b\nruntimeDependencies:\n  format: package.json\n  manifest: '{{}}'\n  lockfile: '@/etc/passwd'\n"
+        ),
+    )
+    .expect("write");
+    let err = fails(&server.kiln(&["create", "-f", path(&defs), "--allow-outside-includes"]));
+    assert!(err.contains("@/etc/passwd") && err.contains("JSON"), "{err}");
+    assert!(!err.contains("root:x:0:0"), "{err}");
+    not_stored(&server, "img");
+
+    // With the flag an outside requirements file is read.
+    std::fs::write(
+        &defs,
+        format!("{base}kind: Image\nname: img\nbaseImageName: b\nruntimeDependencies:\n  manifest: '@../secret.txt'\n"),
+    )
+    .expect("write");
+    ok(&server.kiln(&["create", "-f", path(&defs), "--allow-outside-includes"]));
+    let image = server.http().get("/v1/images/img").body;
+    assert_eq!(image["runtimeDependencies"]["manifest"], "kiln-secret-token\n");
+}

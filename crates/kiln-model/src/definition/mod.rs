@@ -7,10 +7,13 @@ mod schema;
 mod seed;
 pub mod yaml;
 
+use std::path::{Path, PathBuf};
+
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::requirements_includes;
+use crate::includes::{Format, IncludeError, Includes};
+use crate::requirements_includes::{self, Source};
 use crate::validation::{FieldError, ValidationErrors};
 use crate::{BaseImage, Image, Package, PackageSource};
 pub use schema::{SCHEMA_NAMES, schema};
@@ -87,12 +90,10 @@ pub struct Loaded {
     pub definition: Definition,
 }
 
-/// Reads the text of a file named by `@path` in a manifest field.
-pub type FileResolver<'a> = &'a dyn Fn(&str) -> Result<String, String>;
-
 /// Parses every document of a definition file. All documents are checked and every problem
-/// reported, so one run shows a user everything to fix.
-pub fn load(text: &str, resolve_file: FileResolver<'_>) -> Result<Vec<Loaded>, ValidationErrors> {
+/// reported, so one run shows a user everything to fix. `@path` references in manifest fields
+/// and the `-r`/`-c` files they name are read through `includes`, relative to its root.
+pub fn load(text: &str, includes: &Includes<'_>) -> Result<Vec<Loaded>, ValidationErrors> {
     let documents = parse_documents(text).map_err(|e| ValidationErrors(vec![e]))?;
     if documents.is_empty() {
         return Err(ValidationErrors::single("", "the file holds no documents"));
@@ -100,7 +101,7 @@ pub fn load(text: &str, resolve_file: FileResolver<'_>) -> Result<Vec<Loaded>, V
     let mut loaded = Vec::new();
     let mut errors = Vec::new();
     for doc in documents {
-        match load_document(doc, resolve_file) {
+        match load_document(doc, includes) {
             Ok(item) => loaded.push(item),
             Err(mut e) => errors.append(&mut e),
         }
@@ -108,7 +109,7 @@ pub fn load(text: &str, resolve_file: FileResolver<'_>) -> Result<Vec<Loaded>, V
     if errors.is_empty() { Ok(loaded) } else { Err(ValidationErrors(errors)) }
 }
 
-fn load_document(mut doc: Document, resolve_file: FileResolver<'_>) -> Result<Loaded, Vec<FieldError>> {
+fn load_document(mut doc: Document, includes: &Includes<'_>) -> Result<Loaded, Vec<FieldError>> {
     if !doc.value.is_object() {
         return Err(vec![doc.error_at("", "", "a document must be a mapping of fields")]);
     }
@@ -128,7 +129,7 @@ fn load_document(mut doc: Document, resolve_file: FileResolver<'_>) -> Result<Lo
         Some(_) => return Err(vec![doc.error_at("/kind", "kind", "must be a string")]),
     };
     let Some(kind) = kind else {
-        return load_seed(doc, resolve_file);
+        return load_seed(doc, includes);
     };
     if kind == Kind::BaseImage {
         if doc.value.get("reference").is_none() {
@@ -146,10 +147,16 @@ fn load_document(mut doc: Document, resolve_file: FileResolver<'_>) -> Result<Lo
         object.remove("kind");
     }
     if kind == Kind::Image {
-        let source = resolve_manifest(&mut doc, "/runtimeDependencies/manifest", resolve_file)?;
-        resolve_manifest(&mut doc, "/runtimeDependencies/lockfile", resolve_file)?;
-        resolve_manifest(&mut doc, "/runtimeDependencies/constraints", resolve_file)?;
-        if let Some(constraints) = expand_manifest(&mut doc, "/runtimeDependencies/manifest", &source, resolve_file)? {
+        let format = match doc.value.pointer("/runtimeDependencies/format").and_then(Value::as_str) {
+            Some("package.json") => Format::PackageJson,
+            Some("requirements.txt") => Format::Requirements,
+            _ => Format::Manifest,
+        };
+        let source = resolve_manifest(&mut doc, "/runtimeDependencies/manifest", format, includes)?;
+        resolve_manifest(&mut doc, "/runtimeDependencies/lockfile", Format::Lockfile, includes)?;
+        resolve_manifest(&mut doc, "/runtimeDependencies/constraints", Format::Requirements, includes)?;
+        let manifest = "/runtimeDependencies/manifest";
+        if let Some(constraints) = expand_manifest(&mut doc, manifest, source.as_deref(), includes)? {
             let runtime = doc.value.pointer_mut("/runtimeDependencies").and_then(Value::as_object_mut);
             if let Some(runtime) = runtime {
                 let given = runtime.get("constraints").and_then(Value::as_str).unwrap_or_default().to_string();
@@ -167,10 +174,10 @@ fn load_document(mut doc: Document, resolve_file: FileResolver<'_>) -> Result<Lo
     Ok(Loaded { document: doc.index, definition })
 }
 
-fn load_seed(mut doc: Document, resolve_file: FileResolver<'_>) -> Result<Loaded, Vec<FieldError>> {
+fn load_seed(mut doc: Document, includes: &Includes<'_>) -> Result<Loaded, Vec<FieldError>> {
     check_schema(&doc, seed::SCHEMA_NAME)?;
-    let source = resolve_manifest(&mut doc, "/runtime-manifest", resolve_file)?;
-    let constraints = expand_manifest(&mut doc, "/runtime-manifest", &source, resolve_file)?;
+    let source = resolve_manifest(&mut doc, "/runtime-manifest", Format::Manifest, includes)?;
+    let constraints = expand_manifest(&mut doc, "/runtime-manifest", source.as_deref(), includes)?;
     let definition: ImageDefinition = decode(&doc)?;
     let uses_photon = doc.value.get("photon-packages").is_some();
     let mut image = definition.into_image();
@@ -205,51 +212,59 @@ fn check_schema(doc: &Document, schema_name: &str) -> Result<(), Vec<FieldError>
         .collect())
 }
 
-/// Replaces `@file` at `pointer` with the file's text; returns the file's path, or an empty
-/// path (the working directory's) for text given inline.
+/// Replaces `@file` at `pointer` with the text of the file, which must be `format`; returns
+/// the file's path, or `None` for text given inline.
 fn resolve_manifest(
     doc: &mut Document,
     pointer: &str,
-    resolve_file: FileResolver<'_>,
-) -> Result<String, Vec<FieldError>> {
-    let Some(Value::String(text)) = doc.value.pointer(pointer) else { return Ok(String::new()) };
-    let Some(path) = text.strip_prefix('@') else { return Ok(String::new()) };
-    let path = path.to_string();
-    match resolve_file(&path) {
-        Ok(contents) => {
+    format: Format,
+    includes: &Includes<'_>,
+) -> Result<Option<PathBuf>, Vec<FieldError>> {
+    let Some(Value::String(text)) = doc.value.pointer(pointer) else { return Ok(None) };
+    let Some(reference) = text.strip_prefix('@') else { return Ok(None) };
+    let reference = reference.to_string();
+    let read = includes.resolve(&includes.root, &reference).and_then(|path| {
+        let contents = includes.read(&path, format)?;
+        Ok((path, contents))
+    });
+    match read {
+        Ok((path, contents)) => {
             if let Some(slot) = doc.value.pointer_mut(pointer) {
                 *slot = Value::String(contents);
             }
-            Ok(path)
+            Ok(Some(path))
         }
-        Err(message) => {
-            Err(vec![doc.error_at(pointer, &pointer_to_field(pointer), format!("cannot read {path:?}: {message}"))])
+        Err(problem) => {
+            let error = IncludeError { from: None, line: None, reference: format!("@{reference}"), problem };
+            Err(vec![doc.error_at(pointer, &pointer_to_field(pointer), error.to_string())])
         }
     }
 }
 
-/// Inlines the `-r` files of a requirements text at `pointer` (read from `source`) and
-/// returns what its `-c` files hold. A package.json is left alone.
+/// Inlines the `-r` files of a requirements text at `pointer` (read from the file `source`,
+/// or given inline) and returns what its `-c` files hold. A package.json is left alone.
 fn expand_manifest(
     doc: &mut Document,
     pointer: &str,
-    source: &str,
-    resolve_file: FileResolver<'_>,
+    source: Option<&Path>,
+    includes: &Includes<'_>,
 ) -> Result<Option<String>, Vec<FieldError>> {
     let Some(Value::String(text)) = doc.value.pointer(pointer) else { return Ok(None) };
     if !requirements_includes::has_includes(text) || serde_json::from_str::<Value>(text).is_ok() {
         return Ok(None);
     }
-    // Inline text reads its includes from the working directory, like a file there.
-    let file = if source.is_empty() { "requirements.txt" } else { source };
-    match requirements_includes::expand_includes(file, text, resolve_file) {
+    let name = source.map_or_else(|| "the manifest".to_string(), |path| path.display().to_string());
+    // Inline text reads its includes from the root, like a file there.
+    let dir = source.and_then(Path::parent).unwrap_or(&includes.root);
+    let source = Source { name: &name, dir, path: source };
+    match requirements_includes::expand_includes(source, text, includes) {
         Ok(expanded) => {
             if let Some(slot) = doc.value.pointer_mut(pointer) {
                 *slot = Value::String(expanded.requirements);
             }
             Ok(expanded.constraints)
         }
-        Err(message) => Err(vec![doc.error_at(pointer, &pointer_to_field(pointer), message)]),
+        Err(error) => Err(vec![doc.error_at(pointer, &pointer_to_field(pointer), error.to_string())]),
     }
 }
 

@@ -2,6 +2,8 @@
 //! multi-document YAML, or JSON) created or updated in one transaction: every document is
 //! checked first, and either all are written or none.
 
+use std::path::{Path, PathBuf};
+
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -10,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use kiln_model::FieldError;
 use kiln_model::definition::{Definition, Kind, load};
+use kiln_model::includes::{Includes, ReadError, Reader};
 
 use crate::auth::{Ctx, RequestContext};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -73,8 +76,16 @@ fn parse_mode(raw: Option<&str>) -> ApiResult<ApplyMode> {
     Ok(mode)
 }
 
-fn refuse_file_references(path: &str) -> Result<String, String> {
-    Err(format!("the server cannot read local files; inline the text of {path:?} (the kiln CLI does this for you)"))
+/// Refuses every `@file`, `-r` and `-c` reference: the server's files are not the user's.
+struct NoLocalFiles;
+
+impl Reader for NoLocalFiles {
+    fn read(&self, path: &Path, _confine_to: Option<&Path>, _limit: u64) -> Result<Vec<u8>, ReadError> {
+        Err(ReadError::Io(format!(
+            "the server cannot read local files; inline the text of {:?} (the kiln CLI does this for you)",
+            path.display().to_string()
+        )))
+    }
 }
 
 /// Create or update every object of a definition file at once.
@@ -111,7 +122,9 @@ pub async fn apply(
     let text =
         std::str::from_utf8(&bytes).map_err(|e| ApiError::bad_request(format!("the body is not UTF-8 text: {e}")))?;
     let mode = parse_mode(raw.as_deref())?;
-    let definitions = load(text, &refuse_file_references).map_err(ApiError::invalid)?;
+    // Every reference reaches the reader, which refuses it, so the answer says why.
+    let loaded = load(text, &Includes { root: PathBuf::new(), allow_outside: true, reader: &NoLocalFiles });
+    let definitions = loaded.map_err(ApiError::invalid)?;
     let mut view = View::new(state.store.clone());
     let mut ops = Vec::new();
     let mut items = Vec::new();
