@@ -5,7 +5,7 @@
 //! and memory limits, and a time limit. Only the source file goes in, only a wheel comes out.
 
 use std::future::Future;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -90,10 +90,16 @@ async fn root_filesystem(runner: &BuildRunner, repository: &str, digest: &Digest
     let described = format!("{repository}@{digest}");
     tokio::task::spawn_blocking(move || -> Result<(), TaskError> {
         let io = |what: &str, e: std::io::Error| TaskError::transient(format!("{what}: {e}"));
-        // Private to Kiln: what an image holds is nobody else's on this host.
+        // Private to Kiln: what an image holds is nobody else's on this host. The root itself
+        // is the container's `/`, which its unprivileged user must be able to walk.
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
+            .create(&parent)
+            .and_then(|()| std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o700)))
+            .map_err(|e| io(&format!("creating {}", parent.display()), e))?;
+        std::fs::DirBuilder::new()
+            .mode(0o755)
             .create(&partial)
             .map_err(|e| io(&format!("creating {}", partial.display()), e))?;
         let unpacked = unpack(&partial, layers);
@@ -162,16 +168,24 @@ impl RuncSandbox {
             tokio::fs::create_dir_all(d).await.map_err(|e| format!("creating {}: {e}", d.display()))?;
         }
         tokio::fs::copy(sdist, src.join(filename)).await.map_err(|e| format!("copying the source in: {e}"))?;
-        std::os::unix::fs::chown(&out, Some(KILN_UID), Some(KILN_UID))
-            .map_err(|e| format!("handing the output directory to the sandbox user: {e}"))?;
-        let spec = runc(&dir).args(["spec", "--bundle"]).arg(&bundle).output().await.map_err(no_runc)?;
+        let identity = Identity::of_this_process();
+        if identity == Identity::Root {
+            std::os::unix::fs::chown(&out, Some(KILN_UID), Some(KILN_UID))
+                .map_err(|e| format!("handing the output directory to the sandbox user: {e}"))?;
+        }
+        let mut spec = runc(&dir);
+        spec.arg("spec");
+        if identity != Identity::Root {
+            spec.arg("--rootless");
+        }
+        let spec = spec.arg("--bundle").arg(&bundle).output().await.map_err(no_runc)?;
         if !spec.status.success() {
             return Err(format!("runc spec failed: {}", String::from_utf8_lossy(&spec.stderr).trim()));
         }
         let config_path = bundle.join("config.json");
         let text = tokio::fs::read(&config_path).await.map_err(|e| format!("reading runc's spec: {e}"))?;
         let mut config: Value = serde_json::from_slice(&text).map_err(|e| format!("runc's spec: {e}"))?;
-        configure(&mut config, &self.rootfs, &src, &out, filename);
+        configure(&mut config, &self.rootfs, &src, &out, filename, identity);
         tokio::fs::write(&config_path, config.to_string()).await.map_err(|e| format!("writing the spec: {e}"))?;
 
         let mut command = runc(&dir);
@@ -222,14 +236,48 @@ fn runc(dir: &Path) -> tokio::process::Command {
     command
 }
 
+/// Who Kiln runs as, which decides how the sandbox gets its unprivileged user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Identity {
+    Root,
+    /// An ordinary user: runc runs rootless, in a user namespace of its own.
+    User { uid: u32, gid: u32 },
+}
+
+impl Identity {
+    fn of_this_process() -> Identity {
+        use std::os::unix::fs::MetadataExt;
+        // /proc/self belongs to the process's effective user and group.
+        match std::fs::metadata("/proc/self") {
+            Ok(meta) if meta.uid() != 0 => Identity::User { uid: meta.uid(), gid: meta.gid() },
+            _ => Identity::Root,
+        }
+    }
+}
+
 /// Turns runc's default spec (its own namespaces, network among them, so no network at all)
-/// into the build: `pip wheel` of the one source file, as `kiln`, on a read-only root.
-fn configure(config: &mut Value, rootfs: &Path, src: &Path, out: &Path, filename: &str) {
+/// into the build: `pip wheel` of the one source file on a read-only root, as `kiln` when
+/// Kiln runs as root; run rootless, the only user there is is Kiln's own, mapped to root
+/// inside a user namespace that has no capabilities and no privilege on the host.
+fn configure(config: &mut Value, rootfs: &Path, src: &Path, out: &Path, filename: &str, identity: Identity) {
     config["root"] = json!({"path": rootfs, "readonly": true});
     config["hostname"] = json!("kiln-sdist");
+    if let Identity::User { uid, gid } = identity {
+        config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+        config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+        // runc's rootless spec shares the host's network; the build gets none.
+        if let Some(namespaces) = config["linux"]["namespaces"].as_array_mut()
+            && !namespaces.iter().any(|n| n["type"] == "network")
+        {
+            namespaces.push(json!({"type": "network"}));
+        }
+    }
     let process = &mut config["process"];
     process["terminal"] = json!(false);
-    process["user"] = json!({"uid": KILN_UID, "gid": KILN_UID});
+    process["user"] = match identity {
+        Identity::Root => json!({"uid": KILN_UID, "gid": KILN_UID}),
+        Identity::User { .. } => json!({"uid": 0, "gid": 0}),
+    };
     process["cwd"] = json!("/tmp");
     process["args"] = json!([
         "python3",
@@ -276,7 +324,7 @@ mod tests {
     fn the_spec_isolates_the_build() {
         let mut config =
             json!({"process": {"args": ["sh"]}, "mounts": [], "linux": {"namespaces": [{"type": "network"}]}});
-        configure(&mut config, Path::new("/r"), Path::new("/s"), Path::new("/o"), "x-1.0.tar.gz");
+        configure(&mut config, Path::new("/r"), Path::new("/s"), Path::new("/o"), "x-1.0.tar.gz", Identity::Root);
         assert_eq!(config["root"]["readonly"], true);
         assert_eq!(config["process"]["user"]["uid"], KILN_UID);
         assert_eq!(config["process"]["capabilities"]["bounding"], json!([]));
@@ -285,5 +333,18 @@ mod tests {
         let mounts = config["mounts"].to_string();
         assert!(mounts.contains("\"/src\"") && mounts.contains("\"ro\""), "{mounts}");
         assert_eq!(config["linux"]["namespaces"], json!([{"type": "network"}]), "runc's own network namespace stays");
+    }
+
+    #[test]
+    fn rootless_builds_get_a_network_namespace_and_only_kilns_own_user() {
+        let mut config = json!({"process": {"args": ["sh"]}, "mounts": [],
+                                "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "user"}]}});
+        let identity = Identity::User { uid: 1234, gid: 5678 };
+        configure(&mut config, Path::new("/r"), Path::new("/s"), Path::new("/o"), "x-1.0.tar.gz", identity);
+        assert!(config["linux"]["namespaces"].to_string().contains("\"network\""), "{config}");
+        assert_eq!(config["linux"]["uidMappings"], json!([{"containerID": 0, "hostID": 1234, "size": 1}]));
+        assert_eq!(config["linux"]["gidMappings"], json!([{"containerID": 0, "hostID": 5678, "size": 1}]));
+        assert_eq!(config["process"]["capabilities"]["bounding"], json!([]));
+        assert_eq!(config["process"]["noNewPrivileges"], true);
     }
 }
