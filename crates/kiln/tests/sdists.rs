@@ -114,6 +114,13 @@ fn source_distributions_build_offline_in_a_sandbox() {
     let log = server.kiln(&["logs", built["buildTask"].as_str().expect("build task")]);
     assert!(stdout(&log).contains("built from kiln-hello-1.0.tar.gz in the sandbox"), "{}", stdout(&log));
 
+    let greedy = image_settled(&server, "greedy");
+    assert_eq!(greedy["status"], "ERROR", "{greedy}");
+    let reason = greedy["reason"].to_string();
+    assert!(reason.contains("building kiln-greedy 1.0 from kiln-greedy-1.0.tar.gz"), "{reason}");
+    assert!(reason.contains("no network"), "the sandbox has no network: {reason}");
+    assert!(!reason.contains("reached the network"), "{reason}");
+
     // The installed module works in the image.
     let reference = built["reference"].as_str().expect("reference");
     let path = reference.split_once('/').map(|(_, p)| p).unwrap_or(reference);
@@ -123,10 +130,4 @@ fn source_distributions_build_offline_in_a_sandbox() {
     let ran = runc::run_once(&bundle, &format!("kiln-sdist-test-{}", std::process::id()));
     assert!(stdout(&ran).contains("hello from source"), "{}\n{}", stdout(&ran), stderr(&ran));
 
-    let greedy = image_settled(&server, "greedy");
-    assert_eq!(greedy["status"], "ERROR", "{greedy}");
-    let reason = greedy["reason"].to_string();
-    assert!(reason.contains("building kiln-greedy 1.0 from kiln-greedy-1.0.tar.gz"), "{reason}");
-    assert!(reason.contains("no network"), "the sandbox has no network: {reason}");
-    assert!(!reason.contains("reached the network"), "{reason}");
 }
