@@ -129,5 +129,4 @@ fn source_distributions_build_offline_in_a_sandbox() {
     runc::configure(&bundle, &[], Some(&["python3", "-c", "import kiln_hello; print(kiln_hello.greet())"]));
     let ran = runc::run_once(&bundle, &format!("kiln-sdist-test-{}", std::process::id()));
     assert!(stdout(&ran).contains("hello from source"), "{}\n{}", stdout(&ran), stderr(&ran));
-
 }

@@ -241,7 +241,10 @@ fn runc(dir: &Path) -> tokio::process::Command {
 enum Identity {
     Root,
     /// An ordinary user: runc runs rootless, in a user namespace of its own.
-    User { uid: u32, gid: u32 },
+    User {
+        uid: u32,
+        gid: u32,
+    },
 }
 
 impl Identity {
