@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use kiln_build::{ReusedLayer, UnpackedPackage};
+use kiln_oci::Digest;
 
 /// Slimmed packages kept: a few thousand paths each, so a few hundred MB at worst.
 const PACKAGES_KEPT: usize = 2048;
@@ -72,11 +73,11 @@ impl BuildMemo {
     }
 
     /// The slimmed package unpacked earlier from the `.deb` with this SHA-256.
-    pub fn package(&self, sha256: &str) -> Option<Arc<UnpackedPackage>> {
-        self.packages.lock().ok()?.get(sha256)
+    pub fn package(&self, sha256: &Digest) -> Option<Arc<UnpackedPackage>> {
+        self.packages.lock().ok()?.get(sha256.as_str())
     }
 
-    pub fn remember_package(&self, sha256: &str, package: &UnpackedPackage) {
+    pub fn remember_package(&self, sha256: &Digest, package: &UnpackedPackage) {
         let slimmed = Arc::new(package.slimmed());
         if let Ok(mut packages) = self.packages.lock() {
             packages.put(sha256.to_string(), slimmed);
