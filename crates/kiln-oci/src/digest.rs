@@ -62,6 +62,9 @@ pub enum DigestError {
     UnsupportedAlgorithm(String),
     #[error("{algorithm} digest must be {} lower-case hex characters, got {encoded:?}", algorithm.hex_len())]
     BadEncoding { algorithm: Algorithm, encoded: String },
+    /// A bare hex hash (package indexes, lockfiles, `--hash`) that is not one; `value` is cut short when long.
+    #[error("{value:?} is not a {algorithm} hash: expected {} hex digits", algorithm.hex_len())]
+    BadHex { algorithm: Algorithm, value: String },
 }
 
 impl DigestError {
@@ -90,6 +93,20 @@ impl Digest {
     /// The common case: SHA-256, the only algorithm every registry must support.
     pub fn sha256(bytes: &[u8]) -> Digest {
         Digest::of(Algorithm::Sha256, bytes)
+    }
+
+    /// A bare hex hash as package indexes, lockfiles and requirement files write it, for an algorithm the
+    /// context fixes. Upper-case digits are accepted and lower-cased (indexes differ); anything else that is
+    /// not exactly the algorithm's length of hex digits is refused, so the result is always safe to name a file.
+    pub fn from_hex(algorithm: Algorithm, hex: &str) -> Result<Digest, DigestError> {
+        if hex.len() != algorithm.hex_len() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(DigestError::BadHex { algorithm, value: shortened(hex) });
+        }
+        let mut value = String::with_capacity(algorithm.as_str().len() + 1 + hex.len());
+        value.push_str(algorithm.as_str());
+        value.push(':');
+        value.extend(hex.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        Ok(Digest { algorithm, value })
     }
 
     pub fn algorithm(&self) -> Algorithm {
@@ -182,6 +199,15 @@ impl<'de> Deserialize<'de> for Digest {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Hostile input can be any length; an error names enough of it to be found, not all of it.
+fn shortened(text: &str) -> String {
+    const SHOWN: usize = 160;
+    match text.char_indices().nth(SHOWN) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
     }
 }
 
@@ -394,6 +420,29 @@ mod tests {
         ));
         let err = short.parse::<Digest>().unwrap_err().to_string();
         assert!(err.starts_with("sha256 digest must be 64 lower-case hex characters, got \""), "{err}");
+    }
+
+    #[test]
+    fn bare_hex_is_lower_cased_and_anything_else_refused() {
+        let hex = &EMPTY_SHA256[7..];
+        assert_eq!(Digest::from_hex(Algorithm::Sha256, hex), Ok(d(EMPTY_SHA256)));
+        assert_eq!(Digest::from_hex(Algorithm::Sha256, &hex.to_uppercase()), Ok(d(EMPTY_SHA256)));
+        assert_eq!(Digest::from_hex(Algorithm::Sha512, &ABC_SHA512[7..]), Ok(d(ABC_SHA512)));
+        // Right length, but a path.
+        let climbing = format!("/../../tmp/{}", &hex[11..]);
+        assert_eq!(climbing.len(), 64);
+        for bad in
+            ["", "../x", "/../../tmp/planted.whl", &climbing, &hex[1..], &format!("{hex}0"), &hex.replace('e', "g")]
+        {
+            let err = Digest::from_hex(Algorithm::Sha256, bad).unwrap_err();
+            assert_eq!(err, DigestError::BadHex { algorithm: Algorithm::Sha256, value: bad.to_string() });
+            assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
+        }
+        assert!(Digest::from_hex(Algorithm::Sha512, hex).is_err(), "a sha256 length is not a sha512");
+        assert!(Digest::from_hex(Algorithm::Sha256, &format!("sha256:{hex}")).is_err());
+        let long = "x".repeat(10_000);
+        let err = Digest::from_hex(Algorithm::Sha256, &long).unwrap_err().to_string();
+        assert!(err.len() < 300 && err.contains('…'), "{err}");
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! The shared download cache: package files stored by their SHA-256, written only after the
-//! bytes matched the hash the signed index gave, so every build can trust a hit.
+//! The shared download cache: package files stored by their digest, written only after the
+//! bytes matched the digest their index gave, so every build can trust a hit. Files are named
+//! only by a parsed [`Digest`], never by a string an index or lockfile supplied, so no entry
+//! can name a path outside the cache.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use futures::StreamExt;
-use sha2::{Digest, Sha256};
+use kiln_oci::{Algorithm, Digest, Hasher};
 use tokio::io::AsyncWriteExt;
 
 pub struct DownloadCache {
@@ -28,9 +30,17 @@ pub enum FetchError {
     #[error("GET {url} failed: {why}")]
     Fetch { url: String, why: String },
     #[error(
-        "{url} has SHA-256 {actual} and {size} bytes, not {expected} and {expected_size} as the signed index says: the mirror served the wrong file"
+        "{url} has {} {actual} and {size} bytes, not {expected}{} as {listed_by} says: the server sent the wrong file",
+        algorithm_label(expected.algorithm()),
+        expected_size.map(|s| format!(" and {s} bytes")).unwrap_or_default(),
+        actual = actual.hex(),
+        expected = expected.hex(),
     )]
-    Mismatch { url: String, expected: String, actual: String, size: u64, expected_size: u64 },
+    Mismatch { url: String, expected: Digest, actual: Digest, size: u64, expected_size: Option<u64>, listed_by: String },
+    #[error(
+        "{url} is larger than the package cache's limit of {limit} bytes and {listed_by} gives no size: raise --package-cache-limit-bytes"
+    )]
+    TooBig { url: String, limit: u64, listed_by: String },
     #[error("writing {path}: {source}")]
     Io { path: String, source: std::io::Error },
 }
@@ -41,8 +51,10 @@ impl DownloadCache {
         Ok(DownloadCache { dir: dir.to_path_buf(), max_bytes })
     }
 
-    fn path(&self, sha256: &str) -> PathBuf {
-        self.dir.join(sha256)
+    /// Only a digest's hex (and its algorithm) makes up the name: lower-case `[0-9a-f]` of a fixed
+    /// length, which cannot climb out of the directory. SHA-256 files keep their bare-hex names.
+    fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join(file_name(digest))
     }
 
     /// Refuses up front a build whose packages could never fit.
@@ -53,16 +65,28 @@ impl DownloadCache {
         Ok(())
     }
 
-    /// The verified file for `sha256`, downloading it from `url` on a miss.
+    /// The verified file for `digest`, downloading it from `url` on a miss. `listed_by` says
+    /// where the digest came from (such as the signed Debian index), for the error when the
+    /// download does not match.
+    ///
+    /// Only a parsed digest can name a file, never a string from an index:
+    ///
+    /// ```compile_fail
+    /// # async fn f(cache: &kiln_packages::cache::DownloadCache, client: &reqwest::Client) {
+    /// let from_index = String::from("/../../tmp/planted.whl");
+    /// cache.fetch(client, "http://127.0.0.1/x", &from_index, 1, "an index", &|_| {}).await;
+    /// # }
+    /// ```
     pub async fn fetch(
         &self,
         client: &reqwest::Client,
         url: &str,
-        sha256: &str,
+        digest: &Digest,
         size: u64,
+        listed_by: &str,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<PathBuf, FetchError> {
-        self.fetch_with(client.get(url), url, sha256, Some(size), progress).await
+        self.fetch_with(client.get(url), url, digest, Some(size), listed_by, progress).await
     }
 
     /// `fetch` for a prepared request (credentials of a private index) and a size the index
@@ -71,12 +95,12 @@ impl DownloadCache {
         &self,
         request: reqwest::RequestBuilder,
         url: &str,
-        sha256: &str,
+        digest: &Digest,
         size: Option<u64>,
+        listed_by: &str,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<PathBuf, FetchError> {
-        let sha256 = sha256.to_ascii_lowercase();
-        let path = self.path(&sha256);
+        let path = self.path(digest);
         // Files are renamed into place only once verified, so one that exists is good.
         if let Ok(meta) = tokio::fs::metadata(&path).await
             && size.is_none_or(|size| meta.len() == size)
@@ -95,10 +119,10 @@ impl DownloadCache {
         if !response.status().is_success() {
             return Err(fail(format!("the server answered {}", response.status())));
         }
-        let temp = self.dir.join(format!(".{sha256}.{}", std::process::id()));
+        let temp = self.dir.join(format!(".{}.{}", file_name(digest), std::process::id()));
         let result = async {
             let mut file = tokio::fs::File::create(&temp).await.map_err(io)?;
-            let mut hasher = Sha256::new();
+            let mut hasher = Hasher::new(digest.algorithm());
             let mut done = 0u64;
             let mut body = response.bytes_stream();
             while let Some(chunk) = body.next().await {
@@ -111,14 +135,18 @@ impl DownloadCache {
                 file.write_all(&chunk).await.map_err(io)?;
                 progress(done);
             }
-            let actual = hex::encode(hasher.finalize());
-            if actual != sha256 || size.is_some_and(|size| done != size) || done > limit {
+            if done > limit && size.is_none() {
+                return Err(FetchError::TooBig { url: url.to_string(), limit, listed_by: listed_by.to_string() });
+            }
+            let actual = hasher.finish();
+            if actual != *digest || size.is_some_and(|size| done != size) || done > limit {
                 return Err(FetchError::Mismatch {
                     url: url.to_string(),
-                    expected: sha256.clone(),
+                    expected: digest.clone(),
                     actual,
                     size: done,
-                    expected_size: size.unwrap_or(limit),
+                    expected_size: size,
+                    listed_by: listed_by.to_string(),
                 });
             }
             file.sync_all().await.map_err(io)?;
@@ -153,5 +181,109 @@ impl DownloadCache {
                 total -= size;
             }
         }
+    }
+}
+
+fn file_name(digest: &Digest) -> String {
+    match digest.algorithm() {
+        Algorithm::Sha256 => digest.hex().to_string(),
+        other => format!("{other}-{}", digest.hex()),
+    }
+}
+
+fn algorithm_label(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::Sha256 => "SHA-256",
+        Algorithm::Sha512 => "SHA-512",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::Digest as _;
+    use tokio::io::AsyncReadExt;
+
+    /// Answers every request on loopback with `body`, as often as asked.
+    async fn serve(body: &'static [u8]) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buffer = [0u8; 2048];
+                let _ = socket.read(&mut buffer).await;
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(body).await;
+            }
+        });
+        format!("http://{address}/file")
+    }
+
+    /// Every file below `root`, relative to it.
+    fn files_below(root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("read dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    out.push(path.strip_prefix(root).expect("below root").display().to_string());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn files_are_named_by_their_digest_and_stay_in_the_cache() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let cache = DownloadCache::open(&root.path().join("cache"), 1 << 20).expect("cache");
+        let client = reqwest::Client::new();
+        let url = serve(b"wheel bytes").await;
+        // As an index may write it: upper case, parsed before it reaches the cache.
+        let listed = hex::encode(sha2::Sha256::digest(b"wheel bytes")).to_uppercase();
+        let digest = Digest::from_hex(Algorithm::Sha256, &listed).expect("a SHA-256");
+        let path = cache.fetch(&client, &url, &digest, 11, "the test index", &|_| {}).await.expect("fetched");
+        assert_eq!(path, root.path().join("cache").join(listed.to_lowercase()));
+        assert_eq!(std::fs::read(&path).expect("cached file"), b"wheel bytes");
+        let sha512 = Digest::of(Algorithm::Sha512, b"wheel bytes");
+        let path = cache.fetch_with(client.get(&url), &url, &sha512, None, "npm", &|_| {}).await.expect("fetched");
+        assert_eq!(path, root.path().join("cache").join(format!("sha512-{}", sha512.hex())));
+        assert_eq!(
+            files_below(root.path()),
+            [format!("cache/{}", listed.to_lowercase()), format!("cache/sha512-{}", sha512.hex())]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_mismatch_leaves_nothing_behind_and_says_who_listed_the_hash() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let cache = DownloadCache::open(&root.path().join("cache"), 1 << 20).expect("cache");
+        let client = reqwest::Client::new();
+        let url = serve(b"planted").await;
+        let claimed = Digest::sha256(b"honest");
+        let err = cache
+            .fetch_with(client.get(&url), &url, &claimed, None, "the package index test (not signed)", &|_| {})
+            .await
+            .expect_err("a mismatch");
+        let text = err.to_string();
+        assert!(
+            text.contains(claimed.hex()) && text.contains(&hex::encode(sha2::Sha256::digest(b"planted"))),
+            "{text}"
+        );
+        assert!(text.contains("as the package index test (not signed) says"), "{text}");
+        assert!(!text.contains("signed index"), "{text}");
+        let err =
+            cache.fetch(&client, &url, &claimed, 7, "the signed Debian index", &|_| {}).await.expect_err("a mismatch");
+        assert!(err.to_string().contains("and 7 bytes as the signed Debian index says"), "{err}");
+        let small = DownloadCache::open(&root.path().join("small"), 3).expect("cache");
+        let err =
+            small.fetch_with(client.get(&url), &url, &claimed, None, "an index", &|_| {}).await.expect_err("too big");
+        assert!(matches!(err, FetchError::TooBig { limit: 3, .. }), "{err}");
+        assert_eq!(files_below(root.path()), Vec::<String>::new());
     }
 }

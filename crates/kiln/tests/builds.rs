@@ -5,6 +5,8 @@
 //! ERROR with nothing pushed.
 
 mod common;
+#[path = "builds/hostile_index.rs"]
+mod hostile_index;
 #[path = "builds/mirror.rs"]
 mod mirror;
 #[path = "builds/runc.rs"]

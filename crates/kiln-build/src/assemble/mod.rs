@@ -63,7 +63,7 @@ pub struct AssembleInput {
     pub distro: Option<String>,
     /// Layers the registry already holds, by [`layer_key`]: used as they are instead of being
     /// written again. Packages whose layers are all here may be [`UnpackedPackage::slimmed`].
-    pub reuse: BTreeMap<String, ReusedLayer>,
+    pub reuse: BTreeMap<Digest, ReusedLayer>,
 }
 
 /// A package layer an earlier build wrote, known by its [`layer_key`].
@@ -79,7 +79,7 @@ pub struct ReusedLayer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedLayer {
     /// `None` when a package in it has no origin: such a layer is always written.
-    pub key: Option<String>,
+    pub key: Option<Digest>,
     /// `(name, architecture)` of its packages.
     pub packages: Vec<(String, String)>,
 }
@@ -92,7 +92,7 @@ pub struct AssembledImage {
     /// Layers of this image taken from [`AssembleInput::reuse`]: already in the registry.
     pub reused: Vec<Digest>,
     /// Every keyed package layer of the image, written or reused, for the caller's cache.
-    pub keyed: Vec<(String, ReusedLayer)>,
+    pub keyed: Vec<(Digest, ReusedLayer)>,
     pub config: Vec<u8>,
     pub config_digest: Digest,
     pub manifest: Vec<u8>,
@@ -125,14 +125,15 @@ type Key = (String, String);
 
 /// The identity of a package layer: what the layer writer makes of these packages (by their
 /// origin), in this order, with this epoch, `/usr` merging and gzip level. The same key
-/// always stands for the same blob; bump the version when the writer's output changes.
-pub fn layer_key(packages: &[&UnpackedPackage], merged_usr: bool, source_date_epoch: i64) -> Option<String> {
+/// always stands for the same blob; bump the version when the writer's output changes. A
+/// digest, so a caller may name a file by it (as the layer records on disk are).
+pub fn layer_key(packages: &[&UnpackedPackage], merged_usr: bool, source_date_epoch: i64) -> Option<Digest> {
     let mut text = format!("kiln-layer-v1\ngzip {GZIP_LEVEL}\nepoch {source_date_epoch}\nmerged-usr {merged_usr}\n");
     for package in packages {
         let origin = package.origin.as_deref()?;
         text.push_str(&format!("{}\0{}\0{}\0{origin}\n", package.name, package.architecture, package.version));
     }
-    Some(Digest::sha256(text.as_bytes()).hex().to_string())
+    Some(Digest::sha256(text.as_bytes()))
 }
 
 /// Which packages go in which layer: decided by sizes alone, so it is the same whether the
@@ -326,7 +327,7 @@ struct Built<'a> {
     jobs: Vec<LayerJob>,
     layers: Vec<LayerBlob>,
     reused: Vec<Digest>,
-    keyed: Vec<(String, ReusedLayer)>,
+    keyed: Vec<(Digest, ReusedLayer)>,
     new_layers: Vec<NewLayer>,
     layer_of: BTreeMap<Key, Digest>,
 }
@@ -335,7 +336,7 @@ struct LayerJob {
     entries: Vec<Entry>,
     what: String,
     holds: Vec<Key>,
-    key: Option<String>,
+    key: Option<Digest>,
     /// Taken from the input's reuse map instead of written.
     reuse: Option<ReusedLayer>,
     slimmed: bool,
@@ -348,7 +349,7 @@ enum Made {
 }
 
 impl Built<'_> {
-    fn write(&mut self, entries: Vec<Entry>, what: String, holds: &[Key], key: Option<String>, slimmed: bool) {
+    fn write(&mut self, entries: Vec<Entry>, what: String, holds: &[Key], key: Option<Digest>, slimmed: bool) {
         let reuse = key.as_ref().and_then(|k| self.input.reuse.get(k)).cloned();
         // A reused layer's entries are never looked at again.
         let entries = if reuse.is_some() { Vec::new() } else { entries };

@@ -83,8 +83,8 @@ fn reused_layers_give_the_image_written_layers_give() {
     let packages = vec![sized("big", 5000), sized("small", 10), sized("tiny", 1)];
     let written = run(input(packages.clone(), a.path()));
     let planned = package_layers(&input(packages.clone(), a.path())).unwrap_or_else(|e| panic!("{e}"));
-    let planned_keys: Vec<Option<String>> = planned.iter().map(|l| l.key.clone()).collect();
-    let keyed: Vec<Option<String>> = written.keyed.iter().map(|(k, _)| Some(k.clone())).collect();
+    let planned_keys: Vec<Option<Digest>> = planned.iter().map(|l| l.key.clone()).collect();
+    let keyed: Vec<Option<Digest>> = written.keyed.iter().map(|(k, _)| Some(k.clone())).collect();
     assert_eq!(planned_keys, keyed, "the plan names the layers assemble makes");
     assert_eq!(planned[1].packages, [("small".to_string(), "amd64".to_string()), ("tiny".into(), "amd64".into())]);
     // Slimmed packages with every layer known: the same image, only the metadata and files written.

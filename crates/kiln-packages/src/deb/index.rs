@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 use std::str::FromStr;
 
 use debversion::Version;
+use kiln_oci::{Algorithm, Digest};
 
 use crate::deb822;
 
@@ -106,7 +107,8 @@ pub struct PackageRecord {
     pub provides: Vec<Dependency>,
     pub filename: String,
     pub size: u64,
-    pub sha256: String,
+    /// Parsed as the index is read: the only form of the hash that may name a cached file.
+    pub sha256: Digest,
     pub multi_arch: Option<String>,
     pub installed_size: Option<u64>,
     /// `required`, `important`, `standard`, `optional` or `extra`: how apt ranks providers.
@@ -179,7 +181,7 @@ fn relations(stanza: &deb822::StanzaRef<'_>, field: &'static str) -> Result<Vec<
     parse_relations(value).map_err(|why| IndexError::Invalid { line: stanza.line, field, value: value.into(), why })
 }
 
-pub(crate) fn record_from(stanza: &deb822::StanzaRef<'_>, need_file: bool) -> Result<PackageRecord, IndexError> {
+pub(crate) fn record_from(stanza: &deb822::StanzaRef<'_>) -> Result<PackageRecord, IndexError> {
     let line = stanza.line;
     let required = |field: &'static str| stanza.get(field).ok_or(IndexError::Missing { line, field });
     let number = |field: &'static str, value: &str| {
@@ -187,18 +189,15 @@ pub(crate) fn record_from(stanza: &deb822::StanzaRef<'_>, need_file: bool) -> Re
     };
     let (source_name, source_version) = parse_source(stanza.get("Source"));
     let provides_text = stanza.get("Provides").unwrap_or_default();
-    let (filename, size, sha256) = if need_file {
-        (
-            required("Filename")?.to_string(),
-            number("Size", required("Size")?)?,
-            required("SHA256")?.to_ascii_lowercase(),
-        )
-    } else {
-        (String::new(), 0, String::new())
-    };
-    if need_file && (sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit())) {
-        return Err(IndexError::Invalid { line, field: "SHA256", value: sha256, why: "not a hex SHA-256".into() });
-    }
+    let filename = required("Filename")?.to_string();
+    let size = number("Size", required("Size")?)?;
+    let sha256 = required("SHA256")?;
+    let sha256 = Digest::from_hex(Algorithm::Sha256, sha256).map_err(|_| IndexError::Invalid {
+        line,
+        field: "SHA256",
+        value: sha256.into(),
+        why: "not a SHA-256 (64 hex digits)".into(),
+    })?;
     Ok(PackageRecord {
         name: required("Package")?.to_string(),
         version: required("Version")?.to_string(),
@@ -229,7 +228,7 @@ pub fn parse_packages(text: &str) -> Result<Vec<PackageRecord>, IndexError> {
     let parse_piece = |(piece, first_line): (&str, usize)| -> Result<Vec<PackageRecord>, IndexError> {
         let mut records = Vec::new();
         deb822::for_each_stanza(piece, first_line, |stanza| {
-            records.push(record_from(stanza, true)?);
+            records.push(record_from(stanza)?);
             Ok::<(), IndexError>(())
         })?;
         Ok(records)
@@ -289,5 +288,18 @@ mod tests {
         let text = "Package: a\nVersion: 1\nArchitecture: all\nFilename: pool/a.deb\nSize: 3\n";
         let err = parse_packages(text).unwrap_err();
         assert_eq!(err.to_string(), "line 1: package stanza lacks the SHA256 field");
+    }
+
+    #[test]
+    fn a_sha256_that_is_not_one_is_refused_with_its_line() {
+        let stanza = |sha256: &str| {
+            format!("Package: a\nVersion: 1\nArchitecture: all\nFilename: pool/a.deb\nSize: 3\nSHA256: {sha256}\n")
+        };
+        let hex = "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855";
+        let records = parse_packages(&stanza(hex)).expect("parsed");
+        assert_eq!(records[0].sha256, Digest::sha256(b""));
+        let text = format!("{}\n{}", stanza(&hex.to_lowercase()), stanza("/../../tmp/planted.deb"));
+        let err = parse_packages(&text).expect_err("refused").to_string();
+        assert!(err.starts_with("line 8: field SHA256 value \"/../../tmp/planted.deb\" is invalid"), "{err}");
     }
 }

@@ -6,6 +6,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use kiln_oci::{Algorithm, Digest};
 use pgp::composed::{CleartextSignedMessage, Deserializable, SignedPublicKey};
 
 use crate::deb822;
@@ -65,9 +66,11 @@ impl Keyring {
     }
 }
 
+/// One `SHA256` line: the digest is parsed as the release is read, so a line whose hash is
+/// not one never reaches anything that names files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSum {
-    pub sha256: String,
+    pub sha256: Digest,
     pub size: u64,
 }
 
@@ -108,8 +111,12 @@ pub fn verify_inrelease(bytes: &[u8], keyring: &Keyring, now: DateTime<Utc>) -> 
         return Err(ReleaseError::BadSignature);
     }
     // Only what the signature covers is read.
-    let signed = message.signed_text().replace("\r\n", "\n");
-    let stanzas = deb822::parse(&signed).map_err(|e| ReleaseError::Malformed(e.to_string()))?;
+    parse_release(&message.signed_text().replace("\r\n", "\n"), now)
+}
+
+/// The fields of a release whose signature verified.
+fn parse_release(signed: &str, now: DateTime<Utc>) -> Result<Release, ReleaseError> {
+    let stanzas = deb822::parse(signed).map_err(|e| ReleaseError::Malformed(e.to_string()))?;
     let stanza = stanzas.first().ok_or_else(|| ReleaseError::Malformed("no fields".into()))?;
     let valid_until = match stanza.get("Valid-Until") {
         Some(text) => Some(
@@ -126,10 +133,8 @@ pub fn verify_inrelease(bytes: &[u8], keyring: &Keyring, now: DateTime<Utc>) -> 
     }
     let mut files = BTreeMap::new();
     for line in stanza.get("SHA256").ok_or(ReleaseError::NoChecksums)?.lines() {
-        let parts: Vec<&str> = line.split_whitespace().collect();
-        if let [sha256, size, path] = parts[..] {
-            let size = size.parse().map_err(|_| ReleaseError::Malformed(format!("size {size:?} of {path}")))?;
-            files.insert(path.to_string(), FileSum { sha256: sha256.to_ascii_lowercase(), size });
+        if let Some((path, sum)) = checksum_line(line)? {
+            files.insert(path.to_string(), sum);
         }
     }
     if files.is_empty() {
@@ -145,6 +150,24 @@ pub fn verify_inrelease(bytes: &[u8], keyring: &Keyring, now: DateTime<Utc>) -> 
         components: words("Components"),
         files,
     })
+}
+
+/// ` <sha256> <size> <path>`. A signed release whose line is malformed is refused whole, the
+/// line named: its publisher's tooling is broken or hostile, and guessing which lines still
+/// hold would let one name a file. Lines of another shape are not checksum lines and are
+/// skipped, as apt does.
+fn checksum_line(line: &str) -> Result<Option<(&str, FileSum)>, ReleaseError> {
+    let parts: Vec<&str> = line.split_whitespace().collect();
+    let [sha256, size, path] = parts[..] else { return Ok(None) };
+    let malformed = |why: String| ReleaseError::Malformed(format!("SHA256 line {:?}: {why}", line.trim()));
+    let sha256 = Digest::from_hex(Algorithm::Sha256, sha256).map_err(|e| malformed(e.to_string()))?;
+    let size = size.parse().map_err(|_| malformed(format!("size {size:?} is not a number")))?;
+    // Paths are only ever looked up by the names Kiln builds (`main/binary-amd64/Packages`),
+    // but one that could climb has no business in a release.
+    if path.starts_with('/') || path.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+        return Err(malformed(format!("path {path:?} is not relative to the suite")));
+    }
+    Ok(Some((path, FileSum { sha256, size })))
 }
 
 #[cfg(test)]
@@ -182,5 +205,39 @@ mod tests {
                 Err(ReleaseError::BadSignature)
             ));
         }
+    }
+
+    #[test]
+    fn checksum_lines_hold_digests_and_a_path_in_the_hash_is_refused_by_line() {
+        let hex = "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855";
+        let line = format!(" {hex} 0 main/binary-amd64/Packages");
+        let (path, sum) = checksum_line(&line).expect("valid").expect("a line");
+        assert_eq!((path, &sum), ("main/binary-amd64/Packages", &FileSum { sha256: Digest::sha256(b""), size: 0 }));
+        assert_eq!(checksum_line(" just two").expect("skipped"), None);
+        for (line, named) in [
+            (" /tmp/x/fake-packages 0 main/binary-amd64/Packages", "\"/tmp/x/fake-packages\""),
+            (" ../../../../tmp/x 0 main/binary-amd64/Packages", "\"../../../../tmp/x\""),
+            (&format!(" {} 0 main/binary-amd64/Packages", &hex[1..]), "is not a sha256 hash"),
+            (&format!(" {hex} many main/binary-amd64/Packages"), "size \"many\""),
+            (&format!(" {hex} 0 ../../binary-amd64/Packages"), "path \"../../binary-amd64/Packages\""),
+            (&format!(" {hex} 0 /etc/Packages"), "path \"/etc/Packages\""),
+        ] {
+            let err = checksum_line(line).expect_err("refused").to_string();
+            assert!(err.starts_with(&format!("InRelease is malformed: SHA256 line {:?}: ", line.trim())), "{err}");
+            assert!(err.contains(named), "{named} in {err}");
+        }
+    }
+
+    #[test]
+    fn a_release_naming_a_host_file_as_a_hash_is_refused() {
+        let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let release = |lines: &str| format!("Suite: kiln-test\nComponents: main\nSHA256:\n{lines}\n");
+        let honest = parse_release(&release(&format!(" {hex} 0 main/binary-amd64/Packages")), Utc::now()).expect("ok");
+        assert_eq!(honest.files["main/binary-amd64/Packages"].sha256, Digest::sha256(b""));
+        let hostile = release(&format!(
+            " {hex} 0 main/binary-amd64/Packages.xz\n /tmp/x/fake-packages 0 main/binary-amd64/Packages"
+        ));
+        let err = parse_release(&hostile, Utc::now()).expect_err("refused").to_string();
+        assert!(err.contains("SHA256 line \"/tmp/x/fake-packages 0 main/binary-amd64/Packages\""), "{err}");
     }
 }

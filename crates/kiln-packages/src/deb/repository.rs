@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
+use kiln_oci::Digest;
 
 use super::index::{PackageRecord, parse_packages};
 use super::release::{Keyring, verify_inrelease};
@@ -56,10 +56,6 @@ async fn get(client: &reqwest::Client, spec: &RepoSpec, url: &str) -> Result<Vec
     Ok(response.bytes().await.map_err(|e| fail(e.to_string()))?.to_vec())
 }
 
-fn hex_sha256(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 /// Every package the repository offers for the spec's architecture (and `all`).
 pub async fn open_repository(
     client: &reqwest::Client,
@@ -76,9 +72,10 @@ pub async fn open_repository(
     let mut writes = Vec::new();
     for component in &spec.components {
         let stem = format!("{component}/binary-{}/Packages", spec.architecture);
-        // The uncompressed index's checksum names the cached copy whatever was downloaded.
+        // The uncompressed index's checksum names the cached copy whatever was downloaded:
+        // its parsed digest, never the release's text, so the name cannot leave `index_dir`.
         let plain = release.files.get(&stem);
-        let cached = plain.map(|sum| index_dir.join(&sum.sha256));
+        let cached = plain.map(|sum| index_dir.join(sum.sha256.hex()));
         let text = match cached.as_ref().map(std::fs::read_to_string) {
             Some(Ok(text)) => text,
             _ => {
@@ -109,20 +106,17 @@ pub async fn open_repository(
                 let Some((name, sum, url, bytes)) = fetched else {
                     return Err(last_error);
                 };
-                let actual = hex_sha256(&bytes);
+                let actual = Digest::sha256(&bytes);
                 if actual != sum.sha256 || bytes.len() as u64 != sum.size {
-                    return Err(RepositoryError::Mismatch { url, expected: sum.sha256.clone(), actual });
+                    return Err(mismatch(url, &sum.sha256, &actual));
                 }
                 let text = decompress(&name, bytes).map_err(|why| RepositoryError::Index { url: url.clone(), why })?;
                 // The plain index was checked as it arrived; a decompressed one is checked now.
-                if let Some(sum) = plain.filter(|_| name != stem)
-                    && hex_sha256(text.as_bytes()) != sum.sha256
-                {
-                    return Err(RepositoryError::Mismatch {
-                        url,
-                        expected: sum.sha256.clone(),
-                        actual: hex_sha256(text.as_bytes()),
-                    });
+                if let Some(sum) = plain.filter(|_| name != stem) {
+                    let actual = Digest::sha256(text.as_bytes());
+                    if actual != sum.sha256 {
+                        return Err(mismatch(url, &sum.sha256, &actual));
+                    }
                 }
                 if let Some(path) = cached.clone() {
                     // Written while the index is parsed; a cache that cannot be written only
@@ -150,6 +144,10 @@ pub async fn open_repository(
         let _ = write.join();
     }
     Ok(records)
+}
+
+fn mismatch(url: String, expected: &Digest, actual: &Digest) -> RepositoryError {
+    RepositoryError::Mismatch { url, expected: expected.hex().to_string(), actual: actual.hex().to_string() }
 }
 
 fn decompress(name: &str, bytes: Vec<u8>) -> Result<String, String> {

@@ -1,6 +1,6 @@
 //! `/var/lib/dpkg/status`: what an image already has, so a build adds only what is missing.
 
-use super::index::{Dependency, IndexError, parse_provides, parse_source, record_from};
+use super::index::{Dependency, IndexError, parse_provides, parse_source};
 use crate::deb822;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,13 +20,16 @@ pub fn parse_status(text: &str) -> Result<Vec<InstalledPackage>, IndexError> {
         if stanza.get("Status").is_none_or(|s| s.split_whitespace().last() != Some("installed")) {
             return Ok(());
         }
-        let record = record_from(stanza, false)?;
+        // Installed packages name no file: only who they are and what they provide is read.
+        let required = |field: &'static str| {
+            stanza.get(field).map(str::to_string).ok_or(IndexError::Missing { line: stanza.line, field })
+        };
         let (source_name, source_version) = parse_source(stanza.get("Source"));
         installed.push(InstalledPackage {
             provides: parse_provides(stanza.get("Provides").unwrap_or_default()).unwrap_or_default(),
-            name: record.name,
-            version: record.version,
-            architecture: record.architecture,
+            name: required("Package")?,
+            version: required("Version")?,
+            architecture: required("Architecture")?,
             source_name,
             source_version,
         });

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use kiln_oci::{Algorithm, Digest, DigestError};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use super::normalize_name;
 
@@ -20,18 +20,53 @@ pub struct IndexSpec {
     pub basic_auth: Option<(String, String)>,
 }
 
+/// What an index says a file's SHA-256 is. Index pages are not signed and a hash on one can
+/// be any text, so it is parsed as the page is read: only [`ListedHash::Sha256`] can verify a
+/// download or name it in the cache; the others only say why the file is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListedHash {
+    Sha256(Digest),
+    /// The index lists no SHA-256 for the file.
+    Missing,
+    /// The index lists something that is not a SHA-256; the error names it.
+    Malformed(DigestError),
+}
+
+impl ListedHash {
+    fn parse(hex: Option<&str>) -> ListedHash {
+        match hex {
+            None => ListedHash::Missing,
+            Some(hex) => {
+                Digest::from_hex(Algorithm::Sha256, hex).map_or_else(ListedHash::Malformed, ListedHash::Sha256)
+            }
+        }
+    }
+}
+
 /// A distribution file the index lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DistFile {
     pub filename: String,
     pub url: String,
-    pub sha256: Option<String>,
+    pub hash: ListedHash,
     pub requires_python: Option<String>,
     /// The core metadata is served at `url + ".metadata"`; with its SHA-256 when listed.
-    pub metadata: Option<Option<String>>,
+    pub metadata: Option<Option<Digest>>,
     pub yanked: bool,
     /// Which of the searched indexes lists it.
     pub index: usize,
+}
+
+impl DistFile {
+    /// The SHA-256 the file must have; a file without a usable one is refused by name.
+    pub fn sha256(&self) -> Result<&Digest, IndexError> {
+        let why = match &self.hash {
+            ListedHash::Sha256(digest) => return Ok(digest),
+            ListedHash::Missing => "the index lists no SHA-256 for it".to_string(),
+            ListedHash::Malformed(e) => format!("the SHA-256 the index lists for it is unusable ({e})"),
+        };
+        Err(IndexError::Unverifiable { filename: self.filename.clone(), why })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +79,8 @@ pub enum IndexError {
     Unknown { name: String, searched: String },
     #[error("{url} has SHA-256 {actual}, not {expected} as the index lists: the index served the wrong file")]
     Mismatch { url: String, expected: String, actual: String },
+    #[error("{filename}: {why}, so it cannot be verified: pin another version, or use an index that lists hashes")]
+    Unverifiable { filename: String, why: String },
 }
 
 pub struct Index {
@@ -57,6 +94,15 @@ const ACCEPT: &str = "application/vnd.pypi.simple.v1+json, text/html;q=0.1";
 impl Index {
     pub fn new(client: reqwest::Client, specs: Vec<IndexSpec>) -> Index {
         Index { client, specs, projects: Mutex::new(HashMap::new()) }
+    }
+
+    /// How errors name the index at `index`: by its label, and as not signed, so a hash from
+    /// it is never mistaken for one a signature vouches for.
+    pub fn describe(&self, index: usize) -> String {
+        match self.specs.get(index) {
+            Some(spec) => format!("the Python package index {} (not signed)", spec.label),
+            None => "the Python package index (not signed)".to_string(),
+        }
     }
 
     pub fn request(&self, index: usize, url: &str) -> reqwest::RequestBuilder {
@@ -119,9 +165,13 @@ impl Index {
         }
         let bytes = response.bytes().await.map_err(|e| fail(e.to_string()))?;
         if let Some(expected) = hash {
-            let actual = hex::encode(Sha256::digest(&bytes));
-            if &actual != expected {
-                return Err(IndexError::Mismatch { url, expected: expected.clone(), actual });
+            let actual = Digest::sha256(&bytes);
+            if actual != *expected {
+                return Err(IndexError::Mismatch {
+                    url,
+                    expected: expected.hex().to_string(),
+                    actual: actual.hex().to_string(),
+                });
             }
         }
         Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
@@ -149,11 +199,20 @@ struct JsonFile {
     yanked: Option<serde_json::Value>,
 }
 
-fn metadata_flag(value: Option<&serde_json::Value>) -> Option<Option<String>> {
+fn metadata_flag(value: Option<&serde_json::Value>) -> Option<Option<Digest>> {
     match value? {
         serde_json::Value::Bool(true) => Some(None),
-        serde_json::Value::Object(map) => Some(map.get("sha256").and_then(|v| v.as_str()).map(str::to_string)),
+        serde_json::Value::Object(map) => metadata_hash(map.get("sha256").and_then(|v| v.as_str())),
         _ => None,
+    }
+}
+
+/// A metadata file whose listed hash is not a SHA-256 is treated as not offered: the core
+/// metadata is then read from the (verified) wheel instead of trusted unverified.
+fn metadata_hash(hex: Option<&str>) -> Option<Option<Digest>> {
+    match hex {
+        None => Some(None),
+        Some(hex) => Digest::from_hex(Algorithm::Sha256, hex).ok().map(Some),
     }
 }
 
@@ -178,8 +237,8 @@ fn parse_json(url: &str, body: &str, index: usize) -> Result<Vec<DistFile>, Inde
             let (file_url, fragment_hash) = split_fragment(&join(url, &f.url));
             DistFile {
                 filename: f.filename,
+                hash: ListedHash::parse(f.hashes.get("sha256").map(String::as_str).or(fragment_hash.as_deref())),
                 url: file_url,
-                sha256: f.hashes.get("sha256").cloned().or(fragment_hash),
                 requires_python: f.requires_python.filter(|r| !r.is_empty()),
                 metadata,
                 yanked,
@@ -189,7 +248,7 @@ fn parse_json(url: &str, body: &str, index: usize) -> Result<Vec<DistFile>, Inde
         .collect())
 }
 
-/// `url#sha256=…` → (url, hash).
+/// `url#sha256=…` → (url, hash as written).
 fn split_fragment(url: &str) -> (String, Option<String>) {
     match url.split_once('#') {
         Some((base, fragment)) => (base.to_string(), fragment.strip_prefix("sha256=").map(str::to_string)),
@@ -220,11 +279,11 @@ fn parse_html(base: &str, body: &str, index: usize) -> Vec<DistFile> {
             .get("data-core-metadata")
             .or_else(|| attrs.get("data-dist-info-metadata"))
             .filter(|v| v.as_str() != "false")
-            .map(|v| v.strip_prefix("sha256=").map(str::to_string));
+            .and_then(|v| metadata_hash(v.strip_prefix("sha256=")));
         files.push(DistFile {
             filename: text,
             url,
-            sha256,
+            hash: ListedHash::parse(sha256.as_deref()),
             requires_python: attrs.get("data-requires-python").filter(|v| !v.is_empty()).cloned(),
             metadata,
             yanked: attrs.contains_key("data-yanked"),
@@ -266,4 +325,73 @@ fn parse_attributes(text: &str) -> HashMap<String, String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEX: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn html_hash(fragment: &str) -> ListedHash {
+        let page =
+            format!("<a href=\"../../files/demo-1.0-py3-none-any.whl#{fragment}\">demo-1.0-py3-none-any.whl</a>");
+        let files = parse_html("http://127.0.0.1:1/simple/demo/", &page, 0);
+        assert_eq!(files.len(), 1, "{page}");
+        assert_eq!(files[0].url, "http://127.0.0.1:1/files/demo-1.0-py3-none-any.whl");
+        files[0].hash.clone()
+    }
+
+    fn refusal(hash: ListedHash) -> String {
+        let file = DistFile {
+            filename: "demo-1.0-py3-none-any.whl".into(),
+            url: String::new(),
+            hash,
+            requires_python: None,
+            metadata: None,
+            yanked: false,
+            index: 0,
+        };
+        file.sha256().expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn fragment_hashes_are_digests_or_refused_by_name() {
+        assert_eq!(html_hash(&format!("sha256={HEX}")), ListedHash::Sha256(Digest::sha256(b"")));
+        assert_eq!(html_hash(&format!("sha256={}", HEX.to_uppercase())), ListedHash::Sha256(Digest::sha256(b"")));
+        assert_eq!(html_hash("md5=d41d8cd98f00b204e9800998ecf8427e"), ListedHash::Missing);
+        let right_length_path = format!("/../../tmp/{}", &HEX[11..]);
+        let planted = "/../../tmp/planted.whl";
+        for bad in [planted, "../x", right_length_path.as_str(), &HEX[1..], &HEX.replace('e', "z"), ""] {
+            let hash = html_hash(&format!("sha256={bad}"));
+            assert!(matches!(hash, ListedHash::Malformed(_)), "{bad:?}: {hash:?}");
+            let why = refusal(hash);
+            assert!(why.starts_with("demo-1.0-py3-none-any.whl: the SHA-256 the index lists"), "{why}");
+            assert!(why.contains(&format!("{bad:?}")), "the bad value is named: {why}");
+        }
+        let why = refusal(ListedHash::Missing);
+        assert!(why.contains("the index lists no SHA-256 for it, so it cannot be verified"), "{why}");
+    }
+
+    #[test]
+    fn json_hashes_are_parsed_and_a_bad_metadata_hash_drops_the_metadata() {
+        let body = serde_json::json!({"files": [
+            {"filename": "a-1.0-py3-none-any.whl", "url": "a.whl", "hashes": {"sha256": HEX.to_uppercase()},
+             "core-metadata": {"sha256": "../../etc/passwd"}},
+            {"filename": "b-1.0-py3-none-any.whl", "url": format!("b.whl#sha256={HEX}"), "hashes": {},
+             "core-metadata": {"sha256": HEX}},
+            {"filename": "c-1.0-py3-none-any.whl", "url": "c.whl#sha256=/../../tmp/planted.whl", "hashes": {},
+             "core-metadata": true},
+        ]})
+        .to_string();
+        let files = parse_json("http://127.0.0.1:1/simple/a/", &body, 0).expect("parsed");
+        assert_eq!(files[0].hash, ListedHash::Sha256(Digest::sha256(b"")));
+        assert_eq!(files[0].metadata, None, "metadata behind a bad hash is read from the wheel instead");
+        assert_eq!(files[1].hash, ListedHash::Sha256(Digest::sha256(b"")));
+        assert_eq!(files[1].url, "http://127.0.0.1:1/simple/a/b.whl");
+        assert_eq!(files[1].metadata, Some(Some(Digest::sha256(b""))));
+        assert!(matches!(&files[2].hash, ListedHash::Malformed(_)), "{:?}", files[2].hash);
+        assert!(files[2].sha256().is_err());
+        assert_eq!(files[2].metadata, Some(None));
+    }
 }

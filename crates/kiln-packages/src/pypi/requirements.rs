@@ -3,11 +3,13 @@
 
 use std::str::FromStr;
 
+use kiln_oci::{Algorithm, Digest};
+
 #[derive(Debug, Clone)]
 pub struct Requirement {
     pub requirement: pep508_rs::Requirement,
-    /// Allowed SHA-256 digests (hex) of the file installed for it; empty allows any.
-    pub hashes: Vec<String>,
+    /// Allowed SHA-256 digests of the file installed for it; empty allows any.
+    pub hashes: Vec<Digest>,
     /// 1-based line the requirement starts on (0 for a structured list).
     pub line: usize,
 }
@@ -95,10 +97,9 @@ fn parse_line(line: &str, number: usize) -> Result<Option<Requirement>, Requirem
             let Some(hex) = value.strip_prefix("sha256:") else {
                 return Err(line_error(number, format!("--hash {value}: only sha256 hashes are supported")));
             };
-            if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-                return Err(line_error(number, format!("--hash {value}: not a SHA-256 digest")));
-            }
-            hashes.push(hex.to_ascii_lowercase());
+            let digest = Digest::from_hex(Algorithm::Sha256, hex)
+                .map_err(|e| line_error(number, format!("--hash {value}: not a SHA-256 digest: {e}")))?;
+            hashes.push(digest);
         } else if word.starts_with("--") {
             return Err(line_error(number, format!("option {word} is not allowed after a requirement")));
         } else {
@@ -134,4 +135,27 @@ pub fn from_name_and_version(name: &str, version: Option<&str>) -> Result<Requir
     let requirement = pep508_rs::Requirement::from_str(&text)
         .map_err(|e| line_error(0, format!("{text:?}: {}", first_line(&e.to_string()))))?;
     Ok(Requirement { requirement, hashes: Vec::new(), line: 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_options_are_digests_and_anything_else_names_its_line() {
+        let hex = "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855";
+        let parsed =
+            parse_requirements(&format!("six\ndemo==1.0 --hash=sha256:{hex} --hash sha256:{}\n", "a".repeat(64)))
+                .expect("parsed");
+        assert_eq!(
+            parsed[1].hashes,
+            [Digest::sha256(b""), Digest::from_hex(Algorithm::Sha256, &"a".repeat(64)).expect("hex")]
+        );
+        for bad in ["sha256:../../x", "sha256:/../../tmp/planted.whl", "sha256:abc", &format!("sha256:{}", &hex[1..])] {
+            let err = parse_requirements(&format!("six\ndemo --hash={bad}\n")).expect_err("refused").to_string();
+            assert!(err.starts_with(&format!("requirements line 2: --hash {bad}: not a SHA-256 digest")), "{err}");
+        }
+        let err = parse_requirements("demo --hash=md5:d41d8cd98f00b204e9800998ecf8427e\n").expect_err("refused");
+        assert!(err.to_string().contains("only sha256 hashes are supported"), "{err}");
+    }
 }

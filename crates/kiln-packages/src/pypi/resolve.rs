@@ -49,7 +49,7 @@ pub struct Resolved {
     pub built: Option<std::path::PathBuf>,
     pub metadata: CoreMetadata,
     /// SHA-256 digests the requirements allow for it (from `--hash`); empty allows any.
-    pub allowed_hashes: Vec<String>,
+    pub allowed_hashes: Vec<kiln_oci::Digest>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -330,21 +330,17 @@ async fn metadata_from_wheel(index: &Index, cache: &DownloadCache, wheel: &DistF
     super::install::read_metadata(&bytes).map_err(|e| ResolveError::Other(format!("{}: {e}", wheel.filename)))
 }
 
-/// The wheel's file, verified against the index's SHA-256 (an index must list one).
+/// The wheel's file, verified against the index's SHA-256 (an index must list a usable one).
 pub async fn fetch_wheel(
     index: &Index,
     cache: &DownloadCache,
     wheel: &DistFile,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<std::path::PathBuf, ResolveError> {
-    let Some(sha256) = &wheel.sha256 else {
-        return Err(ResolveError::Other(format!(
-            "{}: the index lists no SHA-256 for it, so it cannot be verified",
-            wheel.filename
-        )));
-    };
+    let sha256 = wheel.sha256()?;
+    let listed_by = index.describe(wheel.index);
     cache
-        .fetch_with(index.request(wheel.index, &wheel.url), &wheel.url, sha256, None, progress)
+        .fetch_with(index.request(wheel.index, &wheel.url), &wheel.url, sha256, None, &listed_by, progress)
         .await
         .map_err(|e| ResolveError::Other(e.to_string()))
 }

@@ -121,7 +121,8 @@ fn requirement_files_parse_as_pip_reads_them() {
     let parsed = parse_requirements(text).unwrap();
     assert_eq!(parsed.len(), 3);
     assert_eq!(parsed[1].requirement.extras.len(), 1);
-    assert_eq!(parsed[2].hashes, ["a".repeat(64)]);
+    let hashes: Vec<&str> = parsed[2].hashes.iter().map(|h| h.hex()).collect();
+    assert_eq!(hashes, ["a".repeat(64)], "upper-case hex is lower-cased");
     assert_eq!(parsed[2].line, 4);
     let err = parse_requirements("six\n-r other.txt\n").unwrap_err().to_string();
     assert!(err.starts_with("requirements line 2: -r"), "{err}");
@@ -160,9 +161,14 @@ async fn html_index_pages_are_read_with_hashes_and_metadata_flags() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let page = "<html><body>\n<a href=\"../../files/demo-1.0-py3-none-any.whl#sha256=abc\" data-requires-python=\"&gt;=3.8\" \
-                data-dist-info-metadata=\"sha256=def\">demo-1.0-py3-none-any.whl</a><br/>\n\
-                <a href=\"../../files/demo-0.9.tar.gz#sha256=123\" data-yanked=\"\">demo-0.9.tar.gz</a>\n</body></html>";
+    let (wheel_hash, metadata_hash) = (kiln_oci::Digest::sha256(b"wheel"), kiln_oci::Digest::sha256(b"metadata"));
+    let page = format!(
+        "<html><body>\n<a href=\"../../files/demo-1.0-py3-none-any.whl#sha256={}\" data-requires-python=\"&gt;=3.8\" \
+         data-dist-info-metadata=\"sha256={}\">demo-1.0-py3-none-any.whl</a><br/>\n\
+         <a href=\"../../files/demo-0.9.tar.gz#sha256=123\" data-yanked=\"\">demo-0.9.tar.gz</a>\n</body></html>",
+        wheel_hash.hex(),
+        metadata_hash.hex()
+    );
     tokio::spawn(async move {
         for _ in 0..2 {
             let (mut socket, _) = listener.accept().await.unwrap();
@@ -185,9 +191,10 @@ async fn html_index_pages_are_read_with_hashes_and_metadata_flags() {
     let files = index.files("Demo").await.unwrap();
     assert_eq!(files.len(), 2);
     assert_eq!(files[0].url, format!("http://{address}/files/demo-1.0-py3-none-any.whl"));
-    assert_eq!(files[0].sha256.as_deref(), Some("abc"));
+    assert_eq!(files[0].sha256().ok(), Some(&wheel_hash));
     assert_eq!(files[0].requires_python.as_deref(), Some(">=3.8"));
-    assert_eq!(files[0].metadata, Some(Some("def".to_string())));
+    assert_eq!(files[0].metadata, Some(Some(metadata_hash)));
+    assert!(files[1].sha256().is_err(), "123 is no SHA-256");
     assert!(files[1].yanked && !files[0].yanked);
     let missing = index.files("nope").await.unwrap_err().to_string();
     assert!(missing.contains("no project nope in test"), "{missing}");

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kiln_model::{Credentials, Ecosystem, PackageSource};
+use kiln_oci::Digest;
 use kiln_packages::deb::index::PackageRecord;
 use kiln_packages::deb::keyring::Keyring;
 use kiln_packages::deb::repository::{RepoSpec, open_repository};
@@ -57,7 +58,7 @@ impl SourceCache {
 /// Where each package file comes from: its SHA-256 → (source, record) positions, the first
 /// source offering it.
 #[derive(Default)]
-pub struct SourceIndex(HashMap<String, (usize, usize)>);
+pub struct SourceIndex(HashMap<Digest, (usize, usize)>);
 
 impl SourceIndex {
     /// The source and record of exactly this package version and file.
@@ -66,7 +67,7 @@ impl SourceIndex {
         sources: &'a [Source],
         name: &str,
         version: &str,
-        sha256: &str,
+        sha256: &Digest,
     ) -> Option<(usize, &'a Arc<PackageRecord>)> {
         let &(source, at) = self.0.get(sha256)?;
         let record = sources.get(source)?.records.get(at)?;

@@ -183,8 +183,9 @@ fn choose(
     if let Some(lock) = &spec.locked {
         let mut chosen = Vec::new();
         for locked in lock.packages.iter().filter(|p| p.ecosystem == Ecosystem::Deb) {
+            let sha256 = locked_sha256(locked)?;
             let found = source_index
-                .find(sources, &locked.name, &locked.version, &locked.sha256.to_ascii_lowercase())
+                .find(sources, &locked.name, &locked.version, &sha256)
                 .map(|(i, r)| (i, r.as_ref().clone()));
             chosen.push(found.ok_or_else(|| {
                 TaskError::permanent(format!(
@@ -205,6 +206,17 @@ fn choose(
             Ok((index, record))
         })
         .collect()
+}
+
+/// A lock is replayed only by the digests it names: a stored lock's hash is parsed like any
+/// other before it can pick (and so name) a file.
+pub(super) fn locked_sha256(locked: &LockedPackage) -> Result<Digest, TaskError> {
+    Digest::from_hex(kiln_oci::Algorithm::Sha256, &locked.sha256).map_err(|e| {
+        TaskError::permanent(format!(
+            "the lock's package {} {} has an unusable sha256: {e}: rebuild without --locked to resolve again",
+            locked.name, locked.version
+        ))
+    })
 }
 
 pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Result<Built, TaskError> {
@@ -302,14 +314,16 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
     };
     let cache = &cache;
     // Owned work items: a stream of futures borrowing `chosen` would not be `Send`.
-    let work: Vec<(usize, String, PackageRecord)> = chosen
+    let work: Vec<(usize, String, String, PackageRecord)> = chosen
         .iter()
         .enumerate()
         .map(|(at, (index, record))| {
-            (at, kiln_packages::deb::repository::pool_url(&sources[*index].spec.base_url, record), record.clone())
+            let spec = &sources[*index].spec;
+            let url = kiln_packages::deb::repository::pool_url(&spec.base_url, record);
+            (at, url, format!("the signed index of {}", spec.label), record.clone())
         })
         .collect();
-    let downloads = work.into_iter().map(|(at, url, record)| {
+    let downloads = work.into_iter().map(|(at, url, listed_by, record)| {
         let (fetched, report) = (&fetched, &report);
         async move {
             let progress = move |bytes: u64| {
@@ -317,7 +331,7 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
                 report();
             };
             cache
-                .fetch(&runner.http, &url, &record.sha256, record.size, &progress)
+                .fetch(&runner.http, &url, &record.sha256, record.size, &listed_by, &progress)
                 .await
                 .map_err(|e| TaskError::permanent(format!("package {} {}: {e}", record.name, record.version)))
         }
@@ -358,7 +372,7 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
                 name: r.name.clone(),
                 version: r.version.clone(),
                 architecture: r.architecture.clone(),
-                sha256: r.sha256.clone(),
+                sha256: r.sha256.hex().to_string(),
                 size: r.size,
                 source: sources[*index].spec.label.clone(),
                 filename: r.filename.clone(),
@@ -547,7 +561,38 @@ fn unpack_one(record: &PackageRecord, path: &std::path::Path) -> Result<Unpacked
         maintainer_scripts: deb.maintainer_scripts,
         entries: deb.entries,
         license,
-        origin: Some(format!("sha256:{}", record.sha256)),
+        origin: Some(record.sha256.to_string()),
         slimmed_bytes: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_names_files_only_by_a_parsed_digest() {
+        let locked = |sha256: &str| LockedPackage {
+            ecosystem: Ecosystem::Pypi,
+            name: "demo".into(),
+            version: "1.0".into(),
+            architecture: String::new(),
+            sha256: sha256.into(),
+            size: 1,
+            source: "index".into(),
+            filename: "demo-1.0-py3-none-any.whl".into(),
+            integrity: None,
+        };
+        let hex = Digest::sha256(b"").hex().to_uppercase();
+        assert_eq!(locked_sha256(&locked(&hex)).ok(), Some(Digest::sha256(b"")));
+        for bad in ["/../../tmp/planted.whl", "../x", ""] {
+            let err = locked_sha256(&locked(bad)).expect_err("refused");
+            assert!(!err.retryable);
+            let err = err.message;
+            assert!(
+                err.contains("the lock's package demo 1.0 has an unusable sha256") && err.contains(&format!("{bad:?}")),
+                "{err}"
+            );
+        }
+    }
 }

@@ -121,7 +121,7 @@ pub async fn install(
             .map(|p| {
                 let mut requirement =
                     from_name_and_version(&p.name, Some(&p.version)).map_err(|e| permanent(e.to_string()))?;
-                requirement.hashes = vec![p.sha256.clone()];
+                requirement.hashes = vec![super::pipeline::locked_sha256(p)?];
                 Ok(requirement)
             })
             .collect::<Result<_, TaskError>>()?;
@@ -165,11 +165,15 @@ pub async fn install(
             continue;
         }
         let version = dist.version.to_string();
-        let sha256 = dist.wheel.sha256.clone().unwrap_or_default();
+        // The file the index lists (a wheel, or the sdist a wheel was built from) must have
+        // a usable SHA-256: it is what the lock and the --hash check hold it to.
+        let sha256 = dist.wheel.sha256().map_err(|e| permanent(format!("{} {version}: {e}", dist.name)))?.clone();
         if !dist.allowed_hashes.is_empty() && !dist.allowed_hashes.contains(&sha256) {
             return Err(permanent(format!(
-                "{} {version}: its wheel {} has SHA-256 {sha256}, not one of the --hash values given for it",
-                dist.name, dist.wheel.filename
+                "{} {version}: its wheel {} has SHA-256 {}, not one of the --hash values given for it",
+                dist.name,
+                dist.wheel.filename,
+                sha256.hex()
             )));
         }
         ctx.log(format!(
@@ -220,7 +224,7 @@ pub async fn install(
             name: dist.name.clone(),
             version,
             architecture: String::new(),
-            sha256,
+            sha256: sha256.hex().to_string(),
             size,
             source: labels[dist.wheel.index].clone(),
             filename: dist.wheel.filename.clone(),

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use kiln_build::{ReusedLayer, UnpackedPackage};
+use kiln_oci::Digest;
 
 /// Slimmed packages kept: a few thousand paths each, so a few hundred MB at worst.
 const PACKAGES_KEPT: usize = 2048;
@@ -56,12 +57,13 @@ impl<V: Clone> Bounded<V> {
 pub struct BuildMemo {
     packages: Mutex<Bounded<Arc<UnpackedPackage>>>,
     parents: Mutex<Bounded<Arc<ParentFiles>>>,
-    layers: Mutex<HashMap<String, ReusedLayer>>,
+    layers: Mutex<HashMap<Digest, ReusedLayer>>,
     layers_dir: PathBuf,
 }
 
 impl BuildMemo {
-    /// Layer records live in `<cache_dir>/layers`, one small JSON file per key.
+    /// Layer records live in `<cache_dir>/layers`, one small JSON file per key, named by the
+    /// key's hex: keys are digests, so a record's name cannot leave the directory.
     pub fn new(cache_dir: &Path) -> BuildMemo {
         BuildMemo {
             packages: Mutex::new(Bounded::new(PACKAGES_KEPT)),
@@ -72,11 +74,11 @@ impl BuildMemo {
     }
 
     /// The slimmed package unpacked earlier from the `.deb` with this SHA-256.
-    pub fn package(&self, sha256: &str) -> Option<Arc<UnpackedPackage>> {
-        self.packages.lock().ok()?.get(sha256)
+    pub fn package(&self, sha256: &Digest) -> Option<Arc<UnpackedPackage>> {
+        self.packages.lock().ok()?.get(sha256.as_str())
     }
 
-    pub fn remember_package(&self, sha256: &str, package: &UnpackedPackage) {
+    pub fn remember_package(&self, sha256: &Digest, package: &UnpackedPackage) {
         let slimmed = Arc::new(package.slimmed());
         if let Ok(mut packages) = self.packages.lock() {
             packages.put(sha256.to_string(), slimmed);
@@ -95,32 +97,34 @@ impl BuildMemo {
 
     /// The layer an earlier build wrote for `key`, from memory or from its record on disk.
     /// An unreadable record is treated as absent: the layer is simply written again.
-    pub fn layer(&self, key: &str) -> Option<ReusedLayer> {
+    pub fn layer(&self, key: &Digest) -> Option<ReusedLayer> {
         if let Some(layer) = self.layers.lock().ok()?.get(key).cloned() {
             return Some(layer);
         }
-        if !is_key(key) {
-            return None;
-        }
-        let bytes = std::fs::read(self.layers_dir.join(key)).ok()?;
+        let bytes = std::fs::read(self.record_path(key)).ok()?;
         let layer: ReusedLayer = serde_json::from_slice(&bytes).ok()?;
         if let Ok(mut layers) = self.layers.lock() {
-            layers.insert(key.to_string(), layer.clone());
+            layers.insert(key.clone(), layer.clone());
         }
         Some(layer)
     }
 
+    /// Keys are SHA-256 digests (the layer writer makes no other); their hex is the name.
+    fn record_path(&self, key: &Digest) -> PathBuf {
+        self.layers_dir.join(key.hex())
+    }
+
     /// Records layers once they are in the registry. Written to a temporary file and renamed,
     /// so a crash leaves either the whole record or none.
-    pub fn remember_layers(&self, keyed: &[(String, ReusedLayer)]) -> std::io::Result<()> {
+    pub fn remember_layers(&self, keyed: &[(Digest, ReusedLayer)]) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.layers_dir)?;
-        for (key, layer) in keyed.iter().filter(|(key, _)| is_key(key)) {
+        for (key, layer) in keyed {
             let known = self.layers.lock().ok().and_then(|layers| layers.get(key).cloned());
             if known.as_ref() == Some(layer) {
                 continue;
             }
-            let path = self.layers_dir.join(key);
-            let temp = self.layers_dir.join(format!(".{key}.{}", std::process::id()));
+            let path = self.record_path(key);
+            let temp = self.layers_dir.join(format!(".{}.{}", key.hex(), std::process::id()));
             std::fs::write(&temp, serde_json::to_vec(layer).map_err(std::io::Error::other)?)?;
             std::fs::rename(&temp, &path)?;
             if let Ok(mut layers) = self.layers.lock() {
@@ -131,19 +135,12 @@ impl BuildMemo {
     }
 
     /// Forgets a layer the registry no longer holds.
-    pub fn forget_layer(&self, key: &str) {
+    pub fn forget_layer(&self, key: &Digest) {
         if let Ok(mut layers) = self.layers.lock() {
             layers.remove(key);
         }
-        if is_key(key) {
-            let _ = std::fs::remove_file(self.layers_dir.join(key));
-        }
+        let _ = std::fs::remove_file(self.record_path(key));
     }
-}
-
-/// Layer keys are SHA-256 hex: nothing else may name a file.
-fn is_key(key: &str) -> bool {
-    key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]
@@ -151,17 +148,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn layer_records_survive_a_new_memo_and_only_keys_name_files() {
+    fn layer_records_survive_a_new_memo_and_are_named_by_their_digest() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let layer =
             ReusedLayer { digest: kiln_oci::Digest::sha256(b"gz"), diff_id: kiln_oci::Digest::sha256(b"tar"), size: 2 };
-        let key = "a".repeat(64);
+        let key = kiln_oci::Digest::sha256(b"layer key");
         let memo = BuildMemo::new(dir.path());
-        memo.remember_layers(&[(key.clone(), layer.clone()), ("../evil".into(), layer.clone())])
-            .unwrap_or_else(|e| panic!("{e}"));
+        memo.remember_layers(&[(key.clone(), layer.clone())]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(BuildMemo::new(dir.path()).layer(&key), Some(layer));
-        assert_eq!(memo.layer("../evil"), None);
-        assert!(!dir.path().join("evil").exists());
+        // The on-disk name is the bare hex, as records written before keys were typed.
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("layers"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()).unwrap_or_default())
+            .collect();
+        assert_eq!(names, [key.hex()]);
         memo.forget_layer(&key);
         assert_eq!(BuildMemo::new(dir.path()).layer(&key), None);
     }
