@@ -248,30 +248,10 @@ pub fn check_content(bytes: &[u8], format: Format) -> Result<String, ContentErro
 /// requirement that starts with a distribution name. Looser than the server's parser, which
 /// has the last word; tight enough that configuration, credentials and key files fail.
 fn check_requirements(text: &str) -> Result<(), ContentError> {
-    let mut logical = String::new();
-    let mut start = 1;
-    for (index, raw) in text.lines().enumerate() {
-        if logical.is_empty() {
-            start = index + 1;
-        }
-        let without_comment = match raw.find(" #").or_else(|| raw.find("\t#")) {
-            Some(at) => &raw[..at],
-            None if raw.trim_start().starts_with('#') => "",
-            None => raw,
-        };
-        if let Some(continued) = without_comment.strip_suffix('\\') {
-            logical.push_str(continued);
-            logical.push(' ');
-            continue;
-        }
-        logical.push_str(without_comment);
-        let line = std::mem::take(&mut logical);
-        if !is_requirement_line(line.trim()) {
+    for (start, line) in crate::requirements_includes::logical_lines(text) {
+        if !is_requirement_line(&line) {
             return Err(ContentError::NotRequirement { line: start });
         }
-    }
-    if !is_requirement_line(logical.trim()) {
-        return Err(ContentError::NotRequirement { line: start });
     }
     Ok(())
 }

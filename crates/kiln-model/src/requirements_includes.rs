@@ -20,6 +20,39 @@ pub struct Expanded {
 }
 
 /// Whether `text` has a `-r`/`-c` line worth expanding.
+/// requirements.txt as pip reads it: comments (`#` at a line's start or after whitespace)
+/// dropped and lines ending in `\\` joined, each logical line trimmed, with the number of the
+/// physical line it starts on. Empty logical lines are left out.
+pub fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut logical = String::new();
+    let mut start = 1;
+    for (index, raw) in text.lines().enumerate() {
+        if logical.is_empty() {
+            start = index + 1;
+        }
+        let without_comment = match raw.find(" #").or_else(|| raw.find("\t#")) {
+            Some(at) => &raw[..at],
+            None if raw.trim_start().starts_with('#') => "",
+            None => raw,
+        };
+        if let Some(continued) = without_comment.strip_suffix('\\') {
+            logical.push_str(continued);
+            logical.push(' ');
+            continue;
+        }
+        logical.push_str(without_comment);
+        let line = std::mem::take(&mut logical);
+        if !line.trim().is_empty() {
+            out.push((start, line.trim().to_string()));
+        }
+    }
+    if !logical.trim().is_empty() {
+        out.push((start, logical.trim().to_string()));
+    }
+    out
+}
+
 pub fn has_includes(text: &str) -> bool {
     text.lines().any(|line| include_of(line).is_some())
 }

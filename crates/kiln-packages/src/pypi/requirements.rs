@@ -32,34 +32,10 @@ const IGNORED_OPTIONS: [&str; 4] = ["--only-binary", "--prefer-binary", "--no-bi
 /// indexes come from package sources, and only released distributions are installed.
 pub fn parse_requirements(text: &str) -> Result<Vec<Requirement>, RequirementsError> {
     let mut out = Vec::new();
-    let mut logical = String::new();
-    let mut start = 0;
-    for (index, raw) in text.lines().enumerate() {
-        let number = index + 1;
-        if logical.is_empty() {
-            start = number;
-        }
-        // A comment starts at `#` at the line start or after whitespace.
-        let without_comment = match raw.find(" #").or_else(|| raw.find("\t#")) {
-            Some(at) => &raw[..at],
-            None if raw.trim_start().starts_with('#') => "",
-            None => raw,
-        };
-        if let Some(continued) = without_comment.strip_suffix('\\') {
-            logical.push_str(continued);
-            logical.push(' ');
-            continue;
-        }
-        logical.push_str(without_comment);
-        let line = std::mem::take(&mut logical);
-        if let Some(requirement) = parse_line(line.trim(), start)? {
+    for (start, line) in kiln_model::requirements_includes::logical_lines(text) {
+        if let Some(requirement) = parse_line(&line, start)? {
             out.push(requirement);
         }
-    }
-    if !logical.trim().is_empty()
-        && let Some(requirement) = parse_line(logical.trim(), start)?
-    {
-        out.push(requirement);
     }
     Ok(out)
 }
