@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::cli::{Kind, Output};
 use crate::client::{Body, Client, segment};
-use crate::output::print;
+use crate::output::{out, outln, print};
 
 /// How long `--wait` gives the controller to start an image's build.
 const START_WITHIN: Duration = Duration::from_secs(120);
@@ -78,7 +78,7 @@ pub async fn rebuild(client: &Client, output: Output, name: &str, locked: bool, 
 
 pub async fn sbom(client: &Client, image: &str) -> Result<()> {
     let document = client.get(&format!("/v1/images/{}/sbom", segment(image))).await?;
-    println!("{}", serde_json::to_string_pretty(&document)?);
+    outln!("{}", serde_json::to_string_pretty(&document)?)?;
     Ok(())
 }
 
@@ -110,23 +110,23 @@ pub async fn push_function(
     if output == Output::Table {
         let reference = answer.get("reference").and_then(Value::as_str).unwrap_or_default();
         let digest = answer.get("digest").and_then(Value::as_str).unwrap_or_default();
-        println!("{reference}@{digest}");
+        outln!("{reference}@{digest}")?;
     } else {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?)?;
     }
     Ok(())
 }
 
 pub async fn dockerfile(client: &Client, image: &str) -> Result<()> {
     let text = client.get_text(&format!("/v1/images/{}/dockerfile", segment(image))).await?;
-    print!("{text}");
+    out!("{text}")?;
     Ok(())
 }
 
 pub async fn inventory(client: &Client, output: Output, image: &str) -> Result<()> {
     let answer = client.get(&format!("/v1/images/{}/packages", segment(image))).await?;
     if output != Output::Table {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        outln!("{}", serde_json::to_string_pretty(&answer)?)?;
         return Ok(());
     }
     let mut table = Table::new();
@@ -143,6 +143,6 @@ pub async fn inventory(client: &Client, output: Output, image: &str) -> Result<(
             layer,
         ]);
     }
-    println!("{table}");
+    outln!("{table}")?;
     Ok(())
 }

@@ -13,7 +13,7 @@ use kiln_model::requirements_includes::{self, Source};
 
 use crate::cli::{Command, Connection, CreateArgs, CreateKind, DeleteArgs, FunctionCommand, GetArgs, Kind, Output};
 use crate::client::{Body, Client, segment};
-use crate::output::{as_document, print};
+use crate::output::{as_document, outln, print};
 
 pub async fn run(connection: &Connection, output: Output, command: Command) -> Result<()> {
     let (server, token) = crate::credentials::resolve(connection.server.as_deref(), connection.token.as_deref())?;
@@ -55,14 +55,14 @@ fn unreachable_command() -> Result<()> {
 
 pub fn print_openapi() -> Result<()> {
     let document = kiln_server::openapi().to_pretty_json().context("rendering the OpenAPI document")?;
-    println!("{document}");
+    outln!("{document}")?;
     Ok(())
 }
 
 pub fn print_schema(name: &str) -> Result<()> {
     let schema = definition::schema(name)
         .ok_or_else(|| anyhow!("no schema called {name:?}: use one of {}", definition::SCHEMA_NAMES.join(", ")))?;
-    println!("{}", serde_json::to_string_pretty(schema)?);
+    outln!("{}", serde_json::to_string_pretty(schema)?)?;
     Ok(())
 }
 
@@ -380,7 +380,7 @@ async fn delete(client: &Client, output: Output, args: DeleteArgs) -> Result<()>
     }
     let deleted = client.send(Method::DELETE, &path, None).await?;
     if output == Output::Table {
-        println!("{} {} deleted", args.kind.document_kind(), args.name);
+        outln!("{} {} deleted", args.kind.document_kind(), args.name)?;
         return Ok(());
     }
     print(args.kind, &[deleted], output, true)

@@ -42,6 +42,9 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // What a shell reports for a tool stopped by SIGPIPE, without a word on a stream
+        // nobody reads any more.
+        Err(e) if e.downcast_ref::<output::OutputClosed>().is_some() => ExitCode::from(141),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -402,3 +402,42 @@ fn definition_file_references_stay_inside_its_tree() {
     let image = server.http().get("/v1/images/img").body;
     assert_eq!(image["runtimeDependencies"]["manifest"], "kiln-secret-token\n");
 }
+
+/// Runs kiln with its standard output a pipe whose reader has gone, as in `kiln … | head -1`
+/// once `head` has its line.
+fn into_closed_pipe(server: &Server, args: &[&str]) -> std::process::Output {
+    let mut child = std::process::Command::new(common::KILN)
+        .args(args)
+        .env("KILN_URL", &server.url)
+        .env("KILN_TOKEN", common::ADMIN_TOKEN)
+        .env("XDG_CONFIG_HOME", &server.data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kiln");
+    drop(child.stdout.take());
+    child.wait_with_output().expect("wait for kiln")
+}
+
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    let server = Server::start();
+    ok(&server.kiln(&["create", "base-image", "b", "r.example/b:1", "--language", "python3"]));
+    for args in [
+        &["openapi"][..],
+        &["get", "base-images", "-o", "json"],
+        &["get", "base-images"],
+        &["get", "base-image", "b", "-o", "yaml"],
+        &["schema", "image"],
+    ] {
+        let output = into_closed_pipe(&server, args);
+        let err = stderr(&output);
+        assert!(!err.contains("panicked") && err.is_empty(), "kiln {args:?} into a closed pipe said: {err}");
+        let signalled = std::os::unix::process::ExitStatusExt::signal(&output.status);
+        assert!(
+            output.status.success() || output.status.code() == Some(141) || signalled == Some(13),
+            "kiln {args:?} into a closed pipe ended {:?}",
+            output.status
+        );
+    }
+}
