@@ -106,10 +106,24 @@ pub enum Command {
     Inventory { image: String },
     /// Print the Dockerfile equivalent to a built image.
     Dockerfile { image: String },
+    /// Administer a data directory directly, with no server running.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Print the OpenAPI document of the REST API.
     Openapi,
     /// Print the JSON Schema of a definition format (image-definition, base-image, image, package, package-source).
     Schema { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Give the administrator "admin" a new token, printed once, and revoke its others;
+    /// KILN_ADMIN_TOKEN, if set, is the new token. Stop the server first.
+    ResetToken {
+        /// The data directory `kiln serve` uses.
+        #[arg(long, env = "KILN_DATA_DIR", default_value = "./kiln-data")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

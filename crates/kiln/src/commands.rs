@@ -43,9 +43,12 @@ pub async fn run(connection: &Connection, output: Output, command: Command) -> R
         }
         Command::Inventory { image } => crate::builds::inventory(&client, output, &image).await,
         Command::Dockerfile { image } => crate::builds::dockerfile(&client, &image).await,
-        Command::Serve(_) | Command::Openapi | Command::Schema { .. } | Command::Login(_) | Command::Logout => {
-            unreachable_command()
-        }
+        Command::Serve(_)
+        | Command::Admin(_)
+        | Command::Openapi
+        | Command::Schema { .. }
+        | Command::Login(_)
+        | Command::Logout => unreachable_command(),
     }
 }
 
