@@ -342,7 +342,9 @@ pub struct CreateArgs {
     /// files they include must stay in (default: the file's own).
     #[arg(short = 'w', long = "work-dir")]
     pub work_dir: Option<PathBuf>,
-    /// For images: wait for the build, showing its progress, and fail if it fails.
+    /// For images: wait for the build, showing its progress, and fail if it fails. With -f:
+    /// wait until every base image and image of the file is READY or ERROR, and fail if any
+    /// is ERROR.
     #[arg(long, global = true)]
     pub wait: bool,
     /// Read `@file`, `-r` and `-c` references that are absolute or lead out of the including
@@ -358,6 +360,10 @@ pub struct FileArgs {
     /// PackageSource` documents separated by `---`. `-` reads standard input.
     #[arg(short = 'f', long = "file", required = true)]
     pub file: PathBuf,
+    /// Wait until every base image and image of the file is READY or ERROR for what the file
+    /// says, and fail if any is ERROR.
+    #[arg(long)]
+    pub wait: bool,
     /// Directory that `@file` references in manifests are read from, and that they and the
     /// files they include must stay in (default: the file's own).
     #[arg(short = 'w', long = "work-dir")]
