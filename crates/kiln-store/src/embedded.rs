@@ -118,9 +118,10 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Opens (or creates) the store file at `path`.
     pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
-        let db = Arc::new(
-            Database::create(path).map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?,
-        );
+        let db = Arc::new(Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.display().to_string()),
+            e => StoreError::Backend(format!("cannot open {}: {e}", path.display())),
+        })?);
         let txn = db.begin_write().map_err(backend)?;
         {
             txn.open_table(KV).map_err(backend)?;
@@ -436,5 +437,16 @@ mod tests {
         let store = EmbeddedStore::open(&path).expect("store reopens at once after close");
         let entry = store.get("a").await.unwrap().unwrap();
         assert_eq!((entry.value.as_slice(), entry.mod_revision), (b"1".as_slice(), revision));
+    }
+
+    #[tokio::test]
+    async fn a_held_store_is_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kiln.redb");
+        let store = EmbeddedStore::open(&path).unwrap();
+        let second = EmbeddedStore::open(&path);
+        assert!(matches!(second, Err(StoreError::InUse(_))), "{:?}", second.err());
+        store.close();
+        assert!(EmbeddedStore::open(&path).is_ok(), "free again once closed");
     }
 }

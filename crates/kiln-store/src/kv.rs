@@ -110,6 +110,10 @@ pub enum StoreError {
     Invalid(String),
     #[error("store backend failed: {0}")]
     Backend(String),
+    /// Another process holds the store (the embedded backend's file lock): callers that
+    /// must not run beside a server, such as offline administration, say so.
+    #[error("{0} is in use by another process")]
+    InUse(String),
 }
 
 /// The metadata store contract. Every write that returns `Ok` is durable.

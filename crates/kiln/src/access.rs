@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::cli::{AuditArgs, LoginArgs, OrgCommand, Output, RoleCommand, TokenCommand, UserCommand};
 use crate::client::{Body, Client, segment};
 use crate::credentials;
+use crate::output::{out, outln};
 
 /// Prints items as a table of the given columns, or as JSON / YAML.
 fn show(items: &[Value], columns: &[(&str, &str)], output: Output) -> Result<()> {
@@ -31,10 +32,10 @@ fn show(items: &[Value], columns: &[(&str, &str)], output: Output) -> Result<()>
                     }
                 }));
             }
-            println!("{table}");
+            outln!("{table}")?;
         }
-        Output::Json => println!("{}", serde_json::to_string_pretty(items)?),
-        Output::Yaml => print!("{}", serde_saphyr::to_string(&items.to_vec()).context("rendering YAML")?),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(items)?)?,
+        Output::Yaml => out!("{}", serde_saphyr::to_string(&items.to_vec()).context("rendering YAML")?)?,
     }
     Ok(())
 }
@@ -63,7 +64,7 @@ pub async fn login(server: Option<&str>, args: LoginArgs) -> Result<()> {
     stored.servers.insert(server.clone(), credentials::Server { token });
     stored.current = Some(server.clone());
     let path = credentials::save(&stored)?;
-    println!("logged in to {server} as {}; token stored in {}", me["subject"].as_str().unwrap_or("?"), path.display());
+    outln!("logged in to {server} as {}; token stored in {}", me["subject"].as_str().unwrap_or("?"), path.display())?;
     Ok(())
 }
 
@@ -75,7 +76,7 @@ pub fn logout(server: Option<&str>) -> Result<()> {
         stored.current = None;
     }
     credentials::save(&stored)?;
-    println!("forgot the token of {server}");
+    outln!("forgot the token of {server}")?;
     Ok(())
 }
 
@@ -98,7 +99,7 @@ pub async fn token(client: &Client, output: Output, command: TokenCommand) -> Re
             let body = json!({"subject": subject, "description": description, "expiresInDays": expires_in_days});
             let created = client.send(Method::POST, "/v1/tokens", Some(Body::Json(body))).await?;
             if output == Output::Table {
-                println!("{}", created["token"].as_str().unwrap_or_default());
+                outln!("{}", created["token"].as_str().unwrap_or_default())?;
                 eprintln!(
                     "token {} created; the secret above is shown this once",
                     created["id"].as_str().unwrap_or("?")

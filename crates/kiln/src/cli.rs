@@ -106,10 +106,24 @@ pub enum Command {
     Inventory { image: String },
     /// Print the Dockerfile equivalent to a built image.
     Dockerfile { image: String },
+    /// Administer a data directory directly, with no server running.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Print the OpenAPI document of the REST API.
     Openapi,
     /// Print the JSON Schema of a definition format (image-definition, base-image, image, package, package-source).
     Schema { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Give the administrator "admin" a new token, printed once, and revoke its others;
+    /// KILN_ADMIN_TOKEN, if set, is the new token. Stop the server first.
+    ResetToken {
+        /// The data directory `kiln serve` uses.
+        #[arg(long, env = "KILN_DATA_DIR", default_value = "./kiln-data")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -328,7 +342,9 @@ pub struct CreateArgs {
     /// files they include must stay in (default: the file's own).
     #[arg(short = 'w', long = "work-dir")]
     pub work_dir: Option<PathBuf>,
-    /// For images: wait for the build, showing its progress, and fail if it fails.
+    /// For images: wait for the build, showing its progress, and fail if it fails. With -f:
+    /// wait until every base image and image of the file is READY or ERROR, and fail if any
+    /// is ERROR.
     #[arg(long, global = true)]
     pub wait: bool,
     /// Read `@file`, `-r` and `-c` references that are absolute or lead out of the including
@@ -344,6 +360,10 @@ pub struct FileArgs {
     /// PackageSource` documents separated by `---`. `-` reads standard input.
     #[arg(short = 'f', long = "file", required = true)]
     pub file: PathBuf,
+    /// Wait until every base image and image of the file is READY or ERROR for what the file
+    /// says, and fail if any is ERROR.
+    #[arg(long)]
+    pub wait: bool,
     /// Directory that `@file` references in manifests are read from, and that they and the
     /// files they include must stay in (default: the file's own).
     #[arg(short = 'w', long = "work-dir")]

@@ -92,6 +92,38 @@ impl Client {
     pub async fn get(&self, path: &str) -> Result<Value> {
         self.send(Method::GET, path, None).await
     }
+
+    /// A GET that answers `None` for 404 instead of an error.
+    pub async fn get_if_present(&self, path: &str) -> Result<Option<Value>> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.get(&url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(org) = &self.org {
+            request = request.header("x-kiln-org", org);
+        }
+        let response = request.send().await.map_err(|e| anyhow!("GET {url} failed: {e}"))?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let status = response.status();
+        let text = response.text().await.with_context(|| format!("reading the answer to GET {url}"))?;
+        if !status.is_success() {
+            return Err(server_error(status, &text));
+        }
+        serde_json::from_str(&text).map(Some).with_context(|| format!("the server's answer to GET {path} is not JSON"))
+    }
+
+    /// The same client acting in organisation `org`.
+    pub fn in_org(&self, org: &str) -> Client {
+        Client {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            token: self.token.clone(),
+            org: Some(org.to_string()),
+        }
+    }
 }
 
 pub enum Body {

@@ -13,7 +13,7 @@ use kiln_model::requirements_includes::{self, Source};
 
 use crate::cli::{Command, Connection, CreateArgs, CreateKind, DeleteArgs, FunctionCommand, GetArgs, Kind, Output};
 use crate::client::{Body, Client, segment};
-use crate::output::{as_document, print};
+use crate::output::{as_document, outln, print};
 
 pub async fn run(connection: &Connection, output: Output, command: Command) -> Result<()> {
     let (server, token) = crate::credentials::resolve(connection.server.as_deref(), connection.token.as_deref())?;
@@ -22,7 +22,7 @@ pub async fn run(connection: &Connection, output: Output, command: Command) -> R
         Command::Create(args) => create(&client, output, args).await,
         Command::Update(args) => {
             let files = FileSource { work_dir: args.work_dir.as_deref(), allow_outside: args.allow_outside_includes };
-            apply_file(&client, output, &args.file, files, "update").await
+            apply_file(&client, output, &args.file, files, "update", args.wait).await
         }
         Command::Get(args) => get(&client, output, args).await,
         Command::Delete(args) => delete(&client, output, args).await,
@@ -43,9 +43,12 @@ pub async fn run(connection: &Connection, output: Output, command: Command) -> R
         }
         Command::Inventory { image } => crate::builds::inventory(&client, output, &image).await,
         Command::Dockerfile { image } => crate::builds::dockerfile(&client, &image).await,
-        Command::Serve(_) | Command::Openapi | Command::Schema { .. } | Command::Login(_) | Command::Logout => {
-            unreachable_command()
-        }
+        Command::Serve(_)
+        | Command::Admin(_)
+        | Command::Openapi
+        | Command::Schema { .. }
+        | Command::Login(_)
+        | Command::Logout => unreachable_command(),
     }
 }
 
@@ -55,14 +58,14 @@ fn unreachable_command() -> Result<()> {
 
 pub fn print_openapi() -> Result<()> {
     let document = kiln_server::openapi().to_pretty_json().context("rendering the OpenAPI document")?;
-    println!("{document}");
+    outln!("{document}")?;
     Ok(())
 }
 
 pub fn print_schema(name: &str) -> Result<()> {
     let schema = definition::schema(name)
         .ok_or_else(|| anyhow!("no schema called {name:?}: use one of {}", definition::SCHEMA_NAMES.join(", ")))?;
-    println!("{}", serde_json::to_string_pretty(schema)?);
+    outln!("{}", serde_json::to_string_pretty(schema)?)?;
     Ok(())
 }
 
@@ -110,7 +113,7 @@ async fn create(client: &Client, output: Output, args: CreateArgs) -> Result<()>
         (Some(kind), None) => kind,
         (None, Some(file)) => {
             let files = FileSource { work_dir: args.work_dir.as_deref(), allow_outside: args.allow_outside_includes };
-            return apply_file(client, output, &file, files, "create").await;
+            return apply_file(client, output, &file, files, "create", args.wait).await;
         }
         _ => {
             bail!("name what to create (kiln create base-image|image|package|package-source …) or give a file with -f")
@@ -277,7 +280,14 @@ struct FileSource<'a> {
 
 /// Loads a definition file locally (so errors name lines and `@file` references are
 /// read from here), then sends every document in one request: all are applied, or none.
-async fn apply_file(client: &Client, output: Output, file: &Path, files: FileSource<'_>, mode: &str) -> Result<()> {
+async fn apply_file(
+    client: &Client,
+    output: Output,
+    file: &Path,
+    files: FileSource<'_>,
+    mode: &str,
+    wait: bool,
+) -> Result<()> {
     let text = read_text(file)?;
     let base: PathBuf = match files.work_dir {
         Some(dir) => dir.to_path_buf(),
@@ -305,18 +315,52 @@ async fn apply_file(client: &Client, output: Output, file: &Path, files: FileSou
     let answer =
         client.send(Method::POST, &format!("/v1/apply?mode={mode}"), Some(Body::Json(Value::Array(documents)))).await?;
     let items = answer.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+    let kind_of = |item: &Value| {
+        item.get("kind").and_then(Value::as_str).and_then(Kind::from_document_kind).unwrap_or(Kind::Images)
+    };
     if output == Output::Table {
         for item in &items {
             let kind = item.get("kind").and_then(Value::as_str).unwrap_or("object");
             let name = item.get("name").and_then(Value::as_str).unwrap_or("?");
             let action = item.get("action").and_then(Value::as_str).unwrap_or("applied");
-            println!("{kind} {name} {action}");
+            outln!("{kind} {name} {action}")?;
         }
+    } else if !wait {
+        for item in &items {
+            print(kind_of(item), &[item.get("object").cloned().unwrap_or(Value::Null)], output, true)?;
+        }
+    }
+    if !wait {
         return Ok(());
     }
-    for item in items {
-        let kind = item.get("kind").and_then(Value::as_str).and_then(Kind::from_document_kind).unwrap_or(Kind::Images);
-        print(kind, &[item.get("object").cloned().unwrap_or(Value::Null)], output, true)?;
+    // Base images are checked and images built after the answer: wait for what this file
+    // asked for to be there (or to have failed), as `create image --wait` does for one.
+    let waited: Vec<(Kind, String)> = items
+        .iter()
+        .map(|item| (kind_of(item), item.get("name").and_then(Value::as_str).unwrap_or_default().to_string()))
+        .filter(|(kind, _)| matches!(kind, Kind::BaseImages | Kind::Images))
+        .collect();
+    let ended = crate::builds::wait_for_objects(client, &waited).await?;
+    for (kind, object) in &ended {
+        match output {
+            Output::Table => outln!("{}", crate::builds::final_line(*kind, object))?,
+            _ => print(*kind, std::slice::from_ref(object), output, true)?,
+        }
+    }
+    let failed: Vec<String> = ended
+        .iter()
+        .filter(|(_, object)| object.get("status").and_then(Value::as_str) == Some("ERROR"))
+        .map(|(kind, object)| format!("  {}", crate::builds::final_line(*kind, object)))
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "{} of the {} objects in {} ended in ERROR; fix them and run kiln update -f {} again:\n{}",
+            failed.len(),
+            ended.len(),
+            file.display(),
+            file.display(),
+            failed.join("\n")
+        );
     }
     Ok(())
 }
@@ -380,7 +424,7 @@ async fn delete(client: &Client, output: Output, args: DeleteArgs) -> Result<()>
     }
     let deleted = client.send(Method::DELETE, &path, None).await?;
     if output == Output::Table {
-        println!("{} {} deleted", args.kind.document_kind(), args.name);
+        outln!("{} {} deleted", args.kind.document_kind(), args.name)?;
         return Ok(());
     }
     print(args.kind, &[deleted], output, true)

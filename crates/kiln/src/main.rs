@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
+use cli::{AdminCommand, Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -33,6 +33,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Admin(AdminCommand::ResetToken { data_dir }) => serve::reset_admin_token(&data_dir).await,
             Command::Openapi => commands::print_openapi(),
             Command::Schema { name } => commands::print_schema(&name),
             Command::Login(args) => access::login(cli.connection.server.as_deref(), args).await,
@@ -42,6 +43,9 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // What a shell reports for a tool stopped by SIGPIPE, without a word on a stream
+        // nobody reads any more.
+        Err(e) if e.downcast_ref::<output::OutputClosed>().is_some() => ExitCode::from(141),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

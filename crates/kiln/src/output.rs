@@ -7,6 +7,41 @@ use serde_json::Value;
 
 use crate::cli::{Kind, Output};
 
+/// Standard output's reader went away (`kiln … | head -1`): the command stops quietly, as
+/// Unix tools do, instead of panicking in `println!` or reporting an error.
+#[derive(Debug)]
+pub struct OutputClosed;
+
+impl std::fmt::Display for OutputClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output was closed")
+    }
+}
+
+impl std::error::Error for OutputClosed {}
+
+/// Writes to standard output as `print!` does, but hands a failed write back.
+pub fn write_out(args: std::fmt::Arguments<'_>) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_fmt(args) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(OutputClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to standard output")),
+    }
+}
+
+/// `print!` that returns the write's result (see [`write_out`]).
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::write_out(format_args!($($arg)*)) };
+}
+
+/// `println!` that returns the write's result (see [`write_out`]).
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::output::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+pub(crate) use {out, outln};
+
 impl Kind {
     pub fn collection(self) -> &'static str {
         match self {
@@ -123,7 +158,7 @@ pub fn print(kind: Kind, objects: &[Value], format: Output, single: bool) -> Res
                     if field.ends_with("Time") { when(value) } else { cell(value) }
                 }));
             }
-            println!("{table}");
+            outln!("{table}")?;
         }
         Output::Json => {
             let text = if single && documents.len() == 1 {
@@ -131,14 +166,14 @@ pub fn print(kind: Kind, objects: &[Value], format: Output, single: bool) -> Res
             } else {
                 serde_json::to_string_pretty(&documents)
             };
-            println!("{}", text.context("rendering JSON")?);
+            outln!("{}", text.context("rendering JSON")?)?;
         }
         Output::Yaml => {
             let mut parts = Vec::new();
             for document in &documents {
                 parts.push(serde_saphyr::to_string(document).context("rendering YAML")?);
             }
-            print!("{}", parts.join("---\n"));
+            out!("{}", parts.join("---\n"))?;
         }
     }
     Ok(())

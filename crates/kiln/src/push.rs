@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::cli::{Output, PushCommand};
 use crate::client::{Body, Client, segment};
+use crate::output::{out, outln};
 
 pub async fn push(client: &Client, output: Output, command: PushCommand) -> Result<()> {
     let (source, to) = match command {
@@ -25,16 +26,16 @@ pub async fn push(client: &Client, output: Output, command: PushCommand) -> Resu
     let body = json!({"source": source, "destination": to});
     let result = client.send(Method::POST, "/v1/registry/copies", Some(Body::Json(body))).await?;
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&result)?),
-        Output::Yaml => print!("{}", serde_saphyr::to_string(&result)?),
-        Output::Table => println!(
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&result)?)?,
+        Output::Yaml => out!("{}", serde_saphyr::to_string(&result)?)?,
+        Output::Table => outln!(
             "pushed {} to {} ({} blobs copied, {} already there, {} bytes)",
             result["digest"].as_str().unwrap_or_default(),
             result["destination"].as_str().unwrap_or_default(),
             result["blobsCopied"],
             result["blobsPresent"],
             result["bytesCopied"],
-        ),
+        )?,
     }
     Ok(())
 }

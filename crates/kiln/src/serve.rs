@@ -170,26 +170,17 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     })?;
     let store: Arc<dyn kiln_store::KvStore> = Arc::new(store);
 
-    let given = std::env::var("KILN_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
-    match kiln_server::auth::bootstrap::ensure_admin(store.as_ref(), given.as_deref()).await {
-        Ok(Some(secret)) => {
-            println!("created the administrator \"admin\"; its token is shown this once: {secret}");
-        }
-        Ok(None) => {}
-        Err(e) => anyhow::bail!("creating the first administrator: {}", e.message),
-    }
-
-    let listener = tokio::net::TcpListener::bind(&settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    // Everything that can fail comes before the administrator is created: a start that
+    // cannot serve must not use up the token it would print.
+    let listener = tokio::net::TcpListener::bind(&settings.listen).await.with_context(|| {
+        format!("cannot listen on {}: is another server using the port? choose one with --listen", settings.listen)
+    })?;
     let address = listener.local_addr().context("reading the bound address")?;
-    println!("listening on http://{address}");
-    tracing::info!(%address, data_dir = %settings.data_dir.display(), "kiln is serving");
 
     let registry_dir = settings.data_dir.join(REGISTRY_DIR);
     let blobs = kiln_registry::blobs::FsBlobStore::open(&registry_dir)
         .with_context(|| format!("cannot open the registry's blob directory {}", registry_dir.display()))?;
-    let mut state = kiln_server::AppState::new(store);
+    let mut state = kiln_server::AppState::new(store.clone());
     state.blobs = Some(Arc::new(blobs));
     state.registry = settings.registry;
     if let Some(limit) = settings.auth_failures_per_minute {
@@ -233,6 +224,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             pypi_sdist_builder: settings.pypi_sdist_builder.clone(),
         });
     }
+
+    let given = admin_token_from_env();
+    match kiln_server::auth::bootstrap::ensure_admin(store.as_ref(), given.as_deref()).await {
+        Ok(Some(secret)) => {
+            println!("created the administrator \"admin\"; its token is shown this once: {secret}");
+        }
+        Ok(None) => {}
+        Err(e) => anyhow::bail!("creating the first administrator: {}", e.message),
+    }
+    println!("listening on http://{address}");
+    tracing::info!(%address, data_dir = %settings.data_dir.display(), "kiln is serving");
+
     let app = kiln_server::app(state);
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     // Without TCP_NODELAY a streamed body's second small write waits for the client's
@@ -242,6 +245,45 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     });
     axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// The administrator's token chosen by whoever starts Kiln (`KILN_ADMIN_TOKEN`), if any.
+pub fn admin_token_from_env() -> Option<String> {
+    std::env::var("KILN_ADMIN_TOKEN").ok().filter(|t| !t.is_empty())
+}
+
+/// `kiln admin reset-token`: a new administrator token in a data directory no server is
+/// using, every earlier token of `admin` revoked.
+pub async fn reset_admin_token(data_dir: &Path) -> Result<()> {
+    let store_path = data_dir.join(STORE_FILE);
+    if !store_path.exists() {
+        anyhow::bail!(
+            "{} holds no Kiln store: give the --data-dir that kiln serve uses (its first start prints the administrator's token)",
+            data_dir.display()
+        );
+    }
+    let store = match kiln_store::EmbeddedStore::open(&store_path) {
+        Ok(store) => store,
+        Err(kiln_store::StoreError::InUse(_)) => anyhow::bail!(
+            "a kiln server is using {}: stop it, then run kiln admin reset-token again",
+            data_dir.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("cannot open the store {}", store_path.display())),
+    };
+    let given = admin_token_from_env();
+    let reset = kiln_server::auth::bootstrap::reset_admin(&store, given.as_deref()).await;
+    store.close();
+    match reset {
+        Ok(Some(secret)) => {
+            println!("the administrator \"admin\" has a new token, shown this once: {secret}");
+            println!("every earlier token of admin is revoked");
+        }
+        Ok(None) => println!(
+            "the administrator \"admin\" now uses the token in KILN_ADMIN_TOKEN; every earlier token of admin is revoked"
+        ),
+        Err(e) => anyhow::bail!("resetting the administrator's token: {}", e.message),
+    }
     Ok(())
 }
 

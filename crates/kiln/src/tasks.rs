@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::cli::{Kind, Output};
 use crate::client::{Client, segment};
-use crate::output::print;
+use crate::output::{outln, print};
 
 /// One Server-Sent Event.
 #[derive(Default)]
@@ -56,9 +56,14 @@ async fn follow(client: &Client, id: &str, mut on_event: impl FnMut(&str, &Value
 pub async fn logs(client: &Client, id: &str, follow_it: bool) -> Result<()> {
     if follow_it {
         let mut failed = None;
+        let mut written = Ok(());
         follow(client, id, |name, data| {
             match name {
-                "log" => println!("{}", data.get("line").and_then(Value::as_str).unwrap_or_default()),
+                "log" => {
+                    written = outln!("{}", data.get("line").and_then(Value::as_str).unwrap_or_default());
+                    // Nobody reads on: stop following.
+                    return written.is_ok();
+                }
                 "end" => {
                     failed = ended_badly(data);
                     return false;
@@ -68,6 +73,7 @@ pub async fn logs(client: &Client, id: &str, follow_it: bool) -> Result<()> {
             true
         })
         .await?;
+        written?;
         return failed.map_or(Ok(()), |why| bail!("{why}"));
     }
     let mut after = 0u64;
@@ -75,7 +81,7 @@ pub async fn logs(client: &Client, id: &str, follow_it: bool) -> Result<()> {
         let page = client.get(&format!("/v1/tasks/{}/logs?after={after}", segment(id))).await?;
         let items = page.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
         for item in &items {
-            println!("{}", item.get("line").and_then(Value::as_str).unwrap_or_default());
+            outln!("{}", item.get("line").and_then(Value::as_str).unwrap_or_default())?;
         }
         let next = page.get("next").and_then(Value::as_u64).unwrap_or(after);
         if items.is_empty() || next == after {
@@ -101,9 +107,9 @@ pub async fn cancel(client: &Client, output: Output, id: &str) -> Result<()> {
     if output == Output::Table {
         let state = task.get("state").and_then(Value::as_str).unwrap_or_default();
         if state == "cancelled" {
-            println!("task {id} cancelled");
+            outln!("task {id} cancelled")?;
         } else {
-            println!("task {id} is stopping; `kiln logs -f {id}` shows when it has");
+            outln!("task {id} is stopping; `kiln logs -f {id}` shows when it has")?;
         }
         return Ok(());
     }

@@ -48,6 +48,101 @@ fn the_first_start_prints_a_generated_token_once() {
     assert!(!lines.iter().any(|l| l.contains("token")), "printed again: {lines:?}");
 }
 
+/// The token a first start (or a reset) printed on one of `lines`.
+fn printed_token(lines: &[String]) -> Option<String> {
+    lines.iter().find(|l| l.contains("shown this once")).and_then(|l| l.trim().rsplit(' ').next()).map(str::to_string)
+}
+
+fn reset_token(data: &std::path::Path, given: Option<&str>) -> std::process::Output {
+    let mut command = std::process::Command::new(common::KILN);
+    command.args(["admin", "reset-token", "--data-dir"]).arg(data).env_remove("KILN_ADMIN_TOKEN");
+    if let Some(token) = given {
+        command.env("KILN_ADMIN_TOKEN", token);
+    }
+    command.output().expect("run kiln admin reset-token")
+}
+
+#[test]
+fn a_start_that_cannot_listen_keeps_the_token_for_the_next() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = busy.local_addr().expect("address").port();
+    let failed = std::process::Command::new(common::KILN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(&data)
+        .env_remove("KILN_ADMIN_TOKEN")
+        .env("KILN_LOG", "warn")
+        .env("KILN_CONTROLLER", "false")
+        .output()
+        .expect("run kiln serve");
+    let (out, err) = (common::stdout(&failed), common::stderr(&failed));
+    assert!(!failed.status.success(), "started on a busy port: {out}");
+    assert!(err.contains("cannot listen") && err.contains(&port.to_string()), "{err}");
+    assert!(!out.contains("token"), "a start that failed printed a token: {out}");
+    drop(busy);
+
+    let (server, lines) = Server::start_with(&data, |command| {
+        command.env_remove("KILN_ADMIN_TOKEN");
+    });
+    let token = printed_token(&lines).unwrap_or_else(|| panic!("the next start printed no token: {lines:?}"));
+    assert_eq!(server.http_as(Some(&token)).get("/v1/whoami").body["subject"], "admin");
+}
+
+#[test]
+fn reset_token_gives_a_locked_out_administrator_a_way_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let start = || {
+        Server::start_with(&data, |command| {
+            command.env_remove("KILN_ADMIN_TOKEN");
+        })
+    };
+    let (mut server, lines) = start();
+    let old = printed_token(&lines).expect("first start prints a token");
+    let second = server.http_as(Some(&old)).post("/v1/tokens", json!({"description": "another of admin's"}));
+    assert_eq!(second.status, 201, "{}", second.text);
+    let second = second.body["token"].as_str().expect("secret").to_string();
+
+    let refused = reset_token(&data, None);
+    assert!(!refused.status.success(), "reset while a server runs: {}", common::stdout(&refused));
+    let err = common::stderr(&refused);
+    assert!(err.contains("a kiln server is using") && err.contains("stop it"), "{err}");
+    assert!(!common::stdout(&refused).contains("kiln_"), "no token is printed when refused");
+    assert_eq!(server.http_as(Some(&old)).get("/v1/whoami").status, 200, "a refused reset changes nothing");
+    assert!(server.terminate().is_some_and(|s| s.success()), "the server stops on SIGTERM");
+
+    let reset = reset_token(&data, None);
+    let out = common::stdout(&reset);
+    assert!(reset.status.success(), "{out}\n{}", common::stderr(&reset));
+    let printed: Vec<String> = out.lines().map(str::to_string).collect();
+    let new = printed_token(&printed).unwrap_or_else(|| panic!("no token printed: {out}"));
+    assert!(new.starts_with("kiln_") && new != old, "{out}");
+    let (server, lines) = start();
+    assert!(!lines.iter().any(|l| l.contains("token")), "a restart prints no token: {lines:?}");
+    assert_eq!(server.http_as(Some(&new)).get("/v1/whoami").body["subject"], "admin");
+    for lost in [&old, &second] {
+        let answer = server.http_as(Some(lost)).get("/v1/whoami");
+        assert_eq!(answer.status, 401, "an earlier token of admin still works: {}", answer.text);
+    }
+    let audit = server.http_as(Some(&new)).get("/v1/audit?subject=admin").text;
+    assert!(audit.contains("reset-token"), "the reset is in the audit log: {audit}");
+    drop(server);
+
+    // KILN_ADMIN_TOKEN chooses the new token, as at first start; it is not echoed.
+    let chosen = "kiln-chosen-admin-token-after-reset";
+    let reset = reset_token(&data, Some(chosen));
+    assert!(reset.status.success(), "{}", common::stderr(&reset));
+    assert!(!common::stdout(&reset).contains(chosen), "{}", common::stdout(&reset));
+    let (server, _) = start();
+    assert_eq!(server.http_as(Some(chosen)).get("/v1/whoami").status, 200);
+    assert_eq!(server.http_as(Some(&new)).get("/v1/whoami").status, 401);
+
+    let nowhere = reset_token(&dir.path().join("typo"), None);
+    assert!(!nowhere.status.success() && common::stderr(&nowhere).contains("--data-dir"), "{:?}", nowhere);
+    assert!(!dir.path().join("typo").exists(), "a mistyped directory is not created");
+}
+
 /// Creates a user bound to `role` in `org` and returns a fresh token of theirs.
 fn subject_with_role(admin: &common::Http, name: &str, role: &str, org: &str) -> String {
     assert_eq!(admin.post("/v1/users", json!({"name": name})).status, 201);

@@ -2,8 +2,11 @@
 //! image definition, the get → edit → update round trip, and error reporting.
 
 mod common;
+#[path = "builds/mirror.rs"]
+mod mirror;
 
 use common::{Server, stderr, stdout};
+use sha2::{Digest as _, Sha256};
 
 fn ok(output: &std::process::Output) -> String {
     assert!(output.status.success(), "kiln failed:\nstdout: {}\nstderr: {}", stdout(output), stderr(output));
@@ -401,4 +404,134 @@ fn definition_file_references_stay_inside_its_tree() {
     ok(&server.kiln(&["create", "-f", path(&defs), "--allow-outside-includes"]));
     let image = server.http().get("/v1/images/img").body;
     assert_eq!(image["runtimeDependencies"]["manifest"], "kiln-secret-token\n");
+}
+
+/// Runs kiln with its standard output a pipe whose reader has gone, as in `kiln … | head -1`
+/// once `head` has its line.
+fn into_closed_pipe(server: &Server, args: &[&str]) -> std::process::Output {
+    let mut child = std::process::Command::new(common::KILN)
+        .args(args)
+        .env("KILN_URL", &server.url)
+        .env("KILN_TOKEN", common::ADMIN_TOKEN)
+        .env("XDG_CONFIG_HOME", &server.data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kiln");
+    drop(child.stdout.take());
+    child.wait_with_output().expect("wait for kiln")
+}
+
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    let server = Server::start();
+    ok(&server.kiln(&["create", "base-image", "b", "r.example/b:1", "--language", "python3"]));
+    for args in [
+        &["openapi"][..],
+        &["get", "base-images", "-o", "json"],
+        &["get", "base-images"],
+        &["get", "base-image", "b", "-o", "yaml"],
+        &["schema", "image"],
+    ] {
+        let output = into_closed_pipe(&server, args);
+        let err = stderr(&output);
+        assert!(!err.contains("panicked") && err.is_empty(), "kiln {args:?} into a closed pipe said: {err}");
+        let signalled = std::os::unix::process::ExitStatusExt::signal(&output.status);
+        assert!(
+            output.status.success() || output.status.code() == Some(141) || signalled == Some(13),
+            "kiln {args:?} into a closed pipe ended {:?}",
+            output.status
+        );
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Pushes an image of one empty layer into the server's own registry as `default/seed:1`
+/// and returns its reference: a base image that costs nothing to check or build on.
+fn push_seed(server: &Server) -> String {
+    let client = common::admin_client();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [sha256(&[0u8; 1024])]},
+    }))
+    .expect("json");
+    let layer = vec![0u8; 1024];
+    for blob in [&config, &layer] {
+        let pushed = client
+            .post(format!("{}/v2/default/seed/blobs/uploads/?digest={}", server.url, sha256(blob)))
+            .header("content-type", "application/octet-stream")
+            .body(blob.clone())
+            .send()
+            .expect("push a blob");
+        assert_eq!(pushed.status(), 201, "{:?}", pushed.text());
+    }
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(&layer), "size": layer.len()}],
+    }))
+    .expect("json");
+    let pushed = client
+        .put(format!("{}/v2/default/seed/manifests/1", server.url))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest)
+        .send()
+        .expect("push the manifest");
+    assert_eq!(pushed.status(), 201, "{:?}", pushed.text());
+    format!("{}/default/seed:1", server.url.trim_start_matches("http://"))
+}
+
+#[test]
+fn waiting_on_a_file_waits_for_every_build_and_names_what_failed() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let debian = mirror::Mirror::serve(&mirror::fixture_dir(), 0.0);
+    let apt = mirror::apt_config(temp.path(), &debian);
+    let (server, _) = Server::start_with(&temp.path().join("data"), |command| {
+        command
+            .env("KILN_CONTROLLER", "true")
+            .env("KILN_APT_CONFIG_DIR", &apt)
+            .env("KILN_CONTROLLER_RETRY_SECONDS", "1");
+    });
+    let seed = push_seed(&server);
+    let file = temp.path().join("images.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "kind: BaseImage\nname: seed\nreference: {seed}\nlanguage: python3\n---\n\
+             kind: Image\nname: plain\nbaseImageName: seed\n---\n\
+             kind: Image\nname: broken\nbaseImageName: seed\nsystemDependencies:\n  packages:\n    - name: kiln-no-such-package\n"
+        ),
+    )
+    .expect("write");
+    let waited = server.kiln(&["create", "-f", path(&file), "--wait"]);
+    let (out, err) = (stdout(&waited), stderr(&waited));
+    assert!(!waited.status.success(), "a failed build must fail the wait:\n{out}\n{err}");
+    let settled = |name: &str| server.http().get(&format!("/v1/images/{name}")).body;
+    let (plain, broken) = (settled("plain"), settled("broken"));
+    assert_eq!(plain["status"], "READY", "the wait returned before plain was built: {plain}");
+    assert_eq!(broken["status"], "ERROR", "the wait returned before broken failed: {broken}");
+    assert!(out.contains("BaseImage seed READY") && out.contains("Image plain READY"), "{out}");
+    assert!(out.contains("Image broken ERROR") && out.contains("kiln-no-such-package"), "{out}");
+    let error = err.split_once("error: ").map(|(_, e)| e).unwrap_or_default();
+    assert!(error.contains("1 of the 3 objects") && error.contains("broken") && !error.contains("plain"), "{err}");
+
+    // An update that changes one image waits for its new build, not its old result.
+    std::fs::write(
+        &file,
+        format!(
+            "kind: Image\nname: plain\nbaseImageName: seed\nenvironment:\n  - name: MODE\n    value: fast\nrevision: {}\n",
+            plain["revision"]
+        ),
+    )
+    .expect("write");
+    let before = plain["buildTask"].clone();
+    let updated = server.kiln(&["update", "-f", path(&file), "--wait", "-o", "json"]);
+    assert!(updated.status.success(), "{}\n{}", stdout(&updated), stderr(&updated));
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&updated)).expect("json");
+    assert_eq!((shown["status"].as_str(), shown["environment"][0]["value"].as_str()), (Some("READY"), Some("fast")));
+    assert_ne!(shown["buildTask"], before, "the wait ended on the earlier build: {shown}");
 }

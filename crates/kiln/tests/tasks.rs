@@ -63,6 +63,16 @@ fn a_bootstrap_without_sources_fails_clearly_everywhere() {
     assert_eq!(events.headers()["content-type"], "text/event-stream");
     let text = events.text().expect("event stream");
     assert!(text.contains("event: log") && text.contains("event: end"), "{text}");
+    // A reconnection after the last line there could ever be is refused, not a panic or a
+    // replay from the start.
+    for last in [u64::MAX.to_string(), "line-7".to_string()] {
+        let resumed = http.call("GET", &format!("/v1/tasks/{id}/events"), None, &[("last-event-id", &last)]);
+        assert_eq!(resumed.status, 400, "Last-Event-ID {last}: {}", resumed.text);
+        assert!(resumed.text.contains("Last-Event-ID"), "{}", resumed.text);
+    }
+    let resumed = http.call("GET", &format!("/v1/tasks/{id}/events"), None, &[("last-event-id", "0")]);
+    assert_eq!(resumed.status, 200, "{}", resumed.text);
+    assert!(!resumed.text.contains("id: 0\n"), "line 0 is not sent again: {}", resumed.text);
 
     let cancel = http.delete(&format!("/v1/tasks/{id}"));
     assert_eq!(cancel.status, 409, "{}", cancel.text);

@@ -51,7 +51,9 @@ pub async fn get(
     head: bool,
 ) -> RegistryResult<Response> {
     ctx.require(repository, Action::Pull).await?;
-    let parsed = Reference::parse(reference)?;
+    // The distribution spec answers a pull only with the manifest or 404: a reference that
+    // cannot name anything names nothing here (a push still says why it is refused).
+    let parsed = Reference::parse(reference).map_err(|_| unknown(reference))?;
     let digest = resolve(registry, repository, &parsed).await?.ok_or_else(|| unknown(reference))?;
     let stored = load(registry, repository, &digest).await?.ok_or_else(|| unknown(reference))?;
     let length = stored.content.len();

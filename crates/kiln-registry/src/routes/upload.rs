@@ -132,19 +132,24 @@ pub async fn status(registry: &Registry, ctx: &Ctx, repository: &str, id: &str) 
     Ok(response)
 }
 
-/// `Content-Range: <start>-<end>` (inclusive), also with a `bytes ` prefix or `/total`.
+/// `Content-Range: <start>-<end>` (inclusive), also with a `bytes ` prefix or `/total`, as
+/// its start and its length in bytes.
 fn content_range(request: &Request) -> RegistryResult<Option<(u64, u64)>> {
     let Some(value) = request.headers().get(header::CONTENT_RANGE) else { return Ok(None) };
     let text = value.to_str().unwrap_or_default();
     let spec = text.trim().trim_start_matches("bytes").trim().split('/').next().unwrap_or_default();
     let parsed = spec.split_once('-').and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
-    match parsed {
-        Some((start, end)) if start <= end => Ok(Some((start, end))),
+    // The range names its last byte, so its length is one more than the difference: a range
+    // ending at u64::MAX has no length a u64 can hold, and no upload could reach it anyway.
+    let length = parsed.and_then(|(start, end): (u64, u64)| end.checked_sub(start)?.checked_add(1));
+    match (parsed, length) {
+        (Some((start, _)), Some(length)) => Ok(Some((start, length))),
         _ => Err(RegistryError::new(Code::RangeInvalid, format!("Content-Range {text:?} is not <start>-<end>"))),
     }
 }
 
-/// The declared range of a chunk, refused unless it starts where the upload ends.
+/// The declared range of a chunk (start, length), refused unless it starts where the upload
+/// ends.
 fn declared_range(request: &Request, offset: u64) -> RegistryResult<Option<(u64, u64)>> {
     let declared = content_range(request)?;
     if let Some((start, _)) = declared
@@ -172,7 +177,7 @@ pub async fn patch(
     ctx.require(repository, Action::Push).await?;
     let offset = session(registry, repository, id).await?;
     let declared = declared_range(&request, offset)?;
-    let offset = receive(registry, id, offset, declared.map(|(s, e)| e - s + 1), request.into_body()).await?;
+    let offset = receive(registry, id, offset, declared.map(|(_, length)| length), request.into_body()).await?;
     Ok(accepted(repository, id, offset))
 }
 

@@ -195,7 +195,7 @@ pub async fn logs(
 /// reconnecting client sends `Last-Event-ID` and gets only the lines after it.
 #[utoipa::path(get, path = "/v1/tasks/{id}/events", tag = "tasks", operation_id = "followTask", security(("bearer" = ["tasks:read"])),
     params(("id" = String, Path)),
-    responses((status = 200, content_type = "text/event-stream", body = String), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -206,11 +206,21 @@ pub async fn events(
     // Subscribe first, then read, so nothing written in between is missed.
     let mut watch = state.store.watch("task", 0).await?;
     let task = read(&state, &org, &id).await?;
-    let mut next = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .map_or(0, |seq| seq + 1);
+    let mut next = match headers.get("last-event-id") {
+        None => 0,
+        // Only ids this stream sent come back, and no log reaches the last line number: a
+        // value past it (or not a number) would replay from the start or overflow.
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .and_then(|seq| seq.checked_add(1))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "Last-Event-ID is not the number of a log line this stream sent: reconnect without it",
+                )
+            })?,
+    };
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Event>(64);
     let task_key = records::key::<Task>(&org, &id);
     let log_prefix = log_prefix(&org, &id);
