@@ -102,7 +102,10 @@ pub struct PythonPackages {
 }
 
 /// Resolves, fetches and installs. `parent_has` are the parent's Python distributions (kept
-/// at their versions); `locked` replays an earlier build's Python lock exactly.
+/// at their versions); `locked` replays an earlier build's Python lock exactly; `memory` is
+/// the build's budget, shared with its other steps.
+// Each argument is a distinct input of the step; a struct of them would only rename the list.
+#[allow(clippy::too_many_arguments)]
 pub async fn install(
     runner: &BuildRunner,
     ctx: &TaskContext,
