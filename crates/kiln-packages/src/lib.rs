@@ -5,5 +5,6 @@ pub mod archive;
 pub mod cache;
 pub mod deb;
 pub mod deb822;
+pub mod memory;
 pub mod npm;
 pub mod pypi;

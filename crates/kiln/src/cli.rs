@@ -312,6 +312,11 @@ pub struct ServeArgs {
     /// Bytes one wheel may unpack to before it is refused as a possible zip bomb (default 1 GiB).
     #[arg(long, env = "KILN_WHEEL_SIZE_LIMIT_BYTES")]
     pub wheel_size_limit_bytes: Option<u64>,
+    /// Bytes of package contents one build may hold in memory, all its `.deb`s, wheels and npm
+    /// tarballs together (default 4 GiB); a package taking it past this is refused as a
+    /// possible decompression bomb, naming the package and file.
+    #[arg(long, env = "KILN_BUILD_MEMORY_LIMIT_BYTES")]
+    pub build_memory_limit_bytes: Option<u64>,
     /// Build Python source distributions (releases without a wheel) in a sandbox: runc runs
     /// `pip wheel` offline in this image's root (an image on python3 with python3-pip,
     /// python3-setuptools and python3-wheel). Default: refuse them.

@@ -47,6 +47,7 @@ struct ConfigFile {
     layer_budget: Option<usize>,
     pypi_index_url: Option<String>,
     wheel_size_limit_bytes: Option<u64>,
+    build_memory_limit_bytes: Option<u64>,
     npm_registry_url: Option<String>,
     npm_allow_scripts: Option<bool>,
     pypi_sdist_builder: Option<String>,
@@ -72,6 +73,7 @@ struct Settings {
     /// `None`: only administrators' `pypi` package sources.
     pypi_index_url: Option<String>,
     wheel_size_limit: Option<u64>,
+    build_memory_limit: Option<u64>,
     /// `None`: only administrators' `npm` package sources.
     npm_registry_url: Option<String>,
     npm_allow_scripts: bool,
@@ -112,6 +114,7 @@ fn settle(args: ServeArgs) -> Result<Settings> {
             None => crate::pip_config::machine_index_url(),
         },
         wheel_size_limit: args.wheel_size_limit_bytes.or(file.wheel_size_limit_bytes),
+        build_memory_limit: args.build_memory_limit_bytes.or(file.build_memory_limit_bytes),
         npm_registry_url: match args.npm_registry_url.or(file.npm_registry_url) {
             Some(url) if url.is_empty() || url == "none" => None,
             Some(url) => Some(url),
@@ -219,6 +222,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             architecture: debian_architecture().to_string(),
             pypi_index_url: settings.pypi_index_url.clone(),
             wheel_size_limit: settings.wheel_size_limit.unwrap_or(1 << 30),
+            build_memory_limit: settings.build_memory_limit.unwrap_or(kiln_server::builds::DEFAULT_BUILD_MEMORY_LIMIT),
             npm_registry_url: settings.npm_registry_url.clone(),
             npm_allow_scripts: settings.npm_allow_scripts,
             pypi_sdist_builder: settings.pypi_sdist_builder.clone(),
@@ -367,6 +371,7 @@ mod tests {
             layer_budget: None,
             pypi_index_url: None,
             wheel_size_limit_bytes: None,
+            build_memory_limit_bytes: None,
             npm_registry_url: None,
             npm_allow_scripts: None,
             pypi_sdist_builder: None,

@@ -52,6 +52,8 @@ pub struct InstallOptions {
     pub node_version: Option<String>,
     /// Tarballs downloaded at once.
     pub concurrency: usize,
+    /// The build's memory budget, which what the tarballs hold is reserved from.
+    pub memory: crate::memory::MemoryBudget,
 }
 
 impl Default for InstallOptions {
@@ -63,6 +65,7 @@ impl Default for InstallOptions {
             max_entries: 100_000,
             node_version: None,
             concurrency: 8,
+            memory: crate::memory::MemoryBudget::unlimited(),
         }
     }
 }
@@ -201,15 +204,16 @@ pub async fn install<S: NpmSource>(
                     actual,
                 },
             })?;
-        let unpacked = tarball::unpack(&bytes, &mut budget, options.max_entries).map_err(|p| match p {
-            UnpackProblem::Corrupt(why) => {
-                NpmError::Tarball { name: name.clone(), version: version.clone(), url: url.clone(), why }
-            }
-            UnpackProblem::Unsafe { path, why } => {
-                NpmError::Unsafe { name: name.clone(), version: version.clone(), path, why }
-            }
-            UnpackProblem::TooBig(why) => NpmError::TooBig { name: name.clone(), version: version.clone(), why },
-        })?;
+        let unpacked =
+            tarball::unpack(&bytes, &mut budget, options.max_entries, &options.memory).map_err(|p| match p {
+                UnpackProblem::Corrupt(why) => {
+                    NpmError::Tarball { name: name.clone(), version: version.clone(), url: url.clone(), why }
+                }
+                UnpackProblem::Unsafe { path, why } => {
+                    NpmError::Unsafe { name: name.clone(), version: version.clone(), path, why }
+                }
+                UnpackProblem::TooBig(why) => NpmError::TooBig { name: name.clone(), version: version.clone(), why },
+            })?;
         for skipped in &unpacked.skipped {
             warnings.push(format!("{name}@{version}: left out {skipped}, as npm does"));
         }

@@ -1,7 +1,8 @@
 //! Checking a tarball against the registry's integrity before anything reads it, and opening
 //! it the way npm does: one top directory stripped, links ignored, modes normalised. Every
 //! path is proven to stay inside the package directory and the bytes and entry count are
-//! bounded, so a hostile or broken tarball ends in an error instead of a bad image.
+//! bounded, so a hostile or broken tarball ends in an error instead of a bad image; what a
+//! tarball holds is also reserved from the build's memory budget, shared with its other steps.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -13,6 +14,8 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde_json::Value;
 use sha2::Digest;
+
+use crate::memory::{MemoryBudget, ReadError, read_reserved};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum IntegrityProblem {
@@ -134,7 +137,14 @@ fn strip(raw: &str) -> Result<Option<String>, UnpackProblem> {
 }
 
 /// Opens a `.tgz` (or plain tar); `budget` is the unpacked bytes still allowed and shrinks.
-pub fn unpack(archive: &[u8], budget: &mut u64, max_entries: u64) -> Result<Unpacked, UnpackProblem> {
+/// What it holds is reserved from `memory` for as long as the budget lives.
+pub fn unpack(
+    archive: &[u8],
+    budget: &mut u64,
+    max_entries: u64,
+    memory: &MemoryBudget,
+) -> Result<Unpacked, UnpackProblem> {
+    let mut reservation = memory.reservation();
     let hit = Rc::new(Cell::new(false));
     // Tar headers and padding come on top of file data: about a kilobyte per entry at most.
     let cap = budget.saturating_add(max_entries.saturating_mul(1536)).saturating_add(1 << 20);
@@ -193,8 +203,10 @@ pub fn unpack(archive: &[u8], budget: &mut u64, max_entries: u64) -> Result<Unpa
         if size > *budget {
             return Err(too_big(format!("unpacks to more than the size limit ({path} alone is {size} bytes)")));
         }
-        let mut data = Vec::with_capacity(usize::try_from(size.min(1 << 24)).unwrap_or(0));
-        (&mut entry).take(size).read_to_end(&mut data).map_err(|e| corrupt(e, &hit))?;
+        let data = read_reserved(&mut (&mut entry).take(size), size, &mut reservation).map_err(|e| match e {
+            ReadError::OverBudget(over) => too_big(format!("has {path}, which inflates past {over}")),
+            ReadError::Io(e) => corrupt(e, &hit),
+        })?;
         *budget -= data.len() as u64;
         out.bytes += data.len() as u64;
         let executable = entry.header().mode().map_err(|e| corrupt(e, &hit))? & 0o111 != 0;
@@ -212,5 +224,6 @@ pub fn unpack(archive: &[u8], budget: &mut u64, max_entries: u64) -> Result<Unpa
             at = parent;
         }
     }
+    reservation.keep();
     Ok(out)
 }

@@ -13,6 +13,7 @@ use sha2::Digest;
 use super::manifest::{Spec, parse_spec};
 use super::*;
 use crate::archive::EntryKind;
+use crate::memory::MemoryBudget;
 
 const REGISTRY: &str = "https://registry.test";
 
@@ -323,7 +324,7 @@ fn shasum_is_checked_when_there_is_no_integrity() {
 fn escaping_paths_are_refused() {
     for path in ["package/../../etc/passwd", "/etc/passwd", "../x"] {
         let archive = tgz(&[(path, b"x", 0o644)]);
-        let result = tarball::unpack(&archive, &mut (1 << 20), 100);
+        let result = tarball::unpack(&archive, &mut (1 << 20), 100, &MemoryBudget::unlimited());
         assert!(matches!(result, Err(tarball::UnpackProblem::Unsafe { .. })), "{path}: {result:?}");
     }
 }
@@ -345,9 +346,16 @@ async fn size_bomb_is_refused() {
     let error = install(&registry, &package_json(json!({ "bomb": "1" })), None, &small).await.unwrap_err();
     assert!(matches!(error, NpmError::TooBig { .. }), "{error}");
     assert!(error.to_string().contains("bomb@1.0.0"), "{error}");
+    // The build's memory budget bounds tarballs too, whatever the npm step's own limit.
+    let tight = InstallOptions { memory: MemoryBudget::new(1 << 20), ..options() };
+    let error = install(&registry, &package_json(json!({ "bomb": "1" })), None, &tight).await.unwrap_err();
+    assert!(
+        error.to_string().contains("has zeros.bin, which inflates past the build's memory limit of 1 MiB"),
+        "{error}"
+    );
     let many: Vec<(String, Vec<u8>)> = (0..50).map(|i| (format!("package/{i}"), Vec::new())).collect();
     let files: Vec<(&str, &[u8], u32)> = many.iter().map(|(p, d)| (p.as_str(), d.as_slice(), 0o644)).collect();
-    let result = tarball::unpack(&tgz(&files), &mut (1 << 20), 10);
+    let result = tarball::unpack(&tgz(&files), &mut (1 << 20), 10, &MemoryBudget::unlimited());
     assert!(matches!(result, Err(tarball::UnpackProblem::TooBig(_))), "{result:?}");
 }
 

@@ -1,9 +1,11 @@
 //! Installing a wheel as an installer would (the binary distribution format spec): every
 //! file checked against RECORD, `.data` directories spread to their schemes, console scripts
-//! written, INSTALLER and a new RECORD added — as image entries, never touching a disk.
+//! written, INSTALLER and a new RECORD added — as image entries, never touching a disk. What
+//! a wheel unpacks to is reserved from the build's memory budget before it is held, so zip
+//! bombs, one or many at once, are refused by name.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Cursor, Read};
+use std::io::{Cursor, Read, Seek};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -11,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::Target;
 use crate::archive::{Entry, EntryKind};
+use crate::memory::{MemoryBudget, OverBudget, ReadError, read_reserved};
 
 /// Bounds on what one wheel may unpack to, so a zip bomb ends in an error.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +48,15 @@ pub enum WheelError {
     TooMany { limit: usize },
     #[error("reading {path:?}: {why}")]
     Read { path: String, why: String },
+    #[error("entry {path:?} inflates past {over}: refused as a possible zip bomb")]
+    OverBudget { path: String, over: OverBudget },
+}
+
+impl WheelError {
+    /// True when the build's memory budget refused the wheel: raising it lets a genuine one in.
+    pub fn is_over_budget(&self) -> bool {
+        matches!(self, WheelError::OverBudget { .. })
+    }
 }
 
 /// The `METADATA` text of a wheel.
@@ -113,9 +125,17 @@ pub struct InstalledWheel {
     pub scripts: Vec<String>,
 }
 
-/// Installs `wheel` (its bytes) for `target`; paths are relative to the image root.
-pub fn install_wheel(wheel: &[u8], target: &Target, limits: &Limits) -> Result<InstalledWheel, WheelError> {
-    let mut archive = zip::ZipArchive::new(Cursor::new(wheel)).map_err(|e| WheelError::Zip(e.to_string()))?;
+/// Installs `wheel` (read from a file, or bytes in a `Cursor`) for `target`; paths are
+/// relative to the image root. What it holds is reserved from `memory` and stays reserved
+/// while the budget (the build) lives; a wheel refused half-way gives its share back.
+pub fn install_wheel<R: Read + Seek>(
+    wheel: R,
+    target: &Target,
+    limits: &Limits,
+    memory: &MemoryBudget,
+) -> Result<InstalledWheel, WheelError> {
+    let mut reservation = memory.reservation();
+    let mut archive = zip::ZipArchive::new(wheel).map_err(|e| WheelError::Zip(e.to_string()))?;
     if archive.len() > limits.max_entries {
         return Err(WheelError::TooMany { limit: limits.max_entries });
     }
@@ -140,13 +160,16 @@ pub fn install_wheel(wheel: &[u8], target: &Target, limits: &Limits) -> Result<I
         }
         let path = safe_path(&name).ok_or_else(|| WheelError::Escape(name.clone()))?;
         let executable = file.unix_mode().is_some_and(|m| m & 0o111 != 0);
-        let mut data = Vec::new();
-        // Read at most one byte past the limit: declared sizes in a zip can lie.
+        // Read at most one byte past the limit: declared sizes in a zip can lie, so the
+        // declared size is only trusted to refuse early, never to stop reading.
         let room = limits.max_bytes.saturating_sub(total);
-        file.by_ref()
-            .take(room.saturating_add(1))
-            .read_to_end(&mut data)
-            .map_err(|e| WheelError::Read { path: name.clone(), why: e.to_string() })?;
+        let declared = file.size().min(room.saturating_add(1));
+        let data = read_reserved(&mut file.by_ref().take(room.saturating_add(1)), declared, &mut reservation).map_err(
+            |e| match e {
+                ReadError::OverBudget(over) => WheelError::OverBudget { path: name.clone(), over },
+                ReadError::Io(e) => WheelError::Read { path: name.clone(), why: e.to_string() },
+            },
+        )?;
         total += data.len() as u64;
         if total > limits.max_bytes {
             return Err(WheelError::TooBig { limit: limits.max_bytes });
@@ -238,6 +261,7 @@ pub fn install_wheel(wheel: &[u8], target: &Target, limits: &Limits) -> Result<I
         uid: 0,
         gid: 0,
     }));
+    reservation.keep();
     Ok(InstalledWheel { entries, scripts })
 }
 

@@ -42,6 +42,26 @@ fn wheel(files: &[(&str, &[u8])], tamper: bool) -> Vec<u8> {
     writer.finish().unwrap().into_inner()
 }
 
+fn install(wheel: &[u8], limits: &Limits) -> Result<InstalledWheel, WheelError> {
+    install_wheel(std::io::Cursor::new(wheel), &target(), limits, &crate::memory::MemoryBudget::unlimited())
+}
+
+/// A zip bomb: `files` deflated entries of 32 MiB of zeros each, streamed into the zip.
+fn zip_bomb(files: usize) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).large_file(false);
+    for (path, data) in [("demo-1.0.dist-info/METADATA", METADATA), ("demo-1.0.dist-info/RECORD", b"")] {
+        writer.start_file(path, options).unwrap();
+        writer.write_all(data).unwrap();
+    }
+    for i in 0..files {
+        writer.start_file(format!("demo/zeros{i}.bin"), options).unwrap();
+        std::io::copy(&mut std::io::Read::take(std::io::repeat(0), 32 << 20), &mut writer).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
 const METADATA: &[u8] = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nLicense: MIT\nRequires-Dist: six\n\n";
 
 fn honest() -> Vec<(&'static str, &'static [u8])> {
@@ -56,7 +76,7 @@ fn honest() -> Vec<(&'static str, &'static [u8])> {
 
 #[test]
 fn wheels_install_into_site_packages_with_scripts_and_a_new_record() {
-    let installed = install_wheel(&wheel(&honest(), false), &target(), &Limits::default()).unwrap();
+    let installed = install(&wheel(&honest(), false), &Limits::default()).unwrap();
     let paths: Vec<&str> = installed.entries.iter().map(|e| e.path.as_str()).collect();
     let site = "usr/local/lib/python3.11/dist-packages";
     assert!(paths.contains(&format!("{site}/demo/__init__.py").as_str()), "{paths:?}");
@@ -82,21 +102,21 @@ fn wheels_install_into_site_packages_with_scripts_and_a_new_record() {
 
 #[test]
 fn altered_escaping_and_oversized_wheels_are_refused() {
-    let altered = install_wheel(&wheel(&honest(), true), &target(), &Limits::default()).unwrap_err();
+    let altered = install(&wheel(&honest(), true), &Limits::default()).unwrap_err();
     assert!(altered.to_string().contains("demo/__init__.py") && altered.to_string().contains("RECORD"), "{altered}");
     let mut files = honest();
     files.push(("../../etc/passwd", b"root::0:0::/:/bin/sh\n"));
-    let escape = install_wheel(&wheel(&files, false), &target(), &Limits::default()).unwrap_err();
+    let escape = install(&wheel(&files, false), &Limits::default()).unwrap_err();
     assert!(escape.to_string().contains("../../etc/passwd"), "{escape}");
     let mut files = honest();
     files.push(("/etc/shadow", b"x"));
-    assert!(matches!(install_wheel(&wheel(&files, false), &target(), &Limits::default()), Err(WheelError::Escape(_))));
+    assert!(matches!(install(&wheel(&files, false), &Limits::default()), Err(WheelError::Escape(_))));
     let big = vec![0u8; 4096];
     let mut files = honest();
     files.push(("demo/big.bin", &big));
-    let bomb = install_wheel(&wheel(&files, false), &target(), &Limits { max_bytes: 1024, max_entries: 100 });
+    let bomb = install(&wheel(&files, false), &Limits { max_bytes: 1024, max_entries: 100 });
     assert!(matches!(bomb, Err(WheelError::TooBig { limit: 1024 })), "{bomb:?}");
-    assert!(install_wheel(b"PK not really", &target(), &Limits::default()).is_err());
+    assert!(install(b"PK not really", &Limits::default()).is_err());
 }
 
 #[test]
@@ -198,4 +218,28 @@ async fn html_index_pages_are_read_with_hashes_and_metadata_flags() {
     assert!(files[1].yanked && !files[0].yanked);
     let missing = index.files("nope").await.unwrap_err().to_string();
     assert!(missing.contains("no project nope in test"), "{missing}");
+}
+
+#[test]
+fn zip_bombs_stop_at_the_build_budget_one_or_four_at_once() {
+    let memory = crate::memory::MemoryBudget::new(64 << 20);
+    let bomb = zip_bomb(4);
+    assert!(bomb.len() < 1 << 20, "the bomb is small: {} bytes", bomb.len());
+    let install = || install_wheel(std::io::Cursor::new(&bomb), &target(), &Limits::default(), &memory);
+    let error = install().unwrap_err();
+    assert!(error.is_over_budget(), "{error}");
+    let message = error.to_string();
+    assert!(message.contains("\"demo/zeros"), "{message}");
+    assert!(message.contains("the build's memory limit of 64 MiB"), "{message}");
+    assert_eq!(memory.held(), 0, "a refused wheel gives its reservation back");
+
+    let errors: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4).map(|_| scope.spawn(|| install().unwrap_err().to_string())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for message in &errors {
+        assert!(message.contains("zip bomb"), "{message}");
+    }
+    assert!(memory.peak() <= 64 << 20, "four bombs held {} together", memory.peak());
+    assert_eq!(memory.held(), 0);
 }

@@ -23,6 +23,12 @@ use kiln_store::{KvStore, Op, StoreError};
 
 use crate::tasks::{Outcome, Runner, TaskContext, TaskError};
 
+/// What one build may hold in memory of its packages' contents unless told otherwise. Real
+/// builds hold far less (measured: the python3 root image 61 MiB, pandas with numpy on it
+/// 101 MiB), so only a bomb or a very large stack (CUDA wheels) meets it, and the default two
+/// builds at once stay well inside a 24 GiB machine.
+pub const DEFAULT_BUILD_MEMORY_LIMIT: u64 = 4 << 30;
+
 /// How builds run.
 #[derive(Debug, Clone)]
 pub struct BuildSettings {
@@ -45,6 +51,10 @@ pub struct BuildSettings {
     pub pypi_index_url: Option<String>,
     /// Bytes one wheel may unpack to; more is refused as a possible zip bomb.
     pub wheel_size_limit: u64,
+    /// Bytes of package contents (unpacked `.deb`s, wheels, npm tarballs) one build may hold
+    /// in memory together; a package taking it past this is refused as a possible
+    /// decompression bomb, naming the package and file.
+    pub build_memory_limit: u64,
     /// The npm registry used when the organisation has no `npm` package source; the
     /// machine's npm configuration by default, `None` for none.
     pub npm_registry_url: Option<String>,

@@ -125,6 +125,7 @@ pub async fn install(
     manifest: &NodeManifest,
     node_version: String,
     recorded_lock: Option<&str>,
+    memory: &kiln_packages::memory::MemoryBudget,
 ) -> Result<NodePackages, TaskError> {
     let (label, registry) = registry(runner, ctx).await?;
     let lockfile = recorded_lock.map(|l| l.as_bytes().to_vec()).or_else(|| manifest.lockfile.clone());
@@ -136,6 +137,7 @@ pub async fn install(
         prefix: NODE_PREFIX.to_string(),
         node_version: Some(node_version),
         allow_scripts: runner.settings.npm_allow_scripts,
+        memory: memory.clone(),
         ..InstallOptions::default()
     };
     let installation =

@@ -12,6 +12,7 @@ use kiln_packages::archive::{Entry, EntryKind};
 use kiln_packages::cache::DownloadCache;
 use kiln_packages::deb::index::PackageRecord;
 use kiln_packages::deb::resolve::{Installed, Request, resolve};
+use kiln_packages::memory::{MemoryBudget, human};
 use kiln_store::records;
 
 use super::BuildRunner;
@@ -221,6 +222,9 @@ pub(super) fn locked_sha256(locked: &LockedPackage) -> Result<Digest, TaskError>
 
 pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Result<Built, TaskError> {
     let settings = &runner.settings;
+    // One budget for everything this build decompresses, in parallel or not; it goes when the
+    // build does, with the packages it paid for.
+    let memory = MemoryBudget::new(settings.build_memory_limit);
     // Python first: native extensions may need system libraries the resolution below adds.
     let mut requests = spec.requests.clone();
     let python = match &spec.python {
@@ -236,6 +240,7 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
                 spec.python_constraints.clone(),
                 &spec.parent_runtime,
                 spec.locked.as_ref(),
+                &memory,
             )
             .await?;
             let needed =
@@ -264,7 +269,7 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
             let parent_status = spec.parent.as_ref().map_or("", |p| p.image.dpkg_status.as_str());
             let node_version = super::node::node_version(parent_status)?;
             let recorded = spec.locked.as_ref().and_then(|l| l.npm_lockfile.as_deref());
-            Some(super::node::install(runner, ctx, manifest, node_version, recorded).await?)
+            Some(super::node::install(runner, ctx, manifest, node_version, recorded, &memory).await?)
         }
         None => None,
     };
@@ -350,7 +355,7 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
     let mut unpacked: Vec<Option<UnpackedPackage>> =
         records.iter().map(|r| runner.memo.package(&r.sha256).map(|p| p.as_ref().clone())).collect();
     let missing: Vec<usize> = (0..records.len()).filter(|&i| unpacked[i].is_none()).collect();
-    for (at, package) in missing.iter().zip(unpack_some(&records, &files, &missing).await?) {
+    for (at, package) in missing.iter().zip(unpack_some(&records, &files, &missing, &memory).await?) {
         runner.memo.remember_package(&records[*at].sha256, &package);
         unpacked[*at] = Some(package);
     }
@@ -407,7 +412,12 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
         distro: Some("debian-12".to_string()),
         reuse: BTreeMap::new(),
     };
-    let input = reuse_layers(runner, &records, &files, input).await?;
+    let input = reuse_layers(runner, &records, &files, input, &memory).await?;
+    ctx.log(format!(
+        "package contents held in memory: {} at most (the build's limit is {})",
+        human(memory.peak()),
+        human(memory.limit())
+    ));
     let assembled = tokio::task::spawn_blocking(move || kiln_build::assemble(input))
         .await
         .map_err(|e| TaskError::transient(format!("assembling stopped: {e}")))?
@@ -483,6 +493,7 @@ async fn reuse_layers(
     records: &[PackageRecord],
     files: &[std::path::PathBuf],
     mut input: AssembleInput,
+    memory: &MemoryBudget,
 ) -> Result<AssembleInput, TaskError> {
     let planned =
         kiln_build::package_layers(&input).map_err(|e| TaskError::permanent(format!("assembling the image: {e}")))?;
@@ -505,28 +516,31 @@ async fn reuse_layers(
             p.is_slimmed() && again.contains(&(p.name.clone(), p.architecture.clone()))
         })
         .collect();
-    for (at, package) in again.iter().zip(unpack_some(records, files, &again).await?) {
+    for (at, package) in again.iter().zip(unpack_some(records, files, &again, memory).await?) {
         input.packages[*at] = package;
     }
     Ok(input)
 }
 
-/// Unpacks the packages at `which` on every core: xz decompression is most of a cold build's CPU.
+/// Unpacks the packages at `which` on every core: xz decompression is most of a cold build's
+/// CPU. What they hold comes out of the build's one `memory` budget, however many run at once.
 async fn unpack_some(
     records: &[PackageRecord],
     files: &[std::path::PathBuf],
     which: &[usize],
+    memory: &MemoryBudget,
 ) -> Result<Vec<UnpackedPackage>, TaskError> {
     if which.is_empty() {
         return Ok(Vec::new());
     }
     let items: Vec<(PackageRecord, std::path::PathBuf)> =
         which.iter().map(|&i| (records[i].clone(), files[i].clone())).collect();
+    let memory = memory.clone();
     tokio::task::spawn_blocking(move || {
         kiln_build::parallel::map_largest_first(
             &items,
             |(record, _)| record.size,
-            |(record, path)| unpack_one(record, path),
+            |(record, path)| unpack_one(record, path, &memory),
         )
         .into_iter()
         .map(|unpacked| {
@@ -538,11 +552,23 @@ async fn unpack_some(
     .map_err(|e| TaskError::transient(format!("unpacking stopped: {e}")))?
 }
 
-fn unpack_one(record: &PackageRecord, path: &std::path::Path) -> Result<UnpackedPackage, TaskError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| TaskError::transient(format!("reading the cached {}: {e}", path.display())))?;
-    let deb = kiln_packages::deb::unpack::read_deb(&bytes)
-        .map_err(|e| TaskError::permanent(format!("package {} {}: {e}", record.name, record.version)))?;
+fn unpack_one(
+    record: &PackageRecord,
+    path: &std::path::Path,
+    memory: &MemoryBudget,
+) -> Result<UnpackedPackage, TaskError> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| TaskError::transient(format!("reading the cached {}: {e}", path.display())))?;
+    let deb = kiln_packages::deb::unpack::read_deb(std::io::BufReader::with_capacity(256 << 10, file), memory)
+        .map_err(|e| {
+            let file = record.filename.rsplit('/').next().unwrap_or(&record.filename);
+            let hint = if e.is_over_budget() {
+                "; if the package is genuine, raise kiln serve --build-memory-limit-bytes"
+            } else {
+                ""
+            };
+            TaskError::permanent(format!("package {} {} ({file}): {e}{hint}", record.name, record.version))
+        })?;
     let copyright = format!("usr/share/doc/{}/copyright", record.name);
     let license = deb.entries.iter().find(|e| e.path == copyright).and_then(|e| match &e.kind {
         EntryKind::File { data } => kiln_packages::deb::copyright::license_of(&String::from_utf8_lossy(data)),

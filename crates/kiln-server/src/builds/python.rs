@@ -102,7 +102,10 @@ pub struct PythonPackages {
 }
 
 /// Resolves, fetches and installs. `parent_has` are the parent's Python distributions (kept
-/// at their versions); `locked` replays an earlier build's Python lock exactly.
+/// at their versions); `locked` replays an earlier build's Python lock exactly; `memory` is
+/// the build's budget, shared with its other steps.
+// Each argument is a distinct input of the step; a struct of them would only rename the list.
+#[allow(clippy::too_many_arguments)]
 pub async fn install(
     runner: &BuildRunner,
     ctx: &TaskContext,
@@ -111,6 +114,7 @@ pub async fn install(
     constraints: Vec<Requirement>,
     parent_has: &[InventoryItem],
     locked: Option<&Lock>,
+    memory: &kiln_packages::memory::MemoryBudget,
 ) -> Result<PythonPackages, TaskError> {
     let permanent = |e: String| TaskError::permanent(e);
     if let Some(lock) = locked {
@@ -196,10 +200,17 @@ pub async fn install(
         let target = target.clone();
         let name = dist.name.clone();
         let limits = Limits { max_bytes: runner.settings.wheel_size_limit, ..Limits::default() };
-        // Unpacking and checking a wheel is CPU work: all of them at once, on every core.
+        let memory = memory.clone();
+        // Unpacking and checking a wheel is CPU work: all of them at once, on every core, held
+        // together to the build's one memory budget.
         let installing = tokio::task::spawn_blocking(move || {
-            let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-            install_wheel(&bytes, &target, &limits).map_err(|e| e.to_string())
+            let file = std::fs::File::open(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            install_wheel(std::io::BufReader::new(file), &target, &limits, &memory).map_err(|e| {
+                match e.is_over_budget() {
+                    true => format!("{e}; if the wheel is genuine, raise kiln serve --build-memory-limit-bytes"),
+                    false => e.to_string(),
+                }
+            })
         });
         pending.push((dist, version, sha256, size, name, installing));
         ctx.check_cancelled()?;

@@ -193,10 +193,15 @@ pub fn tar_with(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
 
 /// A `.deb` (`ar` of debian-binary, control.tar, data.tar) around `data`.
 pub fn deb(name: &str, data: Vec<u8>) -> Vec<u8> {
+    deb_with(name, "data.tar", data)
+}
+
+/// A `.deb` whose data member is named `member` (its compression is told by the name).
+pub fn deb_with(name: &str, member: &str, data: Vec<u8>) -> Vec<u8> {
     let control_text = format!("Package: {name}\nVersion: 1.0\nArchitecture: amd64\n");
     let control = tar_with(&[("./control", tar::EntryType::Regular, "", control_text.as_bytes())]);
     let mut out = ar::Builder::new(Vec::new());
-    for (member, bytes) in [("debian-binary", b"2.0\n".to_vec()), ("control.tar", control), ("data.tar", data)] {
+    for (member, bytes) in [("debian-binary", b"2.0\n".to_vec()), ("control.tar", control), (member, data)] {
         out.append(&ar::Header::new(member.as_bytes().to_vec(), bytes.len() as u64), bytes.as_slice())
             .expect("ar member");
     }
