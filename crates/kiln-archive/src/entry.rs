@@ -3,7 +3,9 @@
 //! or climbing names, links leaving the root, devices) or exhaust the host (too many entries,
 //! too many bytes) is refused naming the entry. Readers and the applier share it.
 
+use std::cell::Cell;
 use std::io::{self, BufRead, BufReader, Read};
+use std::rc::Rc;
 
 use crate::path::{PathError, SafePath, link_stays_inside};
 
@@ -68,8 +70,38 @@ pub enum LayerError {
     TooManyEntries { limit: u64 },
     #[error("entry {entry:?} takes the layer past {limit} bytes unpacked: refused as a possible bomb")]
     TooLarge { entry: String, limit: u64 },
+    #[error(
+        "the entry after {after:?} has headers (long names, pax records) past {limit} bytes: refused as a possible bomb"
+    )]
+    HugeHeaders { after: String, limit: u64 },
     #[error("writing {path}: {source}")]
     Io { path: String, source: io::Error },
+}
+
+/// Bytes the tar reader may pull between two entries' contents: a header with its long-name
+/// and pax extensions, which the reader holds in memory whole, and padding.
+pub const MAX_HEADERS: u64 = 1 << 20;
+
+/// Counts what the tar reader takes from below, so headers cannot grow without bound while
+/// contents are bounded by the entry sizes the limits already check.
+struct Metered<R> {
+    inner: R,
+    allowance: Rc<Cell<u64>>,
+    exhausted: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let room = self.allowance.get();
+        if room == 0 && !buf.is_empty() {
+            self.exhausted.set(true);
+            return Err(io::Error::other("the headers bound of the layer was reached"));
+        }
+        let len = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..len])?;
+        self.allowance.set(room - n as u64);
+        Ok(n)
+    }
 }
 
 fn compression_note(compression: &Option<&'static str>) -> String {
@@ -120,17 +152,31 @@ pub fn for_each_entry<R: Read>(
 ) -> Result<(), LayerError> {
     let (reader, compression) =
         decompressed(layer).map_err(|source| LayerError::Corrupt { compression: None, source })?;
+    let allowance = Rc::new(Cell::new(MAX_HEADERS));
+    let exhausted = Rc::new(Cell::new(false));
+    let metered = Metered { inner: reader, allowance: allowance.clone(), exhausted: exhausted.clone() };
+    let mut previous = String::from("the start");
+    let failed = |source: io::Error, previous: &str| match exhausted.get() {
+        true => LayerError::HugeHeaders { after: previous.to_string(), limit: MAX_HEADERS },
+        false => LayerError::Corrupt { compression, source },
+    };
     let corrupt = |source| LayerError::Corrupt { compression, source };
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(metered);
     let (mut count, mut bytes) = (0u64, 0u64);
-    for entry in archive.entries().map_err(corrupt)? {
-        let mut entry = entry.map_err(corrupt)?;
+    let mut entries = archive.entries().map_err(|e| failed(e, &previous))?;
+    loop {
+        let Some(entry) = entries.next() else { break };
+        let mut entry = entry.map_err(|e| failed(e, &previous))?;
+        // The entry's contents (and what skipping them reads) are bounded by its size,
+        // which the limits check; what comes after may hold only headers.
+        allowance.set(entry.size().saturating_add(512).saturating_add(MAX_HEADERS));
         count += 1;
         if count > limits.max_entries {
             return Err(LayerError::TooManyEntries { limit: limits.max_entries });
         }
         let raw_bytes = entry.path_bytes().into_owned();
         let raw = String::from_utf8_lossy(&raw_bytes).into_owned();
+        previous.clone_from(&raw);
         let header = entry.header();
         let mode = header.mode().map_err(corrupt)? & 0o7777;
         let uid = header.uid().map_err(corrupt)?;

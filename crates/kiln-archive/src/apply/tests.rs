@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::*;
+use crate::entry::check_layer;
 
 /// One raw tar entry: the name and link are written byte for byte, as an attacker would.
 #[derive(Debug, Clone)]
@@ -214,6 +215,25 @@ fn bombs_stop_at_the_limits() {
     let big = tar_of(&[file("a", "12345"), file("b", "123456")]);
     let result = applier.apply(&big[..]);
     assert!(matches!(result, Err(LayerError::TooLarge { ref entry, limit: 10 }) if entry == "b"), "{result:?}");
+}
+
+#[test]
+fn huge_long_names_are_refused_before_they_are_held() {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(1);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    let ok = builder.append_data(&mut header.clone(), "first", &b"1"[..]);
+    assert!(ok.is_ok(), "{ok:?}");
+    let long = format!("a/{}", "b".repeat(2 << 20));
+    let appended = builder.append_data(&mut header, &long, &b"2"[..]);
+    assert!(appended.is_ok(), "{appended:?}");
+    let tar = builder.into_inner().unwrap_or_else(|e| panic!("{e}"));
+    let result = check_layer(&tar[..], Limits::default());
+    assert!(matches!(&result, Err(LayerError::HugeHeaders { after, .. }) if after == "first"), "{result:?}");
 }
 
 #[test]
