@@ -163,9 +163,8 @@ pub fn for_each_entry<R: Read>(
     let corrupt = |source| LayerError::Corrupt { compression, source };
     let mut archive = tar::Archive::new(metered);
     let (mut count, mut bytes) = (0u64, 0u64);
-    let mut entries = archive.entries().map_err(|e| failed(e, &previous))?;
-    loop {
-        let Some(entry) = entries.next() else { break };
+    let entries = archive.entries().map_err(|e| failed(e, &previous))?;
+    for entry in entries {
         let mut entry = entry.map_err(|e| failed(e, &previous))?;
         // The entry's contents (and what skipping them reads) are bounded by its size,
         // which the limits check; what comes after may hold only headers.
