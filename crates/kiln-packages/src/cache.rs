@@ -45,9 +45,25 @@ pub enum FetchError {
     Io { path: String, source: std::io::Error },
 }
 
+/// Downloads a killed process left half-written (`.<name>.<pid>`): one server owns a data
+/// directory, so a temporary file of another process id is nobody's any more.
+fn remove_abandoned_downloads(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let ours = std::process::id().to_string();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let owner = name.strip_prefix('.').and_then(|rest| rest.rsplit_once('.')).map(|(_, pid)| pid);
+        if owner.is_some_and(|pid| pid != ours && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 impl DownloadCache {
     pub fn open(dir: &Path, max_bytes: u64) -> Result<DownloadCache, CacheError> {
         std::fs::create_dir_all(dir).map_err(|source| CacheError::Io { path: dir.display().to_string(), source })?;
+        remove_abandoned_downloads(dir);
         Ok(DownloadCache { dir: dir.to_path_buf(), max_bytes })
     }
 
@@ -236,6 +252,19 @@ mod tests {
         }
         out.sort();
         out
+    }
+
+    #[test]
+    fn downloads_a_dead_process_left_are_removed() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let dir = root.path().join("cache");
+        std::fs::create_dir_all(&dir).expect("cache dir");
+        let ours = format!(".abc.{}", std::process::id());
+        for name in [".abc.4294967295", ours.as_str(), "abc", ".keep"] {
+            std::fs::write(dir.join(name), "x").expect("file");
+        }
+        DownloadCache::open(&dir, 1 << 20).expect("cache");
+        assert_eq!(files_below(root.path()), [format!("cache/{ours}"), "cache/.keep".to_string(), "cache/abc".into()]);
     }
 
     #[tokio::test]
