@@ -34,7 +34,7 @@ pub use dockerfile::{DockerfileError, render_dockerfile};
 pub use group::{DEFAULT_LAYER_BUDGET, GroupError, LayerPlan, MAX_LAYERS, plan_layers};
 pub use layer::{GZIP_LEVEL, LayerBlob, LayerError, write_layer};
 pub use package::{RuntimePackage, UnpackedPackage, merge_usr};
-pub use plugins::{Language, Plugin, plugin};
+pub use plugins::{FUNCTION_PORT, Language, Plugin, plugin};
 pub use read::{ReadError, read_file_from_layers, read_files_from_layers};
 pub use sbom::{SPDX_JSON, Sbom, sbom_manifest, spdx_document};
 pub use settings::ImageSettings;

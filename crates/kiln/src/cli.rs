@@ -22,7 +22,7 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
-    /// URL of the Kiln server (default: the one `kiln login` stored, else http://127.0.0.1:8080).
+    /// URL of the Kiln server (default: the one `kiln login` stored, else http://127.0.0.1:8470).
     #[arg(long, global = true, env = "KILN_URL")]
     pub server: Option<String>,
     /// API token (the administrator's is printed at first start).

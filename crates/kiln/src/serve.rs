@@ -11,7 +11,9 @@ use serde::Deserialize;
 
 use crate::cli::ServeArgs;
 
-const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Not 8080: that is where the function servers of the images Kiln builds listen, and a
+/// developer running both on one machine should not have to move either.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
 const DEFAULT_DATA_DIR: &str = "./kiln-data";
 const STORE_FILE: &str = "kiln.redb";
 /// Registry blobs and uploads live under this directory of the data directory.
@@ -389,6 +391,13 @@ mod tests {
         assert_eq!(from_flag.listen, "127.0.0.1:0");
         let defaults = settle(args(None, None)).unwrap();
         assert_eq!((defaults.listen.as_str(), defaults.log.as_str()), (DEFAULT_LISTEN, "info"));
+        let port = DEFAULT_LISTEN.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+        assert_ne!(port, Some(kiln_build::FUNCTION_PORT), "kiln and the functions it builds share a port");
+        assert_eq!(
+            crate::credentials::DEFAULT_SERVER,
+            format!("http://{DEFAULT_LISTEN}"),
+            "the client finds the server"
+        );
     }
 
     #[test]

@@ -54,13 +54,17 @@ pub struct Plugin {
 }
 
 /// The plugin of `language`.
+/// The port root images' function servers listen on (`$PORT`), as Dispatch, OpenWhisk and
+/// Knative use.
+pub const FUNCTION_PORT: u16 = 8080;
+
 pub fn plugin(language: Language) -> Plugin {
     let (runtime, interpreter, server_path, server) = match language {
         Language::Python3 => ("python3", "/usr/bin/python3", "usr/lib/kiln/server.py", PYTHON_SERVER),
         Language::Nodejs => ("nodejs", "/usr/bin/node", "usr/lib/kiln/server.js", NODE_SERVER),
     };
     let mut env = vec![
-        ("PORT".to_string(), "8080".to_string()),
+        ("PORT".to_string(), FUNCTION_PORT.to_string()),
         ("KILN_FUNCTION_DIR".to_string(), FUNCTION_DIR.to_string()),
         ("KILN_FUNCTION_MODULE".to_string(), "handler".to_string()),
         ("KILN_FUNCTION_HANDLER".to_string(), "handle".to_string()),
@@ -94,7 +98,7 @@ pub fn plugin(language: Language) -> Plugin {
             user: Some(KILN_USER.to_string()),
             entrypoint: Some(vec![interpreter.to_string(), format!("/{server_path}")]),
             working_dir: Some(FUNCTION_DIR.to_string()),
-            exposed_ports: vec!["8080/tcp".to_string()],
+            exposed_ports: vec![format!("{FUNCTION_PORT}/tcp")],
             ..ImageSettings::default()
         },
     }
