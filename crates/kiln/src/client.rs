@@ -61,7 +61,7 @@ impl Client {
             return serde_json::from_str(&text)
                 .with_context(|| format!("the server's answer to {method} {path} is not JSON"));
         }
-        Err(server_error(status, &text))
+        Err(server_error(status, &text, self.token.is_some()))
     }
 
     /// Opens a streaming GET (Server-Sent Events); errors as `send` does.
@@ -80,7 +80,7 @@ impl Client {
             return Ok(response);
         }
         let text = response.text().await.unwrap_or_default();
-        Err(server_error(status, &text))
+        Err(server_error(status, &text, self.token.is_some()))
     }
 
     /// A GET whose answer is text (a Dockerfile).
@@ -110,7 +110,7 @@ impl Client {
         let status = response.status();
         let text = response.text().await.with_context(|| format!("reading the answer to GET {url}"))?;
         if !status.is_success() {
-            return Err(server_error(status, &text));
+            return Err(server_error(status, &text, self.token.is_some()));
         }
         serde_json::from_str(&text).map(Some).with_context(|| format!("the server's answer to GET {path} is not JSON"))
     }
@@ -132,11 +132,18 @@ pub enum Body {
     Bytes(Vec<u8>, &'static str),
 }
 
-fn server_error(status: StatusCode, text: &str) -> anyhow::Error {
+fn server_error(status: StatusCode, text: &str, sent_token: bool) -> anyhow::Error {
+    if status == StatusCode::UNAUTHORIZED && !sent_token {
+        return anyhow!(
+            "no token was sent: run kiln login --server URL --token TOKEN once, or pass --token or set KILN_TOKEN (401)"
+        );
+    }
     let Ok(body) = serde_json::from_str::<Value>(text) else {
         return anyhow!("the server answered {status}: {}", text.trim());
     };
-    let message = body.get("message").and_then(Value::as_str).unwrap_or("no message").to_string();
+    // The API's words are for HTTP clients; the CLI's own flag says the same.
+    let message =
+        body.get("message").and_then(Value::as_str).unwrap_or("no message").replace("pass force=true", "pass --force");
     let mut lines = vec![message];
     if let Some(details) = body.get("details").and_then(Value::as_array)
         && details.len() > 1

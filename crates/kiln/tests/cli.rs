@@ -165,7 +165,7 @@ fn errors_are_clear_and_exit_non_zero() {
     assert!(dup.contains("already exists"), "{dup}");
     ok(&server.kiln(&["create", "image", "i", "b"]));
     let in_use = fails(&server.kiln(&["delete", "base-image", "b"]));
-    assert!(in_use.contains("force") && in_use.contains('i'), "{in_use}");
+    assert!(in_use.contains("--force") && !in_use.contains("force=true") && in_use.contains('i'), "{in_use}");
     ok(&server.kiln(&["delete", "base-image", "b", "--force"]));
     assert!(ok(&server.kiln(&["get", "image", "i"])).contains("ERROR"));
 
@@ -179,6 +179,17 @@ fn errors_are_clear_and_exit_non_zero() {
         .output()
         .expect("run kiln");
     assert!(fails(&unreachable).contains("cannot reach Kiln"));
+
+    let no_token = std::process::Command::new(common::KILN)
+        .args(["get", "images"])
+        .env("KILN_URL", &server.url)
+        .env_remove("KILN_TOKEN")
+        .env("XDG_CONFIG_HOME", dir.path())
+        .env("HOME", dir.path())
+        .output()
+        .expect("run kiln");
+    let err = fails(&no_token);
+    assert!(err.contains("--token") && err.contains("KILN_TOKEN") && err.contains("kiln login"), "{err}");
 }
 
 #[test]
