@@ -254,8 +254,17 @@ pub async fn dockerfile(client: &Client, image: &str) -> Result<()> {
     Ok(())
 }
 
+/// What an image holds, or a base image (a root image Kiln bootstrapped, or one it read
+/// from another registry) of that name when no image has it.
 pub async fn inventory(client: &Client, output: Output, image: &str) -> Result<()> {
-    let answer = client.get(&format!("/v1/images/{}/packages", segment(image))).await?;
+    let name = segment(image);
+    let answer = match client.get_if_present(&format!("/v1/images/{name}")).await? {
+        Some(_) => client.get(&format!("/v1/images/{name}/packages")).await?,
+        None if client.get_if_present(&format!("/v1/base-images/{name}")).await?.is_some() => {
+            client.get(&format!("/v1/base-images/{name}/packages")).await?
+        }
+        None => bail!("no image or base image is named {image:?}: kiln get images and kiln get base-images list them"),
+    };
     if output != Output::Table {
         outln!("{}", serde_json::to_string_pretty(&answer)?)?;
         return Ok(());

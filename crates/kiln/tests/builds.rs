@@ -117,6 +117,16 @@ fn python3_root_image_runs_and_takes_system_packages() {
     assert!(bootstrap.status.success(), "{}\n{}", stdout(&bootstrap), stderr(&bootstrap));
     let base = http.get("/v1/base-images/python3").body;
     assert_eq!(base["status"], "READY", "{base}");
+    // Kiln knows what it put in a root image, and the CLI shows it under the image's name.
+    let root_inventory = server.kiln(&["inventory", "python3"]);
+    assert!(root_inventory.status.success(), "{}", stderr(&root_inventory));
+    assert!(
+        stdout(&root_inventory).contains("python3.11") && stdout(&root_inventory).contains("libc6"),
+        "{}",
+        stdout(&root_inventory)
+    );
+    let unknown = server.kiln(&["inventory", "no-such-thing"]);
+    assert!(!unknown.status.success() && stderr(&unknown).contains("no image or base image"), "{}", stderr(&unknown));
     let (repository, tag) = repository_and_tag(base["reference"].as_str().expect("base reference"));
     let root_dir = temp.path().join("root");
     std::fs::create_dir_all(&root_dir).expect("root dir");

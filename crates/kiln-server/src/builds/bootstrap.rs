@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use kiln_build::plugins::{Language, plugin};
-use kiln_model::{BaseImage, Status, Tag, Task, Visibility};
+use kiln_model::{BaseImage, BaseImageInventory, Status, Tag, Task, Visibility};
 use kiln_packages::deb::resolve::Request;
 use kiln_store::{KvStore, Op, Precondition, StoreError, records};
 
@@ -56,6 +56,7 @@ impl Runner for BootstrapRunner {
             "reference": built.reference,
             "packages": built.lock.packages.len(),
             "sbomDigest": built.sbom_digest.to_string(),
+            "inventory": built.inventory,
         }))
     }
 
@@ -91,6 +92,20 @@ impl Runner for BootstrapRunner {
         if !base.tags.iter().any(|t| t.key == MANAGED_TAG) {
             base.tags.push(Tag { key: MANAGED_TAG.to_string(), value: "root".to_string() });
         }
-        Ok(vec![Op::Put { key, value: records::encode(&base)?, expect }])
+        // Kiln knows what it put in a root image: its inventory needs no scan of the layers.
+        let items: Vec<kiln_model::InventoryItem> =
+            serde_json::from_value(result.get("inventory").cloned().unwrap_or_default()).unwrap_or_default();
+        let inventory = BaseImageInventory {
+            digest: text("digest"),
+            items,
+            problem: None,
+            scanned_time: now,
+            layers_checked: true,
+        };
+        let inventory_key = records::key::<BaseImageInventory>(&task.organization, &task.target);
+        Ok(vec![
+            Op::Put { key, value: records::encode(&base)?, expect },
+            Op::Put { key: inventory_key, value: records::encode(&inventory)?, expect: Precondition::Any },
+        ])
     }
 }
