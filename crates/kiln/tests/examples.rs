@@ -309,6 +309,11 @@ fn seed_examples_build_and_answer() {
         ("py-platform", "kiln-win\n", vec!["kiln-win", "no wheel for CPython 3.11"]),
         ("py-python", "kiln-py2\n", vec!["kiln-py2", "no wheel for CPython 3.11"]),
         ("py-sdist", "kiln-sdist\n", vec!["kiln-sdist", "only as source"]),
+        (
+            "py-sdist-pinned",
+            "kiln-sdist==1.0\n",
+            vec!["kiln-sdist 1.0 has only a source distribution", "cannot be built"],
+        ),
         ("py-record", "kiln-tampered\n", vec!["kiln_tampered/__init__.py", "RECORD"]),
         ("py-escape", "kiln-escape\n", vec!["../../../../etc/passwd", "refused"]),
         ("py-bomb", "kiln-bomb\n", vec!["kiln-bomb", "268435456 bytes", "zip bomb"]),

@@ -85,6 +85,8 @@ struct Provider<'a> {
     metadata: RefCell<HashMap<(String, Version), CoreMetadata>>,
     /// Why versions were passed over, for the failure message.
     notes: RefCell<BTreeSet<String>>,
+    /// Versions with a source distribution and no wheel at all, by project.
+    source_only: RefCell<HashMap<String, BTreeSet<Version>>>,
 }
 
 fn specifier_range(specifier: &VersionSpecifier) -> Ranges<Version> {
@@ -161,6 +163,35 @@ impl Provider<'_> {
         specifiers.contains(&python)
     }
 
+    /// When what the image asks for directly exists only as source distributions (and those
+    /// may not be built), the failure says that first, by name and version.
+    fn only_sources_asked_for(&self) -> Option<String> {
+        if self.sdists.is_some() {
+            return None;
+        }
+        let candidates = self.candidates.borrow();
+        let source_only = self.source_only.borrow();
+        let lines: Vec<String> = self
+            .root
+            .iter()
+            .filter_map(|(package, range)| {
+                let Pkg::Dist(name) = package else { return None };
+                let usable = candidates.get(name).is_some_and(|c| c.versions.iter().any(|(v, _)| range.contains(v)));
+                let sources: Vec<String> =
+                    source_only.get(name)?.iter().filter(|v| range.contains(*v)).map(ToString::to_string).collect();
+                if usable || sources.is_empty() {
+                    return None;
+                }
+                let newest: Vec<&str> = sources.iter().rev().take(3).map(String::as_str).collect();
+                Some(format!(
+                    "{name} {} has only a source distribution: pick a version with wheels, or ask an administrator to allow source builds (kiln serve --pypi-sdist-builder)",
+                    newest.join(", ")
+                ))
+            })
+            .collect();
+        (!lines.is_empty()).then(|| lines.join("\n"))
+    }
+
     fn candidates(&self, name: &str) -> Result<Arc<Candidates>, ResolveError> {
         if let Some(found) = self.candidates.borrow().get(name) {
             return Ok(found.clone());
@@ -207,6 +238,12 @@ impl Provider<'_> {
             }
         }
         versions.sort_by(|a, b| b.0.cmp(&a.0));
+        let sdist_only: BTreeSet<Version> = source_only
+            .iter()
+            .filter(|v| !wrong_platform.contains(*v) && !versions.iter().any(|(usable, _)| usable == *v))
+            .cloned()
+            .collect();
+        self.source_only.borrow_mut().insert(name.to_string(), sdist_only);
         let newest_usable = versions.first().map(|(v, _)| v.clone());
         let target = format!(
             "CPython {}.{} on {} glibc {}",
@@ -461,12 +498,19 @@ fn solve(
         candidates: RefCell::new(HashMap::new()),
         metadata: RefCell::new(HashMap::new()),
         notes: RefCell::new(BTreeSet::new()),
+        source_only: RefCell::new(HashMap::new()),
     };
     let solution = match pubgrub::resolve(&provider, Pkg::Root, Version::new([0])) {
         Ok(solution) => solution,
         Err(PubGrubError::NoSolution(tree)) => {
-            // The root's made-up version means nothing to a reader.
-            let mut explanation = pubgrub::DefaultStringReporter::report(&tree).replace("the image 0", "the image");
+            // The root's made-up version means nothing to a reader, nor does pubgrub's word.
+            let report = pubgrub::DefaultStringReporter::report(&tree)
+                .replace("the image 0", "the image")
+                .replace("the image is forbidden", "the image cannot be built");
+            let mut explanation = match provider.only_sources_asked_for() {
+                Some(headline) => format!("{headline}\n{report}"),
+                None => report,
+            };
             for note in provider.notes.borrow().iter() {
                 explanation.push_str(&format!("\nnote: {note}"));
             }
