@@ -312,7 +312,7 @@ fn seed_examples_build_and_answer() {
         (
             "py-sdist-pinned",
             "kiln-sdist==1.0\n",
-            vec!["kiln-sdist 1.0 has only a source distribution", "cannot be built"],
+            vec!["kiln-sdist 1.0 has no wheel for CPython 3.11", "only a source distribution", "cannot be built"],
         ),
         ("py-record", "kiln-tampered\n", vec!["kiln_tampered/__init__.py", "RECORD"]),
         ("py-escape", "kiln-escape\n", vec!["../../../../etc/passwd", "refused"]),

@@ -3,7 +3,7 @@
 //! that target, extras are packages of their own, and a failure explains itself.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -85,8 +85,9 @@ struct Provider<'a> {
     metadata: RefCell<HashMap<(String, Version), CoreMetadata>>,
     /// Why versions were passed over, for the failure message.
     notes: RefCell<BTreeSet<String>>,
-    /// Versions with a source distribution and no wheel at all, by project.
-    source_only: RefCell<HashMap<String, BTreeSet<Version>>>,
+    /// Versions no wheel serves here, by project: each with whether a source distribution
+    /// exists (`false`: wheels only for other platforms or Pythons).
+    unusable: RefCell<HashMap<String, BTreeMap<Version, bool>>>,
 }
 
 fn specifier_range(specifier: &VersionSpecifier) -> Ranges<Version> {
@@ -163,33 +164,46 @@ impl Provider<'_> {
         specifiers.contains(&python)
     }
 
-    /// When what the image asks for directly exists only as source distributions (and those
-    /// may not be built), the failure says that first, by name and version.
-    fn only_sources_asked_for(&self) -> Option<String> {
-        if self.sdists.is_some() {
-            return None;
-        }
+    /// When the versions the image asks for directly exist but no wheel of them serves this
+    /// image (only a source distribution that may not be built, or wheels for other platforms
+    /// or Pythons), the failure says that first, by name and version.
+    fn unusable_versions_asked_for(&self) -> Option<String> {
         let candidates = self.candidates.borrow();
-        let source_only = self.source_only.borrow();
+        let unusable = self.unusable.borrow();
         let lines: Vec<String> = self
             .root
             .iter()
             .filter_map(|(package, range)| {
                 let Pkg::Dist(name) = package else { return None };
                 let usable = candidates.get(name).is_some_and(|c| c.versions.iter().any(|(v, _)| range.contains(v)));
-                let sources: Vec<String> =
-                    source_only.get(name)?.iter().filter(|v| range.contains(*v)).map(ToString::to_string).collect();
-                if usable || sources.is_empty() {
+                let asked: Vec<(&Version, bool)> =
+                    unusable.get(name)?.iter().rev().filter(|(v, _)| range.contains(*v)).map(|(v, s)| (v, *s)).collect();
+                let (_, has_source) = *asked.first()?;
+                if usable || (has_source && self.sdists.is_some()) {
                     return None;
                 }
-                let newest: Vec<&str> = sources.iter().rev().take(3).map(String::as_str).collect();
-                Some(format!(
-                    "{name} {} has only a source distribution: pick a version with wheels, or ask an administrator to allow source builds (kiln serve --pypi-sdist-builder)",
-                    newest.join(", ")
-                ))
+                let shown: Vec<String> = asked.iter().take(3).map(|(v, _)| v.to_string()).collect();
+                let why = match has_source {
+                    true => format!(
+                        "has no wheel for {}, only a source distribution: pick a version with wheels, or ask an administrator to allow source builds (kiln serve --pypi-sdist-builder)",
+                        self.target_text()
+                    ),
+                    false => format!("has no wheel for {}: pick a version that has one", self.target_text()),
+                };
+                Some(format!("{name} {} {why}", shown.join(", ")))
             })
             .collect();
         (!lines.is_empty()).then(|| lines.join("\n"))
+    }
+
+    fn target_text(&self) -> String {
+        format!(
+            "CPython {}.{} on {} glibc {}",
+            self.target.python.0,
+            self.target.python.1,
+            self.target.machine,
+            self.target.glibc.map_or("none".to_string(), |(a, b)| format!("{a}.{b}"))
+        )
     }
 
     fn candidates(&self, name: &str) -> Result<Arc<Candidates>, ResolveError> {
@@ -238,20 +252,15 @@ impl Provider<'_> {
             }
         }
         versions.sort_by(|a, b| b.0.cmp(&a.0));
-        let sdist_only: BTreeSet<Version> = source_only
+        let unusable: BTreeMap<Version, bool> = source_only
             .iter()
-            .filter(|v| !wrong_platform.contains(*v) && !versions.iter().any(|(usable, _)| usable == *v))
-            .cloned()
+            .chain(wrong_platform.iter())
+            .filter(|v| !versions.iter().any(|(usable, _)| usable == *v))
+            .map(|v| (v.clone(), source_only.contains(v)))
             .collect();
-        self.source_only.borrow_mut().insert(name.to_string(), sdist_only);
+        self.unusable.borrow_mut().insert(name.to_string(), unusable);
         let newest_usable = versions.first().map(|(v, _)| v.clone());
-        let target = format!(
-            "CPython {}.{} on {} glibc {}",
-            self.target.python.0,
-            self.target.python.1,
-            self.target.machine,
-            self.target.glibc.map_or("none".to_string(), |(a, b)| format!("{a}.{b}"))
-        );
+        let target = self.target_text();
         // Only newer versions than the best usable one explain a surprising choice.
         let newer = |v: &&Version| newest_usable.as_ref().is_none_or(|n| *v > n);
         let source_only: Vec<String> =
@@ -498,7 +507,7 @@ fn solve(
         candidates: RefCell::new(HashMap::new()),
         metadata: RefCell::new(HashMap::new()),
         notes: RefCell::new(BTreeSet::new()),
-        source_only: RefCell::new(HashMap::new()),
+        unusable: RefCell::new(HashMap::new()),
     };
     let solution = match pubgrub::resolve(&provider, Pkg::Root, Version::new([0])) {
         Ok(solution) => solution,
@@ -507,7 +516,7 @@ fn solve(
             let report = pubgrub::DefaultStringReporter::report(&tree)
                 .replace("the image 0", "the image")
                 .replace("the image is forbidden", "the image cannot be built");
-            let mut explanation = match provider.only_sources_asked_for() {
+            let mut explanation = match provider.unusable_versions_asked_for() {
                 Some(headline) => format!("{headline}\n{report}"),
                 None => report,
             };
