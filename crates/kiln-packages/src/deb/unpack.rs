@@ -220,24 +220,13 @@ fn normalise(raw: &str) -> Result<Option<String>, UnpackError> {
     Ok(if parts.is_empty() { None } else { Some(parts.join("/")) })
 }
 
-/// Whether a symlink at `path` pointing at `target` stays inside the root.
+/// Whether a symlink at `path` (already normalised) pointing at `target` stays inside the
+/// root, by the same rule image layers are held to.
 fn link_stays_inside(path: &str, target: &str) -> bool {
-    if target.starts_with('/') {
-        // Resolved inside the image's own root, never the host's.
-        return true;
+    match kiln_archive::SafePath::parse(path) {
+        Ok(Some(path)) => kiln_archive::link_stays_inside(&path, target),
+        _ => false,
     }
-    let mut depth: i64 = path.matches('/').count() as i64;
-    for part in target.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => depth -= 1,
-            _ => depth += 1,
-        }
-        if depth < 0 {
-            return false;
-        }
-    }
-    true
 }
 
 /// The entries of a tar archive, refusing anything that could leave the root: `..`,
