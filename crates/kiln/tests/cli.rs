@@ -248,7 +248,9 @@ fn login_tokens_users_roles_and_organisations() {
     ok(&bare(&["user", "delete", "ci-bot"], None));
     ok(&bare(&["org", "delete", "acme"], None));
     ok(&bare(&["logout"], None));
-    assert!(fails(&bare(&["get", "images", "--server", &server.url], None)).contains("token is required"));
+    assert!(
+        fails(&bare(&["get", "images", "--server", &server.url], None)).contains("no token was sent: run kiln login")
+    );
 }
 
 /// The image `name` is absent from the server: a refused command stored nothing.
