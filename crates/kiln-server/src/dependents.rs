@@ -107,7 +107,13 @@ pub async fn delete<P: Parent>(view: &View, org: &str, name: &str, expected: Opt
         }
         let mut ops =
             vec![Op::Delete { key: object_key.clone(), expect: Precondition::Revision(revision) }, check.clone()];
-        ops.extend(P::cleanup(view, org, name).await?);
+        // The repository belongs to whichever spelling holds the name (records from before
+        // names ignored case may share one); the other only loses its record.
+        let release = crate::names::release::<P>(view.store().as_ref(), org, name).await?;
+        if release.owns {
+            ops.extend(P::cleanup(view, org, name).await?);
+        }
+        ops.extend(release.ops);
         for mut dependent in dependents {
             let Some(dep_revision) = dependent.revision else { continue };
             dependent.status = Status::Error;

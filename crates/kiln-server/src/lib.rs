@@ -10,6 +10,7 @@ mod dependents;
 mod error;
 mod extract;
 mod hosts;
+mod names;
 mod objects;
 mod parents;
 mod resource;
@@ -28,6 +29,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::{ApiError, ErrorBody};
 pub use extract::MAX_BODY_BYTES;
+pub use names::migrate_all as migrate_name_claims;
 pub use state::AppState;
 
 #[derive(OpenApi)]

@@ -231,6 +231,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         });
     }
 
+    // Records from before names ignored case get their claims; clashing pairs are reported.
+    for clash in kiln_server::migrate_name_claims(store.as_ref()).await.context("claiming stored names")? {
+        tracing::warn!("{clash}");
+    }
+
     let given = admin_token_from_env();
     match kiln_server::auth::bootstrap::ensure_admin(store.as_ref(), given.as_deref()).await {
         Ok(Some(secret)) => {

@@ -506,3 +506,31 @@ fn a_node_image_with_a_broken_package_json_is_refused_on_create() {
     assert_eq!(answer.status, 422, "{}", answer.text);
     assert_eq!(answer.body["details"][0]["field"], "runtimeDependencies.manifest");
 }
+
+#[test]
+fn names_that_differ_only_in_case_are_one_name() {
+    let server = Server::start();
+    let http = server.http();
+    let base = |name: &str| json!({"name": name, "reference": "registry.example/kiln/base:1.0", "language": "python3"});
+    assert_eq!(http.post("/v1/base-images", base("Base")).status, 201);
+    let twin_base = http.post("/v1/base-images", base("base"));
+    assert_eq!(twin_base.status, 409, "{}", twin_base.text);
+    assert!(twin_base.text.contains("ignoring case"), "{}", twin_base.text);
+
+    // Both spellings would push to the repository default/casetest.
+    assert_eq!(http.post("/v1/images", json!({"name": "CaseTest", "baseImageName": "Base"})).status, 201);
+    let twin = http.post("/v1/images", json!({"name": "casetest", "baseImageName": "Base"}));
+    assert_eq!(twin.status, 409, "{}", twin.text);
+    assert!(twin.text.contains("CaseTest"), "{}", twin.text);
+    assert_eq!(http.get("/v1/images/casetest").status, 404, "the refused twin is not stored");
+
+    // Within one file too: the whole file is refused.
+    let file = "kind: Image\nname: Twin\nbaseImageName: Base\n---\nkind: Image\nname: twin\nbaseImageName: Base\n";
+    let refused = http.raw("POST", "/v1/apply", "application/yaml", file.as_bytes().to_vec());
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    assert_eq!(http.get("/v1/images/Twin").status, 404, "nothing of a refused file is stored");
+
+    // Deleting releases the name for any spelling.
+    assert_eq!(http.call("DELETE", "/v1/images/CaseTest", None, &[]).status, 200);
+    assert_eq!(http.post("/v1/images", json!({"name": "casetest", "baseImageName": "Base"})).status, 201);
+}

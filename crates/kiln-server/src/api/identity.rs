@@ -45,15 +45,26 @@ async fn delete_ops<R: Resource>(view: &View, name: &str, expected: Option<u64>)
     {
         return Err(stale::<R>(name, expected, revision));
     }
-    Ok((current, vec![Op::Delete { key: key::<R>(GLOBAL, name), expect: Precondition::Revision(revision) }]))
+    let mut ops = vec![Op::Delete { key: key::<R>(GLOBAL, name), expect: Precondition::Revision(revision) }];
+    ops.extend(crate::names::release::<R>(view.store().as_ref(), GLOBAL, name).await?.ops);
+    Ok((current, ops))
 }
 
 fn binding_deletes(bindings: &[RoleBinding]) -> Vec<Op> {
     bindings
         .iter()
-        .map(|b| Op::Delete {
-            key: key::<RoleBinding>(GLOBAL, &b.name()),
-            expect: b.revision.map_or(Precondition::Any, Precondition::Revision),
+        .flat_map(|b| {
+            [
+                Op::Delete {
+                    key: key::<RoleBinding>(GLOBAL, &b.name()),
+                    expect: b.revision.map_or(Precondition::Any, Precondition::Revision),
+                },
+                // A binding's name is made of other names; no other spelling can hold it.
+                Op::Delete {
+                    key: kiln_store::records::name_key::<RoleBinding>(GLOBAL, &b.name()),
+                    expect: Precondition::Any,
+                },
+            ]
         })
         .collect()
 }

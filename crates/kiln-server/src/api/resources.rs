@@ -66,10 +66,11 @@ async fn delete_plain<R: Resource>(view: &View, org: &str, name: &str, expected:
     {
         return Err(stale::<R>(name, expected, revision));
     }
-    let ops = vec![
+    let mut ops = vec![
         kiln_store::Op::Delete { key: key::<R>(org, name), expect: Precondition::Revision(revision) },
         kiln_store::Op::Delete { key: secret_key::<R>(org, name), expect: Precondition::Any },
     ];
+    ops.extend(crate::names::release::<R>(view.store().as_ref(), org, name).await?.ops);
     objects::commit(view, ops, R::NOUN, name).await?;
     Ok(current)
 }
