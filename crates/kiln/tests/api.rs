@@ -320,6 +320,16 @@ fn packages_and_sources() {
     assert_eq!(http.get("/v1/packages?ecosystem=npm").body["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(http.get("/v1/packages?decision=approved").body["items"].as_array().map(Vec::len), Some(2));
     assert_eq!(http.delete("/v1/packages/npm/%40types%2Fnode").status, 200);
+    // Ecosystems Kiln cannot build from are refused, not stored and silently ignored.
+    let rpm = http.post("/v1/packages", json!({"ecosystem": "rpm", "name": "openssl"}));
+    assert_eq!(rpm.status, 422, "{}", rpm.text);
+    assert_eq!(rpm.body["details"][0]["field"], "ecosystem", "{}", rpm.text);
+    assert!(rpm.text.contains("cannot be built into images yet"), "{}", rpm.text);
+    let apk = http
+        .post("/v1/package-sources", json!({"name": "alpine", "ecosystem": "apk", "url": "http://apk.example/alpine"}));
+    assert_eq!(apk.status, 422, "{}", apk.text);
+    assert_eq!(apk.body["details"][0]["field"], "ecosystem", "{}", apk.text);
+    assert_eq!(http.get("/v1/package-sources/alpine").status, 404);
 
     let source = json!({"name": "bookworm", "ecosystem": "deb", "url": "http://deb.example/debian", "suite": "bookworm", "components": ["main"],
         "credentials": {"username": "u", "password": "s3cret"}});

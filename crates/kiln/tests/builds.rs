@@ -128,6 +128,9 @@ fn python3_root_image_runs_and_takes_system_packages() {
     let unknown = server.kiln(&["inventory", "no-such-thing"]);
     assert!(!unknown.status.success() && stderr(&unknown).contains("no image or base image"), "{}", stderr(&unknown));
     let (repository, tag) = repository_and_tag(base["reference"].as_str().expect("base reference"));
+    // The fixture mirrors this machine's own release, so its os-release names it too.
+    let (codename, _) = os_release();
+    assert_eq!(tag, codename, "a root image is tagged with its release's codename");
     let root_dir = temp.path().join("root");
     std::fs::create_dir_all(&root_dir).expect("root dir");
     let bundle = runc::bundle(&server.url, &repository, &tag, &root_dir);
@@ -200,6 +203,8 @@ fn python3_root_image_runs_and_takes_system_packages() {
     let items = packages["items"].as_array().expect("inventory");
     let libpq = items.iter().find(|p| p["name"] == "libpq5").expect("libpq5 in the inventory");
     assert!(libpq["purl"].as_str().unwrap_or_default().starts_with("pkg:deb/debian/libpq5@"), "{libpq}");
+    let distro = format!("distro=debian-{}", os_release().1);
+    assert!(libpq["purl"].as_str().unwrap_or_default().ends_with(&distro), "{libpq} should end with {distro}");
     assert!(items.iter().any(|p| p["name"] == "python3.11"), "the parent's packages are listed too");
     let users = http.get("/v1/packages/deb/libpq5/images").body;
     assert!(users["items"].as_array().expect("images").iter().any(|i| i["image"] == "pg"), "{users}");
@@ -427,4 +432,16 @@ fn a_cancel_stops_the_build_and_frees_its_scratch_space() {
     });
     assert_eq!(left, 0);
     assert!(!catalog(&server).iter().any(|r| r.ends_with("base/python3")), "a cancelled build pushed nothing");
+}
+
+/// This machine's release codename and major version, from `/etc/os-release`.
+fn os_release() -> (String, String) {
+    let text = std::fs::read_to_string("/etc/os-release").expect("/etc/os-release");
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}=")))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_else(|| panic!("{name} in /etc/os-release"))
+    };
+    (field("VERSION_CODENAME"), field("VERSION_ID"))
 }
