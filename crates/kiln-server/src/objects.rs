@@ -48,7 +48,7 @@ pub async fn plan_update<R: Resource>(
     if view.is_staged(&object_key) {
         return Err(ApiError::conflict(format!("{} {name:?} appears twice in one request", R::NOUN)));
     }
-    let current: R = view.get(org, name).await?.ok_or_else(|| not_found::<R>(name))?;
+    let current: R = view.get(org, name).await?.ok_or_else(|| not_found::<R>(org, name))?;
     let revision = current.revision().unwrap_or(0);
     if object.key_name() != current.key_name() {
         return Err(ApiError::field(
@@ -155,7 +155,7 @@ pub async fn patch<R: Resource>(
     patch: serde_json::Value,
     expected: Option<u64>,
 ) -> ApiResult<R> {
-    let current: R = view.get(org, name).await?.ok_or_else(|| not_found::<R>(name))?;
+    let current: R = view.get(org, name).await?.ok_or_else(|| not_found::<R>(org, name))?;
     let mut document = serde_json::to_value(&current).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let patch_revision = patch.get("revision").and_then(serde_json::Value::as_u64);
     json_patch::merge(&mut document, &patch);
@@ -172,7 +172,7 @@ pub async fn patch<R: Resource>(
 }
 
 pub async fn get<R: Resource>(view: &View, org: &str, name: &str) -> ApiResult<R> {
-    view.get::<R>(org, name).await?.ok_or_else(|| not_found::<R>(name))
+    view.get::<R>(org, name).await?.ok_or_else(|| not_found::<R>(org, name))
 }
 
 /// Largest page a list returns.

@@ -148,7 +148,11 @@ fn errors_are_clear_and_exit_non_zero() {
     std::fs::write(&bad, "kind: BaseImage\nname: b\nreference: r.example/b:1\nlanguage: python3\n---\nkind: Image\nname: i\nbaseImageName: b\nsystemDependencies:\n  packages:\n    - nmae: libpq5\n").expect("write");
     let err = fails(&server.kiln(&["create", "-f", bad.to_str().unwrap_or_default()]));
     assert!(err.contains("document 1") && err.contains("line 11") && err.contains("nmae"), "{err}");
-    assert!(fails(&server.kiln(&["get", "base-image", "b"])).contains("not found"), "nothing of a bad file is stored");
+    assert!(
+        fails(&server.kiln(&["get", "base-image", "b"]))
+            .contains("base image \"b\" does not exist in organization \"default\""),
+        "nothing of a bad file is stored"
+    );
 
     let missing = dir.path().join("missing.yaml");
     std::fs::write(&missing, "kind: Image\nname: i\nbaseImageName: b\nruntimeDependencies:\n  manifest: '@nope.txt'\n")
