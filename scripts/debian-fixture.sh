@@ -3,6 +3,9 @@
 # files and Packages indexes (from apt's list cache, so signatures and checksums are the
 # archive's real ones) plus every .deb the tested images need, fetched once through apt's
 # own configuration. Tests then serve this directory on 127.0.0.1 and never leave loopback.
+# It also holds the release's required packages (what debootstrap's minbase and the official
+# slim image are made of, apt included), listed in base-uris, so a test can make a Debian base
+# with apt from loopback alone and build an exported Dockerfile on it.
 #
 # Usage: scripts/debian-fixture.sh OUT_DIR PACKAGE...
 set -euo pipefail
@@ -17,7 +20,7 @@ if ! ls "$lists"/*_InRelease >/dev/null 2>&1; then
 fi
 
 # The stamp names the package set and the lists it came from; an unchanged pair is reused.
-stamp=$(printf '%s\n' "$*" "$(ls -l --time-style=+%s "$lists"/*_InRelease)" | sha256sum | cut -c1-16)
+stamp=$(printf '%s\n' "$* +required" "$(ls -l --time-style=+%s "$lists"/*_InRelease)" | sha256sum | cut -c1-16)
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ]; then
     exit 0
 fi
@@ -48,15 +51,22 @@ for release in "$lists"/*_InRelease; do
 done
 
 # apt with an empty status database lists the whole closure, as for an empty root.
-apt-get -qq --print-uris -o Dir::State::status=/dev/null -o Debug::NoLocking=1 \
-    install --no-install-recommends "$@" >"$out/uris"
-while read -r uri file size hash; do
+uris() {
+    apt-get -qq --print-uris -o Dir::State::status=/dev/null -o Debug::NoLocking=1 \
+        install --no-install-recommends "$@"
+}
+uris "$@" >"$out/uris"
+# Priority: required of the release (names only; apt picks the versions as for the rest).
+mapfile -t required < <(apt-cache dumpavail | awk '/^Package:/ { p = $2 } /^Priority: required/ { print p }' | sort -u)
+uris "${required[@]}" >"$out/base-uris"
+sort -u "$out/uris" "$out/base-uris" | while read -r uri file size hash; do
     uri=${uri//\'/}
     path=${uri#*://*/}
     path=$(printf '%b' "${path//%/\\x}")
+    [ -f "$out/$path" ] && continue
     mkdir -p "$out/$(dirname "$path")"
     "$helper" -o APT::Sandbox::User="$(id -un)" download-file "$uri" "$out/$path" "$hash" >/dev/null
-done <"$out/uris"
+done
 # A package can sit in several suites (a security fix later folded into a point release) and
 # apt fetched it from one; serve it wherever an index lists the same file, as a mirror does.
 python3 - "$out" <<'PY'

@@ -24,6 +24,8 @@ command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v skopeo >/dev/null || missing+=(skopeo)
 command -v umoci >/dev/null || missing+=(umoci)
 command -v podman >/dev/null || missing+=(podman)
+# tests/dockerfile.rs builds the exported Dockerfile with buildah.
+command -v buildah >/dev/null || missing+=(buildah)
 # tests/builds.rs runs built images under runc and signs a hostile test repository with gpg.
 command -v runc >/dev/null || missing+=(runc)
 command -v gpg >/dev/null || missing+=(gpg)
