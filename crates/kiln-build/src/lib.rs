@@ -30,7 +30,9 @@ pub use assemble::{
     dpkg_inventory, layer_key, package_layers,
 };
 pub use config::{BuiltImage, ConfigError, NewLayer, ParentConfig, build_image};
-pub use dockerfile::{DockerfileError, render_dockerfile};
+pub use dockerfile::{
+    ContextFile, DockerfileError, Recipe, Rendered, context_tar, render_dockerfile, settings_of_config,
+};
 pub use group::{DEFAULT_LAYER_BUDGET, GroupError, LayerPlan, MAX_LAYERS, plan_layers};
 pub use layer::{GZIP_LEVEL, LayerBlob, LayerError, write_layer};
 pub use package::{RuntimePackage, UnpackedPackage, merge_usr};

@@ -87,7 +87,19 @@ pub struct BuildRecord {
     pub sbom_digest: Option<String>,
     /// The equivalent Dockerfile.
     pub dockerfile: String,
+    /// The files its `COPY` lines read from the build context (the function server, npm's
+    /// package.json and lock).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dockerfile_context: Vec<ContextFile>,
     pub built_time: chrono::DateTime<chrono::Utc>,
+}
+
+/// A file of a Dockerfile's build context, by its path in the context directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContextFile {
+    pub path: String,
+    pub content: String,
 }
 
 /// What Kiln found inside a base image it did not build, read from its layers when the base

@@ -7,9 +7,9 @@ pub const KILN_UID: u32 = 1000;
 pub const KILN_HOME: &str = "/home/kiln";
 
 const ROOT_PASSWD: &str = "root:x:0:0:root:/root:/bin/sh";
-const KILN_PASSWD: &str = "kiln:x:1000:1000:kiln function user:/home/kiln:/usr/sbin/nologin";
+pub(crate) const KILN_PASSWD: &str = "kiln:x:1000:1000:kiln function user:/home/kiln:/usr/sbin/nologin";
 const ROOT_GROUP: &str = "root:x:0:";
-const KILN_GROUP: &str = "kiln:x:1000:";
+pub(crate) const KILN_GROUP: &str = "kiln:x:1000:";
 
 /// Merged account files and what the merge noticed.
 #[derive(Debug, Clone, PartialEq, Eq)]

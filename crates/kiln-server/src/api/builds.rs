@@ -103,17 +103,41 @@ pub async fn build(
     Ok(axum::Json(record(&state, &ctx, &name).await?))
 }
 
-/// The Dockerfile that builds the same image elsewhere (`docker build`, `buildah bud`).
+/// The Dockerfile that builds the same image elsewhere (`docker build`, `buildah bud`): from
+/// the Debian release's image (build argument `BASE`), every Debian package of the image
+/// pinned, Python and npm packages at their locked versions, the function server copied in.
+/// With `context=tar`, a tar of the `Dockerfile` and the files it copies, to unpack and build.
 #[utoipa::path(get, path = "/v1/images/{name}/dockerfile", tag = "images", operation_id = "getImageDockerfile", security(("bearer" = ["images:read"])),
-    params(("name" = String, Path)),
-    responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("name" = String, Path), ("context" = Option<String>, Query, description = "`tar`: the build context (Dockerfile and the files it copies) as a tar")),
+    responses((status = 200, description = "the Dockerfile, or with `context=tar` the build context", content((String = "text/plain"), (String = "application/x-tar"))), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn dockerfile(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     PathParam(name): PathParam<String>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
+    let mut as_tar = false;
+    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match (key.as_ref(), value.as_ref()) {
+            ("context", "tar") => as_tar = true,
+            ("context", other) => {
+                return Err(ApiError::bad_request(format!("context {other:?} is not known: use context=tar")));
+            }
+            (other, _) => return Err(ApiError::bad_request(format!("unknown query parameter {other:?}: use context"))),
+        }
+    }
     let record = record(&state, &ctx, &name).await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], record.dockerfile).into_response())
+    if !as_tar {
+        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], record.dockerfile).into_response());
+    }
+    let files: Vec<kiln_build::ContextFile> = record
+        .dockerfile_context
+        .into_iter()
+        .map(|f| kiln_build::ContextFile { path: f.path, data: f.content.into_bytes() })
+        .collect();
+    let tar = kiln_build::context_tar(&record.dockerfile, &files)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("writing the build context: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/x-tar")], tar).into_response())
 }
 
 /// The image's SPDX 2.3 SBOM, as pushed to the registry as a referrer of the image.

@@ -47,7 +47,6 @@ impl Runner for BootstrapRunner {
             repository: base_repository(&org, language.as_str()),
             tag: None,
             title: format!("{org}/base/{}", language.as_str()),
-            dockerfile_from: None,
         };
         let built = pipeline::run(runner, ctx, spec).await?;
         Ok(serde_json::json!({

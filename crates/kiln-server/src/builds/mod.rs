@@ -5,6 +5,7 @@
 pub mod bootstrap;
 pub mod controller;
 mod debian;
+mod dockerfile;
 mod node;
 pub mod parent;
 mod pipeline;

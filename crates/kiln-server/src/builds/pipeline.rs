@@ -40,8 +40,6 @@ pub struct BuildSpec {
     pub tag: Option<String>,
     /// Names the image in its SBOM.
     pub title: String,
-    /// `FROM` of the equivalent Dockerfile; `None`: the release's official slim image.
-    pub dockerfile_from: Option<String>,
 }
 
 pub struct Built {
@@ -51,6 +49,7 @@ pub struct Built {
     pub inventory: Vec<kiln_model::InventoryItem>,
     pub sbom_digest: Digest,
     pub dockerfile: String,
+    pub dockerfile_context: Vec<kiln_model::ContextFile>,
 }
 
 /// Package downloads in flight at once.
@@ -136,7 +135,6 @@ pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecor
     // A parent Kiln did not build is known by what its layers hold.
     let parent_runtime = if parent_runtime.is_empty() { parent.runtime.clone() } else { parent_runtime };
     let spec = BuildSpec {
-        dockerfile_from: Some(parent.reference.clone()),
         parent: Some(parent),
         requests: image
             .system_dependencies
@@ -166,6 +164,7 @@ pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecor
         inventory: built.inventory,
         sbom_digest: Some(built.sbom_digest.to_string()),
         dockerfile: built.dockerfile,
+        dockerfile_context: built.dockerfile_context,
         built_time: chrono::Utc::now(),
     })
 }
@@ -479,15 +478,12 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
         .put_manifest(repository, None, sbom.manifest.clone(), kiln_oci::media_types::OCI_IMAGE_MANIFEST)
         .await
         .map_err(registry_error)?;
-    // A release that is not Debian's has no official image; Debian stable is the nearest.
-    let from = spec
-        .dockerfile_from
-        .clone()
-        .or_else(|| distribution.docker_base())
-        .unwrap_or_else(|| "debian:stable-slim".to_string());
-    let dockerfile = kiln_build::render_dockerfile(&from, &lock, &spec.extra_files, &image_settings)
-        .unwrap_or_else(|e| format!("# no equivalent Dockerfile: {e}\n"));
-    Ok(Built { digest, reference, lock, inventory: assembled.inventory, sbom_digest, dockerfile })
+    let (dockerfile, dockerfile_context) =
+        match super::dockerfile::equivalent(&spec, &distribution, &lock, &assembled.config) {
+            Ok(rendered) => rendered,
+            Err(e) => (format!("# no equivalent Dockerfile: {e}\n"), Vec::new()),
+        };
+    Ok(Built { digest, reference, lock, inventory: assembled.inventory, sbom_digest, dockerfile, dockerfile_context })
 }
 
 /// Which of the image's package layers an earlier build already put in the registry: those
