@@ -5,6 +5,7 @@ pub mod auth;
 pub mod base_image;
 pub mod common;
 pub mod definition;
+pub mod function;
 pub mod image;
 pub mod includes;
 pub mod inventory;
@@ -18,6 +19,7 @@ pub mod validation;
 
 pub use base_image::BaseImage;
 pub use common::{EnvVar, Status, Tag, Visibility};
+pub use function::Function;
 pub use image::Image;
 pub use inventory::{BaseImageInventory, BuildRecord, InventoryItem, Lock, LockedPackage};
 pub use package::{Decision, Ecosystem, Package};
