@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use std::path::Path;
-
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use comfy_table::{ContentArrangement, Table, presets};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -210,41 +208,6 @@ pub async fn rebuild(client: &Client, output: Output, name: &str, locked: bool, 
 pub async fn sbom(client: &Client, image: &str) -> Result<()> {
     let document = client.get(&format!("/v1/images/{}/sbom", segment(image))).await?;
     outln!("{}", serde_json::to_string_pretty(&document)?)?;
-    Ok(())
-}
-
-/// Tars `code` and puts it on `image` as the function `name`.
-pub async fn push_function(
-    client: &Client,
-    output: Output,
-    image: &str,
-    code: &Path,
-    name: Option<&str>,
-) -> Result<()> {
-    let name = match name {
-        Some(name) => name.to_string(),
-        None => code
-            .canonicalize()
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_lowercase()))
-            .ok_or_else(|| anyhow!("cannot name the function after {}: give --name", code.display()))?,
-    };
-    if !code.is_dir() {
-        bail!("{} is not a directory: give --code the directory holding the function", code.display());
-    }
-    let mut builder = tar::Builder::new(Vec::new());
-    builder.follow_symlinks(false);
-    builder.append_dir_all(".", code).with_context(|| format!("reading {}", code.display()))?;
-    let tar = builder.into_inner().with_context(|| format!("packing {}", code.display()))?;
-    let path = format!("/v1/images/{}/functions/{}", segment(image), segment(&name));
-    let answer = client.send(Method::PUT, &path, Some(Body::Bytes(tar, "application/x-tar"))).await?;
-    if output == Output::Table {
-        let reference = answer.get("reference").and_then(Value::as_str).unwrap_or_default();
-        let digest = answer.get("digest").and_then(Value::as_str).unwrap_or_default();
-        outln!("{reference}@{digest}")?;
-    } else {
-        outln!("{}", serde_json::to_string_pretty(&answer)?)?;
-    }
     Ok(())
 }
 

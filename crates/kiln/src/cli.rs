@@ -479,11 +479,13 @@ pub enum Kind {
     PackageSources,
     #[value(name = "tasks", alias = "task")]
     Tasks,
+    #[value(name = "functions", alias = "function")]
+    Functions,
 }
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// base-images, images, packages, package-sources or tasks (singular forms too).
+    /// base-images, images, packages, package-sources, tasks or functions (singular forms too).
     #[arg(value_enum)]
     pub kind: Kind,
     /// Show this object only (packages: ECOSYSTEM/NAME).
@@ -541,6 +543,8 @@ pub enum PushCommand {
 #[derive(Debug, Subcommand)]
 pub enum FunctionCommand {
     /// Upload DIR as the function's code (`/function` in the image) on top of IMAGE.
+    /// `.kilnignore` in DIR (gitignore syntax) leaves files out, besides the defaults:
+    /// definition files, requirements.txt, package-lock.json, .git, caches, node_modules, .venv.
     Push {
         image: String,
         /// The directory holding the handler (for Python `handler.py` with `handle`).
@@ -550,4 +554,16 @@ pub enum FunctionCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// List the organisation's functions.
+    #[command(alias = "ls")]
+    List {
+        /// Only functions on this image.
+        #[arg(long)]
+        image: Option<String>,
+    },
+    /// Show one function: its image, reference, digest and the image digest it runs on.
+    Get { name: String },
+    /// Delete a function and its image's tag (the registry's collector frees its blobs).
+    #[command(alias = "rm")]
+    Delete { name: String },
 }

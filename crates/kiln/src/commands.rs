@@ -11,7 +11,7 @@ use kiln_model::image::{PackageRequest, SystemDependencies};
 use kiln_model::includes::{self, Format, Includes, MAX_INCLUDE_BYTES, Reader};
 use kiln_model::requirements_includes::{self, Source};
 
-use crate::cli::{Command, Connection, CreateArgs, CreateKind, DeleteArgs, FunctionCommand, GetArgs, Kind, Output};
+use crate::cli::{Command, Connection, CreateArgs, CreateKind, DeleteArgs, GetArgs, Kind, Output};
 use crate::client::{Body, Client, segment};
 use crate::output::{as_document, outln, print};
 
@@ -38,9 +38,7 @@ pub async fn run(connection: &Connection, output: Output, command: Command) -> R
         Command::Bootstrap { languages, wait } => crate::builds::bootstrap(&client, output, languages, wait).await,
         Command::Rebuild { name, locked, wait } => crate::builds::rebuild(&client, output, &name, locked, wait).await,
         Command::Sbom { image } => crate::builds::sbom(&client, &image).await,
-        Command::Function(FunctionCommand::Push { image, code, name }) => {
-            crate::builds::push_function(&client, output, &image, &code, name.as_deref()).await
-        }
+        Command::Function(command) => crate::functions::run(&client, output, command).await,
         Command::Inventory { image } => crate::builds::inventory(&client, output, &image).await,
         Command::Dockerfile { image } => crate::builds::dockerfile(&client, &image).await,
         Command::Serve(_)

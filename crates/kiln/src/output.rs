@@ -50,6 +50,7 @@ impl Kind {
             Kind::Packages => "/v1/packages",
             Kind::PackageSources => "/v1/package-sources",
             Kind::Tasks => "/v1/tasks",
+            Kind::Functions => "/v1/functions",
         }
     }
 
@@ -60,6 +61,7 @@ impl Kind {
             Kind::Packages => "Package",
             Kind::PackageSources => "PackageSource",
             Kind::Tasks => "Task",
+            Kind::Functions => "Function",
         }
     }
 
@@ -109,6 +111,13 @@ impl Kind {
                 ("%", "progress.percent"),
                 ("ATTEMPTS", "attempts"),
                 ("CREATED DATE", "createdTime"),
+            ],
+            Kind::Functions => &[
+                ("NAME", "name"),
+                ("IMAGE", "image"),
+                ("STATUS", "status"),
+                ("REFERENCE", "reference"),
+                ("UPDATED DATE", "updatedTime"),
             ],
         }
     }
