@@ -6,7 +6,6 @@ use std::time::Duration;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
-use comfy_table::{ContentArrangement, Table, presets};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -238,7 +237,7 @@ pub async fn push_function(
     let tar = builder.into_inner().with_context(|| format!("packing {}", code.display()))?;
     let path = format!("/v1/images/{}/functions/{}", segment(image), segment(&name));
     let answer = client.send(Method::PUT, &path, Some(Body::Bytes(tar, "application/x-tar"))).await?;
-    if output == Output::Table {
+    if output.is_table() {
         let reference = answer.get("reference").and_then(Value::as_str).unwrap_or_default();
         let digest = answer.get("digest").and_then(Value::as_str).unwrap_or_default();
         outln!("{reference}@{digest}")?;
@@ -265,24 +264,16 @@ pub async fn inventory(client: &Client, output: Output, image: &str) -> Result<(
         }
         None => bail!("no image or base image is named {image:?}: kiln get images and kiln get base-images list them"),
     };
-    if output != Output::Table {
+    if !output.is_table() {
         outln!("{}", serde_json::to_string_pretty(&answer)?)?;
         return Ok(());
     }
-    let mut table = Table::new();
-    table.load_preset(presets::UTF8_HORIZONTAL_ONLY).set_content_arrangement(ContentArrangement::Dynamic);
-    table.set_header(["ECOSYSTEM", "NAME", "VERSION", "LICENSE", "LAYER"]);
-    for item in answer.get("items").and_then(Value::as_array).into_iter().flatten() {
+    let rows = answer.get("items").and_then(Value::as_array).into_iter().flatten().map(|item| {
         let layer = text(item, "layer");
         let layer = layer.strip_prefix("sha256:").map_or("(parent)", |hex| &hex[..12.min(hex.len())]);
-        table.add_row([
-            text(item, "ecosystem"),
-            text(item, "name"),
-            text(item, "version"),
-            text(item, "license"),
-            layer,
-        ]);
-    }
-    outln!("{table}")?;
+        [text(item, "ecosystem"), text(item, "name"), text(item, "version"), text(item, "license"), layer]
+            .map(str::to_string)
+    });
+    outln!("{}", crate::output::render_table(&["ECOSYSTEM", "NAME", "VERSION", "LICENSE", "LAYER"], rows, output))?;
     Ok(())
 }

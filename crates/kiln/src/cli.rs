@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(flatten)]
     pub connection: Connection,
-    /// Output format of get, create and update.
+    /// Output format: table, wide (whole cells, more columns), json or yaml.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
     #[command(subcommand)]
@@ -35,9 +35,20 @@ pub struct Connection {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
+    /// Aligned columns, long cells cut to one line.
     Table,
+    /// The table with every cell whole and more columns.
+    Wide,
+    /// JSON, as the API returns it (with `kind` for objects).
     Json,
+    /// YAML documents that `kiln update -f` takes back.
     Yaml,
+}
+
+impl Output {
+    pub fn is_table(self) -> bool {
+        matches!(self, Output::Table | Output::Wide)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,7 +87,7 @@ pub enum Command {
     /// Copy an image from Kiln's registry to another registry.
     #[command(subcommand)]
     Push(PushCommand),
-    /// Show a task's log; -f follows it until the task ends.
+    /// Show the log of a task, or of an image's current or last build; -f follows it until it ends.
     Logs(LogsArgs),
     /// Cancel a queued or running task.
     Cancel { task: String },
@@ -128,6 +139,7 @@ pub enum AdminCommand {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
+    /// A task id, or an image name for its current or last build.
     pub task: String,
     /// Keep printing new lines until the task ends.
     #[arg(short = 'f', long)]

@@ -208,6 +208,10 @@ fn python3_root_image_runs_and_takes_system_packages() {
     assert!(items.iter().any(|p| p["name"] == "python3.11"), "the parent's packages are listed too");
     let users = http.get("/v1/packages/deb/libpq5/images").body;
     assert!(users["items"].as_array().expect("images").iter().any(|i| i["image"] == "pg"), "{users}");
+    // An image's name finds its last build's log.
+    let logs = server.kiln(&["logs", "pg"]);
+    assert!(logs.status.success(), "{}", stderr(&logs));
+    assert!(stdout(&logs).contains("pushed "), "{}", stdout(&logs));
     let sbom = server.kiln(&["sbom", "pg"]);
     assert!(stdout(&sbom).contains("SPDX-2.3") && stdout(&sbom).contains("libpq5"), "{}", stderr(&sbom));
     let dockerfile = http.get("/v1/images/pg/dockerfile").text;

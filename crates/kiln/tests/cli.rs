@@ -153,6 +153,8 @@ fn errors_are_clear_and_exit_non_zero() {
             .contains("base image \"b\" does not exist in organization \"default\""),
         "nothing of a bad file is stored"
     );
+    let logs = fails(&server.kiln(&["logs", "no-such-image"]));
+    assert!(logs.contains("no task or image is named \"no-such-image\""), "{logs}");
 
     let missing = dir.path().join("missing.yaml");
     std::fs::write(&missing, "kind: Image\nname: i\nbaseImageName: b\nruntimeDependencies:\n  manifest: '@nope.txt'\n")
