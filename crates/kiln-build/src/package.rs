@@ -35,6 +35,8 @@ pub struct UnpackedPackage {
     /// origin always unpacks to the same entries, so its layers can be reused by
     /// [`crate::assemble::layer_key`]. `None` makes its layers be written every time.
     pub origin: Option<String>,
+    /// When the package was built (seconds since the epoch), if the `.deb` says.
+    pub built: Option<i64>,
     /// `Some(bytes of file data)` once [`UnpackedPackage::slimmed`] dropped the data.
     pub slimmed_bytes: Option<u64>,
 }

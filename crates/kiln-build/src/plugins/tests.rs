@@ -16,6 +16,7 @@ fn plugins_describe_root_images() {
     assert_eq!((python.files[0].mode, python.files[0].uid), (0o644, 0));
     assert_eq!((python.files[1].path.as_str(), python.files[1].uid), ("function", 1000));
     assert!(python.settings.env.contains(&("PYTHONUNBUFFERED".into(), "1".into())));
+    assert_eq!(python.settings.env[0], ("PATH".into(), DEFAULT_PATH.into()), "runtimes find their tools");
     assert_eq!(python.settings.user.as_deref(), Some("kiln"));
     let node = plugin(Language::Nodejs);
     assert_eq!(node.settings.entrypoint, Some(vec!["/usr/bin/node".into(), "/usr/lib/kiln/server.js".into()]));
