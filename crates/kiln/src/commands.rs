@@ -349,8 +349,13 @@ async fn apply_file(
         .filter(|(kind, _)| matches!(kind, Kind::BaseImages | Kind::Images))
         .collect();
     let ended = crate::builds::wait_for_objects(client, &waited).await?;
+    // Each settled object was already announced on standard error; a person reading both
+    // streams in one terminal would see every line twice.
+    use std::io::IsTerminal;
+    let shown_already = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
     for (kind, object) in &ended {
         match output {
+            Output::Table | Output::Wide if shown_already => {}
             Output::Table | Output::Wide => outln!("{}", crate::builds::final_line(*kind, object))?,
             _ => print(*kind, std::slice::from_ref(object), output, true)?,
         }
