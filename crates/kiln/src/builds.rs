@@ -275,13 +275,12 @@ pub async fn inventory(client: &Client, output: Output, image: &str) -> Result<(
     for item in answer.get("items").and_then(Value::as_array).into_iter().flatten() {
         let layer = text(item, "layer");
         let layer = layer.strip_prefix("sha256:").map_or("(parent)", |hex| &hex[..12.min(hex.len())]);
-        table.add_row([
-            text(item, "ecosystem"),
-            text(item, "name"),
-            text(item, "version"),
-            text(item, "license"),
-            layer,
-        ]);
+        // A licence Kiln read out of free text is its guess, and the table says so.
+        let license = match text(item, "licenseKind") {
+            "concluded" => format!("{} (concluded)", text(item, "license")),
+            _ => text(item, "license").to_string(),
+        };
+        table.add_row([text(item, "ecosystem"), text(item, "name"), text(item, "version"), &license, layer]);
     }
     outln!("{table}")?;
     Ok(())

@@ -10,11 +10,13 @@ use serde_json::{Value, json};
 
 const NOASSERTION: &str = "NOASSERTION";
 
-/// The `LicenseRef-…`s of one document: id → (name, distinct texts with the packages
-/// whose copyright files or metadata gave them).
+/// Distinct texts given for one `LicenseRef-`, each with the packages that gave it.
+type Texts = Vec<(String, Vec<String>)>;
+
+/// The `LicenseRef-…`s of one document: id → (name, texts).
 #[derive(Default)]
 pub(super) struct Extracted {
-    refs: BTreeMap<String, (String, Vec<(String, Vec<String>)>)>,
+    refs: BTreeMap<String, (String, Texts)>,
 }
 
 impl Extracted {
