@@ -19,7 +19,9 @@ pub mod validation;
 pub use base_image::BaseImage;
 pub use common::{EnvVar, Status, Tag, Visibility};
 pub use image::Image;
-pub use inventory::{BaseImageInventory, BuildRecord, InventoryItem, Lock, LockedPackage};
+pub use inventory::{
+    BaseImageInventory, BuildRecord, InventoryItem, LicenseKind, LicenseText, Lock, LockedPackage, PackageLicense,
+};
 pub use package::{Decision, Ecosystem, Package};
 pub use package_source::{Credentials, PackageSource};
 pub use registry_credential::RegistryCredential;

@@ -271,8 +271,18 @@ pub async fn inventory(client: &Client, output: Output, image: &str) -> Result<(
     let rows = answer.get("items").and_then(Value::as_array).into_iter().flatten().map(|item| {
         let layer = text(item, "layer");
         let layer = layer.strip_prefix("sha256:").map_or("(parent)", |hex| &hex[..12.min(hex.len())]);
-        [text(item, "ecosystem"), text(item, "name"), text(item, "version"), text(item, "license"), layer]
-            .map(str::to_string)
+        // A licence Kiln read out of free text is its guess, and the table says so.
+        let license = match text(item, "licenseKind") {
+            "concluded" => format!("{} (concluded)", text(item, "license")),
+            _ => text(item, "license").to_string(),
+        };
+        [
+            text(item, "ecosystem").to_string(),
+            text(item, "name").to_string(),
+            text(item, "version").to_string(),
+            license,
+            layer.to_string(),
+        ]
     });
     outln!("{}", crate::output::render_table(&["ECOSYSTEM", "NAME", "VERSION", "LICENSE", "LAYER"], rows, output))?;
     Ok(())

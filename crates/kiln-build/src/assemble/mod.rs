@@ -448,7 +448,7 @@ fn inventory_of(input: &AssembleInput, layer_of: &BTreeMap<Key, Digest>) -> Vec<
             items.retain(|(name, _), _| *name != package.name);
         }
         let layer = layer_of.get(&key).map(|d| d.to_string());
-        items.insert(key, inventory::new_item(package, layer, distro));
+        items.insert(key, inventory::new_item(package, &input.packages, layer, distro));
     }
     items.into_values().chain(runtime.into_values()).collect()
 }
