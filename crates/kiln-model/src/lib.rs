@@ -21,7 +21,9 @@ pub use base_image::BaseImage;
 pub use common::{EnvVar, Status, Tag, Visibility};
 pub use function::Function;
 pub use image::Image;
-pub use inventory::{BaseImageInventory, BuildRecord, InventoryItem, Lock, LockedPackage};
+pub use inventory::{
+    BaseImageInventory, BuildRecord, InventoryItem, LicenseKind, LicenseText, Lock, LockedPackage, PackageLicense,
+};
 pub use package::{Decision, Ecosystem, Package};
 pub use package_source::{Credentials, PackageSource};
 pub use registry_credential::RegistryCredential;

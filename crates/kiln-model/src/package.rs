@@ -32,6 +32,17 @@ impl Ecosystem {
         }
     }
 
+    /// Why Kiln refuses sources and catalog entries of this ecosystem: it cannot build from
+    /// it yet, and storing them would let a definition look governed while nothing used them.
+    pub fn unbuildable(self) -> Option<String> {
+        match self {
+            Ecosystem::Deb | Ecosystem::Pypi | Ecosystem::Npm => None,
+            Ecosystem::Rpm | Ecosystem::Apk => {
+                Some(format!("{} packages cannot be built into images yet: use deb, pypi or npm", self.as_str()))
+            }
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Ecosystem> {
         Ecosystem::ALL.into_iter().find(|e| e.as_str() == text)
     }
@@ -143,7 +154,9 @@ pub struct Package {
 impl Package {
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::default();
-        if let Some(problem) = self.ecosystem.name_problem(&self.name) {
+        if let Some(problem) = self.ecosystem.unbuildable() {
+            errors.push("ecosystem", problem);
+        } else if let Some(problem) = self.ecosystem.name_problem(&self.name) {
             errors.push("name", problem);
         }
         if self.allowed_versions.len() > 256 {

@@ -92,6 +92,9 @@ impl PackageSource {
             Ok(_) => {}
             Err(e) => errors.push("url", format!("{:?} is not a valid URL: {e}", self.url)),
         }
+        if let Some(problem) = self.ecosystem.unbuildable() {
+            errors.push("ecosystem", problem);
+        }
         if self.ecosystem == Ecosystem::Deb {
             match &self.suite {
                 Some(suite) if is_word(suite) => {}

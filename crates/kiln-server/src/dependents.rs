@@ -90,7 +90,7 @@ pub async fn guard<P: Parent>(view: &View, org: &str, name: &str) -> ApiResult<(
 pub async fn delete<P: Parent>(view: &View, org: &str, name: &str, expected: Option<u64>, force: bool) -> ApiResult<P> {
     let object_key = key::<P>(org, name);
     for _ in 0..ATTEMPTS {
-        let current: P = view.get(org, name).await?.ok_or_else(|| not_found::<P>(name))?;
+        let current: P = view.get(org, name).await?.ok_or_else(|| not_found::<P>(org, name))?;
         let revision = current.revision().unwrap_or(0);
         if let Some(expected) = expected
             && expected != revision
@@ -107,7 +107,13 @@ pub async fn delete<P: Parent>(view: &View, org: &str, name: &str, expected: Opt
         }
         let mut ops =
             vec![Op::Delete { key: object_key.clone(), expect: Precondition::Revision(revision) }, check.clone()];
-        ops.extend(P::cleanup(view, org, name).await?);
+        // The repository belongs to whichever spelling holds the name (records from before
+        // names ignored case may share one); the other only loses its record.
+        let release = crate::names::release::<P>(view.store().as_ref(), org, name).await?;
+        if release.owns {
+            ops.extend(P::cleanup(view, org, name).await?);
+        }
+        ops.extend(release.ops);
         for mut dependent in dependents {
             let Some(dep_revision) = dependent.revision else { continue };
             dependent.status = Status::Error;
@@ -129,8 +135,13 @@ pub async fn delete<P: Parent>(view: &View, org: &str, name: &str, expected: Opt
     Err(ApiError::conflict(format!("{} {name:?} kept changing while being deleted: retry", P::NOUN)))
 }
 
-pub fn not_found<R: Resource>(name: &str) -> ApiError {
-    ApiError::not_found(format!("{} {name:?} not found", R::NOUN))
+/// The one wording of "not found" for objects: what, which, and where it was looked for.
+pub fn not_found<R: Resource>(org: &str, name: &str) -> ApiError {
+    if org == kiln_store::records::GLOBAL {
+        ApiError::not_found(format!("{} {name:?} does not exist", R::NOUN))
+    } else {
+        ApiError::not_found(format!("{} {name:?} does not exist in organization {org:?}", R::NOUN))
+    }
 }
 
 pub fn stale<R: Resource>(name: &str, expected: u64, current: u64) -> ApiError {

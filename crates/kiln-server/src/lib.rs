@@ -11,6 +11,7 @@ mod error;
 mod extract;
 pub mod functions;
 mod hosts;
+mod names;
 mod objects;
 mod parents;
 mod resource;
@@ -29,6 +30,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::{ApiError, ErrorBody};
 pub use extract::MAX_BODY_BYTES;
+pub use names::migrate_all as migrate_name_claims;
 pub use state::AppState;
 
 #[derive(OpenApi)]

@@ -25,7 +25,9 @@ pub async fn plan_create<R: Resource>(view: &mut View, org: &str, mut object: R)
     if view.is_staged(&object_key) || view.get::<R>(org, &name).await?.is_some() {
         return Err(ApiError::conflict(format!("{} {name:?} already exists", R::NOUN)));
     }
+    let claim = crate::names::claim_for_create::<R>(view, org, &name).await?;
     let mut ops = object.prepare(view, org, None).await?;
+    ops.push(claim);
     // Again: prepare fills derived fields (an image's language) that some rules depend on.
     object.validate().map_err(ApiError::invalid)?;
     object.settle(org, Utc::now(), None);
@@ -46,7 +48,7 @@ pub async fn plan_update<R: Resource>(
     if view.is_staged(&object_key) {
         return Err(ApiError::conflict(format!("{} {name:?} appears twice in one request", R::NOUN)));
     }
-    let current: R = view.get(org, name).await?.ok_or_else(|| not_found::<R>(name))?;
+    let current: R = view.get(org, name).await?.ok_or_else(|| not_found::<R>(org, name))?;
     let revision = current.revision().unwrap_or(0);
     if object.key_name() != current.key_name() {
         return Err(ApiError::field(
@@ -60,7 +62,9 @@ pub async fn plan_update<R: Resource>(
         return Err(stale::<R>(name, expected, revision));
     }
     object.validate().map_err(ApiError::invalid)?;
+    let claim = crate::names::claim_for_update::<R>(view, org, name).await?;
     let mut ops = object.prepare(view, org, Some(&current)).await?;
+    ops.extend(claim);
     object.validate().map_err(ApiError::invalid)?;
     object.settle(org, Utc::now(), Some(&current));
     // Always guarded by the revision read here, so a concurrent writer is never overwritten.
@@ -73,14 +77,22 @@ pub async fn plan_update<R: Resource>(
 pub async fn commit(view: &View, ops: Vec<Op>, noun: &str, name: &str) -> ApiResult<u64> {
     match view.store().txn(ops).await {
         Ok(revision) => Ok(revision),
-        Err(StoreError::Conflict { key, expected: Precondition::Absent, .. }) if key.ends_with(&format!("/{name}")) => {
-            Err(ApiError::conflict(format!("{noun} {name:?} already exists")))
+        Err(StoreError::Conflict { key, expected: Precondition::Absent, .. }) if created_meanwhile(&key, name) => {
+            Err(ApiError::conflict(format!(
+                "{noun} {name:?} already exists, or another spelling of it (names ignore case)"
+            )))
         }
         Err(StoreError::Conflict { .. }) => Err(ApiError::conflict(format!(
             "{noun} {name:?} or an object it depends on was changed by another request meanwhile: fetch it again and retry"
         ))),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A create's own key, or its name claim, appeared between planning and committing.
+fn created_meanwhile(key: &str, name: &str) -> bool {
+    key.ends_with(&format!("/{name}"))
+        || (key.starts_with("names/") && key.ends_with(&format!("/{}", name.to_lowercase())))
 }
 
 pub async fn create<R: Resource>(view: &mut View, org: &str, object: R) -> ApiResult<R> {
@@ -104,10 +116,11 @@ pub async fn create_retrying<R: Resource>(store: &Arc<dyn KvStore>, org: &str, o
                 planned.set_revision(Some(revision));
                 return Ok(planned);
             }
-            Err(StoreError::Conflict { key, expected: Precondition::Absent, .. })
-                if key.ends_with(&format!("/{name}")) =>
-            {
-                return Err(ApiError::conflict(format!("{} {name:?} already exists", R::NOUN)));
+            Err(StoreError::Conflict { key, expected: Precondition::Absent, .. }) if created_meanwhile(&key, &name) => {
+                return Err(ApiError::conflict(format!(
+                    "{} {name:?} already exists, or another spelling of it (names ignore case)",
+                    R::NOUN
+                )));
             }
             Err(StoreError::Conflict { .. }) if attempt < ATTEMPTS => continue,
             Err(StoreError::Conflict { .. }) => {
@@ -142,7 +155,7 @@ pub async fn patch<R: Resource>(
     patch: serde_json::Value,
     expected: Option<u64>,
 ) -> ApiResult<R> {
-    let current: R = view.get(org, name).await?.ok_or_else(|| not_found::<R>(name))?;
+    let current: R = view.get(org, name).await?.ok_or_else(|| not_found::<R>(org, name))?;
     let mut document = serde_json::to_value(&current).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let patch_revision = patch.get("revision").and_then(serde_json::Value::as_u64);
     json_patch::merge(&mut document, &patch);
@@ -159,7 +172,7 @@ pub async fn patch<R: Resource>(
 }
 
 pub async fn get<R: Resource>(view: &View, org: &str, name: &str) -> ApiResult<R> {
-    view.get::<R>(org, name).await?.ok_or_else(|| not_found::<R>(name))
+    view.get::<R>(org, name).await?.ok_or_else(|| not_found::<R>(org, name))
 }
 
 /// Largest page a list returns.

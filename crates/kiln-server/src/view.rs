@@ -16,6 +16,8 @@ pub struct View {
     store: Arc<dyn KvStore>,
     /// Objects written earlier in this batch, by store key; their `revision` is unset.
     staged: HashMap<String, Value>,
+    /// Name claims (`names/…` keys) taken earlier in this batch, with the spelling that took them.
+    claims: HashMap<String, String>,
 }
 
 /// How many keys one list call reads from the store.
@@ -23,7 +25,7 @@ const SCAN_BATCH: usize = 512;
 
 impl View {
     pub fn new(store: Arc<dyn KvStore>) -> View {
-        View { store, staged: HashMap::new() }
+        View { store, staged: HashMap::new(), claims: HashMap::new() }
     }
 
     pub fn store(&self) -> &Arc<dyn KvStore> {
@@ -32,6 +34,14 @@ impl View {
 
     pub fn is_staged(&self, key: &str) -> bool {
         self.staged.contains_key(key)
+    }
+
+    pub fn staged_claim(&self, key: &str) -> Option<&str> {
+        self.claims.get(key).map(String::as_str)
+    }
+
+    pub fn stage_claim(&mut self, key: String, name: &str) {
+        self.claims.insert(key, name.to_string());
     }
 
     pub fn stage<R: Record>(&mut self, key: String, object: &R) -> ApiResult<()> {

@@ -44,6 +44,13 @@ pub fn prefix<R: Record>(org: &str) -> String {
     format!("{}/{org}/", R::COLLECTION)
 }
 
+/// The claim on a name compared ignoring case: `CaseTest` and `casetest` are one name, so
+/// two objects can never share what a name owns (an image's registry repository is named in
+/// lower case). Its value is the name exactly as the holder spells it.
+pub fn name_key<R: Record>(org: &str, name: &str) -> String {
+    format!("names/{}/{org}/{}", R::COLLECTION, name.to_lowercase())
+}
+
 /// Secrets (credentials) live under their own prefix so object reads never carry them.
 pub fn secret_key<R: Record>(org: &str, name: &str) -> String {
     format!("secrets/{}/{org}/{name}", R::COLLECTION)

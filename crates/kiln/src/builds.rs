@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use comfy_table::{ContentArrangement, Table, presets};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -228,24 +227,26 @@ pub async fn inventory(client: &Client, output: Output, image: &str) -> Result<(
         }
         None => bail!("no image or base image is named {image:?}: kiln get images and kiln get base-images list them"),
     };
-    if output != Output::Table {
+    if !output.is_table() {
         outln!("{}", serde_json::to_string_pretty(&answer)?)?;
         return Ok(());
     }
-    let mut table = Table::new();
-    table.load_preset(presets::UTF8_HORIZONTAL_ONLY).set_content_arrangement(ContentArrangement::Dynamic);
-    table.set_header(["ECOSYSTEM", "NAME", "VERSION", "LICENSE", "LAYER"]);
-    for item in answer.get("items").and_then(Value::as_array).into_iter().flatten() {
+    let rows = answer.get("items").and_then(Value::as_array).into_iter().flatten().map(|item| {
         let layer = text(item, "layer");
         let layer = layer.strip_prefix("sha256:").map_or("(parent)", |hex| &hex[..12.min(hex.len())]);
-        table.add_row([
-            text(item, "ecosystem"),
-            text(item, "name"),
-            text(item, "version"),
-            text(item, "license"),
-            layer,
-        ]);
-    }
-    outln!("{table}")?;
+        // A licence Kiln read out of free text is its guess, and the table says so.
+        let license = match text(item, "licenseKind") {
+            "concluded" => format!("{} (concluded)", text(item, "license")),
+            _ => text(item, "license").to_string(),
+        };
+        [
+            text(item, "ecosystem").to_string(),
+            text(item, "name").to_string(),
+            text(item, "version").to_string(),
+            license,
+            layer.to_string(),
+        ]
+    });
+    outln!("{}", crate::output::render_table(&["ECOSYSTEM", "NAME", "VERSION", "LICENSE", "LAYER"], rows, output))?;
     Ok(())
 }

@@ -223,7 +223,12 @@ async fn create(client: &Client, output: Output, args: CreateArgs) -> Result<()>
         let built = crate::builds::wait_for_image(client, &name).await?;
         return print(target, &[built], output, true);
     }
-    print(target, &[created], output, true)
+    print(target, std::slice::from_ref(&created), output, true)?;
+    if target == Kind::Images && output.is_table() {
+        let name = created.get("name").and_then(Value::as_str).unwrap_or_default();
+        eprintln!("the build starts shortly: kiln logs {name} -f follows it, or pass --wait next time");
+    }
+    Ok(())
 }
 
 fn manifest_format(path: &Path) -> Option<&'static str> {
@@ -316,12 +321,15 @@ async fn apply_file(
     let kind_of = |item: &Value| {
         item.get("kind").and_then(Value::as_str).and_then(Kind::from_document_kind).unwrap_or(Kind::Images)
     };
-    if output == Output::Table {
+    if output.is_table() {
         for item in &items {
             let kind = item.get("kind").and_then(Value::as_str).unwrap_or("object");
             let name = item.get("name").and_then(Value::as_str).unwrap_or("?");
             let action = item.get("action").and_then(Value::as_str).unwrap_or("applied");
             outln!("{kind} {name} {action}")?;
+            if kind == "Image" && !wait {
+                eprintln!("  kiln logs {name} -f follows its build");
+            }
         }
     } else if !wait {
         for item in &items {
@@ -339,9 +347,14 @@ async fn apply_file(
         .filter(|(kind, _)| matches!(kind, Kind::BaseImages | Kind::Images))
         .collect();
     let ended = crate::builds::wait_for_objects(client, &waited).await?;
+    // Each settled object was already announced on standard error; a person reading both
+    // streams in one terminal would see every line twice.
+    use std::io::IsTerminal;
+    let shown_already = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
     for (kind, object) in &ended {
         match output {
-            Output::Table => outln!("{}", crate::builds::final_line(*kind, object))?,
+            Output::Table | Output::Wide if shown_already => {}
+            Output::Table | Output::Wide => outln!("{}", crate::builds::final_line(*kind, object))?,
             _ => print(*kind, std::slice::from_ref(object), output, true)?,
         }
     }
@@ -421,7 +434,7 @@ async fn delete(client: &Client, output: Output, args: DeleteArgs) -> Result<()>
         path.push_str("?force=true");
     }
     let deleted = client.send(Method::DELETE, &path, None).await?;
-    if output == Output::Table {
+    if output.is_table() {
         outln!("{} {} deleted", args.kind.document_kind(), args.name)?;
         return Ok(());
     }

@@ -43,7 +43,7 @@ pub async fn run(client: &Client, output: Output, command: FunctionCommand) -> R
         }
         FunctionCommand::Delete { name } => {
             let deleted = client.send(Method::DELETE, &format!("/v1/functions/{}", segment(&name)), None).await?;
-            if output == Output::Table {
+            if output.is_table() {
                 return outln!("Function {name} deleted");
             }
             print(Kind::Functions, &[deleted], output, true)
@@ -70,7 +70,7 @@ async fn push(client: &Client, output: Output, image: &str, code: &Path, name: O
     }
     let path = format!("/v1/images/{}/functions/{}", segment(image), segment(&name));
     let answer = client.send(Method::PUT, &path, Some(Body::Bytes(packed.tar, "application/x-tar"))).await?;
-    if output == Output::Table {
+    if output.is_table() {
         let reference = answer.get("reference").and_then(Value::as_str).unwrap_or_default();
         let digest = answer.get("digest").and_then(Value::as_str).unwrap_or_default();
         outln!("{reference}@{digest}")?;

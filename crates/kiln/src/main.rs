@@ -19,12 +19,10 @@ mod tasks;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use cli::{AdminCommand, Cli, Command};
+use cli::{AdminCommand, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -320,6 +320,16 @@ fn packages_and_sources() {
     assert_eq!(http.get("/v1/packages?ecosystem=npm").body["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(http.get("/v1/packages?decision=approved").body["items"].as_array().map(Vec::len), Some(2));
     assert_eq!(http.delete("/v1/packages/npm/%40types%2Fnode").status, 200);
+    // Ecosystems Kiln cannot build from are refused, not stored and silently ignored.
+    let rpm = http.post("/v1/packages", json!({"ecosystem": "rpm", "name": "openssl"}));
+    assert_eq!(rpm.status, 422, "{}", rpm.text);
+    assert_eq!(rpm.body["details"][0]["field"], "ecosystem", "{}", rpm.text);
+    assert!(rpm.text.contains("cannot be built into images yet"), "{}", rpm.text);
+    let apk = http
+        .post("/v1/package-sources", json!({"name": "alpine", "ecosystem": "apk", "url": "http://apk.example/alpine"}));
+    assert_eq!(apk.status, 422, "{}", apk.text);
+    assert_eq!(apk.body["details"][0]["field"], "ecosystem", "{}", apk.text);
+    assert_eq!(http.get("/v1/package-sources/alpine").status, 404);
 
     let source = json!({"name": "bookworm", "ecosystem": "deb", "url": "http://deb.example/debian", "suite": "bookworm", "components": ["main"],
         "credentials": {"username": "u", "password": "s3cret"}});
@@ -505,4 +515,32 @@ fn a_node_image_with_a_broken_package_json_is_refused_on_create() {
     );
     assert_eq!(answer.status, 422, "{}", answer.text);
     assert_eq!(answer.body["details"][0]["field"], "runtimeDependencies.manifest");
+}
+
+#[test]
+fn names_that_differ_only_in_case_are_one_name() {
+    let server = Server::start();
+    let http = server.http();
+    let base = |name: &str| json!({"name": name, "reference": "registry.example/kiln/base:1.0", "language": "python3"});
+    assert_eq!(http.post("/v1/base-images", base("Base")).status, 201);
+    let twin_base = http.post("/v1/base-images", base("base"));
+    assert_eq!(twin_base.status, 409, "{}", twin_base.text);
+    assert!(twin_base.text.contains("ignoring case"), "{}", twin_base.text);
+
+    // Both spellings would push to the repository default/casetest.
+    assert_eq!(http.post("/v1/images", json!({"name": "CaseTest", "baseImageName": "Base"})).status, 201);
+    let twin = http.post("/v1/images", json!({"name": "casetest", "baseImageName": "Base"}));
+    assert_eq!(twin.status, 409, "{}", twin.text);
+    assert!(twin.text.contains("CaseTest"), "{}", twin.text);
+    assert_eq!(http.get("/v1/images/casetest").status, 404, "the refused twin is not stored");
+
+    // Within one file too: the whole file is refused.
+    let file = "kind: Image\nname: Twin\nbaseImageName: Base\n---\nkind: Image\nname: twin\nbaseImageName: Base\n";
+    let refused = http.raw("POST", "/v1/apply", "application/yaml", file.as_bytes().to_vec());
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    assert_eq!(http.get("/v1/images/Twin").status, 404, "nothing of a refused file is stored");
+
+    // Deleting releases the name for any spelling.
+    assert_eq!(http.call("DELETE", "/v1/images/CaseTest", None, &[]).status, 200);
+    assert_eq!(http.post("/v1/images", json!({"name": "casetest", "baseImageName": "Base"})).status, 201);
 }

@@ -76,13 +76,66 @@ pub struct FileSum {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {
+    pub origin: Option<String>,
     pub suite: Option<String>,
     pub codename: Option<String>,
+    /// The release's version, such as `12.8`.
+    pub version: Option<String>,
     pub date: Option<String>,
     pub valid_until: Option<DateTime<Utc>>,
     pub architectures: Vec<String>,
     pub components: Vec<String>,
     pub files: BTreeMap<String, FileSum>,
+}
+
+/// Which distribution a repository belongs to, as its signed release says: what package
+/// URLs call it (`debian-12`), the tag a root image gets (`bookworm`), and the image a
+/// Dockerfile starts from (`debian:bookworm-slim`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Distribution {
+    /// Lower-case origin, such as `debian`.
+    pub vendor: Option<String>,
+    pub codename: Option<String>,
+    /// The version's first number, such as `12`.
+    pub major: Option<String>,
+}
+
+impl Distribution {
+    pub fn of(release: &Release) -> Distribution {
+        // Only values that are plain words reach tags and purls; anything else is dropped.
+        let word = |value: &Option<String>| {
+            value.as_deref().map(str::to_ascii_lowercase).filter(|v| {
+                !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+            })
+        };
+        // `12.15`, `12` and `12-updates` are all release 12.
+        let major = release
+            .version
+            .as_deref()
+            .map(|v| v.bytes().take_while(u8::is_ascii_digit).map(char::from).collect::<String>())
+            .filter(|v| !v.is_empty() && v.len() <= 8);
+        // `bookworm-security` and `bookworm-updates` belong to `bookworm`.
+        let codename = word(&release.codename).and_then(|c| c.split('-').next().map(str::to_string));
+        Distribution { vendor: word(&release.origin), codename, major }
+    }
+
+    /// The purl `distro` qualifier: `debian-12`, or the codename when the release has no version.
+    pub fn purl_distro(&self) -> Option<String> {
+        let vendor = self.vendor.as_deref()?;
+        match (&self.major, &self.codename) {
+            (Some(major), _) => Some(format!("{vendor}-{major}")),
+            (None, Some(codename)) => Some(format!("{vendor}-{codename}")),
+            (None, None) => None,
+        }
+    }
+
+    /// The official image a Dockerfile starts from, for Debian releases with a codename.
+    pub fn docker_base(&self) -> Option<String> {
+        match (self.vendor.as_deref(), &self.codename) {
+            (Some("debian"), Some(codename)) => Some(format!("debian:{codename}-slim")),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,8 +195,10 @@ fn parse_release(signed: &str, now: DateTime<Utc>) -> Result<Release, ReleaseErr
     }
     let words = |field: &str| stanza.get(field).unwrap_or_default().split_whitespace().map(str::to_string).collect();
     Ok(Release {
+        origin: stanza.get("Origin").map(str::to_string),
         suite: stanza.get("Suite").map(str::to_string),
         codename: stanza.get("Codename").map(str::to_string),
+        version: stanza.get("Version").map(str::to_string),
         date: stanza.get("Date").map(str::to_string),
         valid_until,
         architectures: words("Architectures"),
@@ -205,6 +260,37 @@ mod tests {
                 Err(ReleaseError::BadSignature)
             ));
         }
+    }
+
+    #[test]
+    fn the_distribution_comes_from_any_suite_of_the_release() {
+        let sums = " e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 0 main/binary-amd64/Packages";
+        let of = |fields: &str| {
+            Distribution::of(
+                &parse_release(&format!("{fields}Components: main\nSHA256:\n{sums}\n"), Utc::now()).expect("release"),
+            )
+        };
+        for fields in [
+            "Origin: Debian\nVersion: 12.15\nCodename: bookworm\n",
+            "Origin: Debian\nVersion: 12\nCodename: bookworm-security\n",
+            "Origin: Debian\nVersion: 12-updates\nCodename: bookworm-updates\n",
+        ] {
+            let distribution = of(fields);
+            assert_eq!(distribution.purl_distro().as_deref(), Some("debian-12"), "{fields}");
+            assert_eq!(distribution.codename.as_deref(), Some("bookworm"), "{fields}");
+            assert_eq!(distribution.docker_base().as_deref(), Some("debian:bookworm-slim"), "{fields}");
+        }
+        let trixie = of("Origin: Debian\nVersion: 13.2\nCodename: trixie\n");
+        assert_eq!(
+            (trixie.purl_distro().as_deref(), trixie.docker_base().as_deref()),
+            (Some("debian-13"), Some("debian:trixie-slim"))
+        );
+        // Values that are not plain words never reach a tag or a purl.
+        let hostile = of("Origin: ../etc\nVersion: x\nCodename: a b\n");
+        assert_eq!(hostile, Distribution::default());
+        assert_eq!(hostile.docker_base(), None);
+        // Another vendor names its purls but has no Debian image to start from.
+        assert_eq!(of("Origin: Ubuntu\nVersion: 22.04\nCodename: jammy\n").docker_base(), None);
     }
 
     #[test]

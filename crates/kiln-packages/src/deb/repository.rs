@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use kiln_oci::Digest;
 
 use super::index::{PackageRecord, parse_packages};
-use super::release::{Keyring, verify_inrelease};
+use super::release::{Distribution, Keyring, verify_inrelease};
 
 pub struct RepoSpec {
     /// How errors and locks name the source.
@@ -56,13 +56,19 @@ async fn get(client: &reqwest::Client, spec: &RepoSpec, url: &str) -> Result<Vec
     Ok(response.bytes().await.map_err(|e| fail(e.to_string()))?.to_vec())
 }
 
+/// An opened repository: what it offers and which distribution it is.
+pub struct Opened {
+    pub records: Vec<PackageRecord>,
+    pub distribution: Distribution,
+}
+
 /// Every package the repository offers for the spec's architecture (and `all`).
 pub async fn open_repository(
     client: &reqwest::Client,
     spec: &RepoSpec,
     index_dir: &Path,
     now: DateTime<Utc>,
-) -> Result<Vec<PackageRecord>, RepositoryError> {
+) -> Result<Opened, RepositoryError> {
     let dists = format!("{}/dists/{}", spec.base_url.trim_end_matches('/'), spec.suite);
     let release_url = format!("{dists}/InRelease");
     let release_bytes = get(client, spec, &release_url).await?;
@@ -143,7 +149,7 @@ pub async fn open_repository(
     for write in writes {
         let _ = write.join();
     }
-    Ok(records)
+    Ok(Opened { records, distribution: Distribution::of(&release) })
 }
 
 fn mismatch(url: String, expected: &Digest, actual: &Digest) -> RepositoryError {

@@ -38,22 +38,33 @@ fn in_use_by_bindings(message: String, bindings: &[RoleBinding]) -> ApiError {
 }
 
 async fn delete_ops<R: Resource>(view: &View, name: &str, expected: Option<u64>) -> ApiResult<(R, Vec<Op>)> {
-    let current: R = view.get(GLOBAL, name).await?.ok_or_else(|| not_found::<R>(name))?;
+    let current: R = view.get(GLOBAL, name).await?.ok_or_else(|| not_found::<R>(GLOBAL, name))?;
     let revision = current.revision().unwrap_or(0);
     if let Some(expected) = expected
         && expected != revision
     {
         return Err(stale::<R>(name, expected, revision));
     }
-    Ok((current, vec![Op::Delete { key: key::<R>(GLOBAL, name), expect: Precondition::Revision(revision) }]))
+    let mut ops = vec![Op::Delete { key: key::<R>(GLOBAL, name), expect: Precondition::Revision(revision) }];
+    ops.extend(crate::names::release::<R>(view.store().as_ref(), GLOBAL, name).await?.ops);
+    Ok((current, ops))
 }
 
 fn binding_deletes(bindings: &[RoleBinding]) -> Vec<Op> {
     bindings
         .iter()
-        .map(|b| Op::Delete {
-            key: key::<RoleBinding>(GLOBAL, &b.name()),
-            expect: b.revision.map_or(Precondition::Any, Precondition::Revision),
+        .flat_map(|b| {
+            [
+                Op::Delete {
+                    key: key::<RoleBinding>(GLOBAL, &b.name()),
+                    expect: b.revision.map_or(Precondition::Any, Precondition::Revision),
+                },
+                // A binding's name is made of other names; no other spelling can hold it.
+                Op::Delete {
+                    key: kiln_store::records::name_key::<RoleBinding>(GLOBAL, &b.name()),
+                    expect: Precondition::Any,
+                },
+            ]
         })
         .collect()
 }
@@ -165,7 +176,7 @@ macro_rules! global_resource {
                 let view = View::new(state.store.clone());
                 let object = fetch::<$ty>(&view, &name).await?;
                 if !object.visible(&ctx, &view).await? {
-                    return Err(not_found::<$ty>(&name));
+                    return Err(not_found::<$ty>(GLOBAL, &name));
                 }
                 Ok(with_etag(StatusCode::OK, object.revision, None, &object))
             }
@@ -355,7 +366,7 @@ pub mod role_bindings {
         let (binding, ops) = delete_ops::<RoleBinding>(&view, &name, None).await?;
         // A binding in an organisation the caller does not manage is invisible to it.
         if !manages_bindings_of(&ctx, &binding.organization, "write") {
-            return Err(not_found::<RoleBinding>(&name));
+            return Err(not_found::<RoleBinding>(GLOBAL, &name));
         }
         objects::commit(&view, ops, RoleBinding::NOUN, &name).await?;
         Ok(axum::Json(binding))

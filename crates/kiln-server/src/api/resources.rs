@@ -26,7 +26,7 @@ use crate::view::View;
 
 /// A caller that may only see public objects gets 404 for a private one, as if it did not exist.
 fn visible<R: Resource>(ctx: &RequestContext, object: R, name: &str) -> ApiResult<R> {
-    if ctx.public_only && !object.is_public() { Err(not_found::<R>(name)) } else { Ok(object) }
+    if ctx.public_only && !object.is_public() { Err(not_found::<R>(&ctx.org, name)) } else { Ok(object) }
 }
 
 async fn delete_base_image(
@@ -59,17 +59,18 @@ async fn delete_image(
 
 /// Deletes an object nothing is built on, with its secrets, guarded by its revision.
 async fn delete_plain<R: Resource>(view: &View, org: &str, name: &str, expected: Option<u64>) -> ApiResult<R> {
-    let current: R = view.get(org, name).await?.ok_or_else(|| not_found::<R>(name))?;
+    let current: R = view.get(org, name).await?.ok_or_else(|| not_found::<R>(org, name))?;
     let revision = current.revision().unwrap_or(0);
     if let Some(expected) = expected
         && expected != revision
     {
         return Err(stale::<R>(name, expected, revision));
     }
-    let ops = vec![
+    let mut ops = vec![
         kiln_store::Op::Delete { key: key::<R>(org, name), expect: Precondition::Revision(revision) },
         kiln_store::Op::Delete { key: secret_key::<R>(org, name), expect: Precondition::Any },
     ];
+    ops.extend(crate::names::release::<R>(view.store().as_ref(), org, name).await?.ops);
     objects::commit(view, ops, R::NOUN, name).await?;
     Ok(current)
 }

@@ -144,7 +144,7 @@ pub async fn revoke(
     PathParam(id): PathParam<String>,
 ) -> ApiResult<axum::Json<Token>> {
     let view = View::new(state.store.clone());
-    let not_found = || ApiError::not_found(format!("token {id:?} not found"));
+    let not_found = || ApiError::not_found(format!("token {id:?} does not exist"));
     let mut token: Token = match view.store().get(&key::<Token>(GLOBAL, &id)).await? {
         Some(entry) => records::decode(&entry)?,
         None => return Err(not_found()),

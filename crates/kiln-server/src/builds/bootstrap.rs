@@ -45,9 +45,9 @@ impl Runner for BootstrapRunner {
             extra_files: plugin.files.clone(),
             settings,
             repository: base_repository(&org, language.as_str()),
-            tag: "bookworm".to_string(),
+            tag: None,
             title: format!("{org}/base/{}", language.as_str()),
-            dockerfile_from: "debian:bookworm-slim".to_string(),
+            dockerfile_from: None,
         };
         let built = pipeline::run(runner, ctx, spec).await?;
         Ok(serde_json::json!({

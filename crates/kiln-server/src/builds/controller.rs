@@ -139,6 +139,21 @@ async fn reconcile(
         return Ok(());
     }
     let key = records::key::<Image>(&image.organization, &image.name);
+    // An image whose name another spelling holds (stored before names ignored case) would
+    // push into that image's repository: it never builds.
+    if let crate::names::Claim::Held { name: holder, .. } =
+        crate::names::claim_of::<Image>(store.as_ref(), &image.organization, &image.name).await?
+        && holder != image.name
+    {
+        let reason = crate::names::clash_reason(&holder);
+        if image.status != Status::Error || image.reason != [reason.clone()] {
+            image.status = Status::Error;
+            image.reason = vec![reason];
+            image.updated_time = Some(chrono::Utc::now());
+            store.put(&key, records::encode(&image)?, Precondition::Revision(revision)).await?;
+        }
+        return Ok(());
+    }
     let parent_digest = match parent_state(store.as_ref(), &image).await? {
         Parent::Ready(digest) => digest,
         // A built image stays as it is while its parent is away or broken.

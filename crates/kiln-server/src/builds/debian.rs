@@ -11,6 +11,7 @@ use kiln_model::{Credentials, Ecosystem, PackageSource};
 use kiln_oci::Digest;
 use kiln_packages::deb::index::PackageRecord;
 use kiln_packages::deb::keyring::Keyring;
+use kiln_packages::deb::release::Distribution;
 use kiln_packages::deb::repository::{RepoSpec, open_repository};
 use kiln_packages::deb::resolve::Universe;
 use kiln_packages::deb::sources::{SignedBy, read_apt_config};
@@ -31,10 +32,12 @@ pub type Records = Arc<Vec<Arc<PackageRecord>>>;
 pub struct Source {
     pub spec: Arc<RepoSpec>,
     pub records: Records,
+    /// Which distribution its signed release says it is.
+    pub distribution: Arc<Distribution>,
 }
 
-/// A verified index and when it was read.
-type Opened = (Instant, Records);
+/// A verified index, its distribution, and when it was read.
+type Opened = (Instant, Records, Arc<Distribution>);
 
 /// Indexes opened recently, by base URL, suite and components.
 #[derive(Default)]
@@ -43,14 +46,17 @@ pub struct SourceCache {
 }
 
 impl SourceCache {
-    fn get(&self, key: &str) -> Option<Records> {
+    fn get(&self, key: &str) -> Option<(Records, Arc<Distribution>)> {
         let opened = self.opened.lock().ok()?;
-        opened.get(key).filter(|(at, _)| at.elapsed() < INDEX_FRESH_FOR).map(|(_, records)| records.clone())
+        opened
+            .get(key)
+            .filter(|(at, _, _)| at.elapsed() < INDEX_FRESH_FOR)
+            .map(|(_, records, distribution)| (records.clone(), distribution.clone()))
     }
 
-    fn put(&self, key: String, records: Records) {
+    fn put(&self, key: String, records: Records, distribution: Arc<Distribution>) {
         if let Ok(mut opened) = self.opened.lock() {
-            opened.insert(key, (Instant::now(), records));
+            opened.insert(key, (Instant::now(), records, distribution));
         }
     }
 }
@@ -230,13 +236,14 @@ pub async fn sources(
     let mut opened = Vec::new();
     for spec in specs {
         let key = format!("{} {} {}", spec.base_url, spec.suite, spec.components.join(","));
-        let records = match runner.sources.get(&key) {
-            Some(records) => records,
+        let (records, distribution) = match runner.sources.get(&key) {
+            Some(opened) => opened,
             None => {
                 let started = Instant::now();
-                let records = open_repository(&runner.http, &spec, index_dir, chrono::Utc::now())
+                let opened = open_repository(&runner.http, &spec, index_dir, chrono::Utc::now())
                     .await
                     .map_err(|e| TaskError::transient(format!("package source {}: {e}", spec.label)))?;
+                let (records, distribution) = (opened.records, Arc::new(opened.distribution));
                 ctx.log(format!(
                     "read the index of {}: {} packages in {} ms",
                     spec.label,
@@ -244,13 +251,19 @@ pub async fn sources(
                     started.elapsed().as_millis()
                 ));
                 let records: Records = Arc::new(records.into_iter().map(Arc::new).collect());
-                runner.sources.put(key, records.clone());
-                records
+                runner.sources.put(key, records.clone(), distribution.clone());
+                (records, distribution)
             }
         };
-        opened.push(Source { spec: Arc::new(spec), records });
+        opened.push(Source { spec: Arc::new(spec), records, distribution });
     }
     Ok(opened)
+}
+
+/// The distribution an image is built from: the first source's (an organisation's own
+/// sources come before the machine's apt configuration, and the first is the one named).
+pub fn distribution(sources: &[Source]) -> Distribution {
+    sources.first().map(|source| source.distribution.as_ref().clone()).unwrap_or_default()
 }
 
 pub fn index_dir(cache_dir: &Path) -> PathBuf {

@@ -36,11 +36,12 @@ pub struct BuildSpec {
     pub extra_files: Vec<Entry>,
     pub settings: ImageSettings,
     pub repository: String,
-    pub tag: String,
+    /// `None`: the release's codename (a root image is tagged `bookworm` from bookworm).
+    pub tag: Option<String>,
     /// Names the image in its SBOM.
     pub title: String,
-    /// `FROM` of the equivalent Dockerfile.
-    pub dockerfile_from: String,
+    /// `FROM` of the equivalent Dockerfile; `None`: the release's official slim image.
+    pub dockerfile_from: Option<String>,
 }
 
 pub struct Built {
@@ -135,7 +136,7 @@ pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecor
     // A parent Kiln did not build is known by what its layers hold.
     let parent_runtime = if parent_runtime.is_empty() { parent.runtime.clone() } else { parent_runtime };
     let spec = BuildSpec {
-        dockerfile_from: parent.reference.clone(),
+        dockerfile_from: Some(parent.reference.clone()),
         parent: Some(parent),
         requests: image
             .system_dependencies
@@ -151,7 +152,7 @@ pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecor
         extra_files: Vec::new(),
         settings,
         repository: parent::image_repository(&org, &image.name),
-        tag,
+        tag: Some(tag),
         title: format!("{org}/{}", image.name),
     };
     let built = run(runner, ctx, spec).await?;
@@ -289,6 +290,7 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
         .await
         .map_err(|e| TaskError::transient(format!("cannot create {}: {e}", index_dir.display())))?;
     let sources = debian::sources(runner, ctx, &index_dir).await?;
+    let distribution = debian::distribution(&sources);
     let started = std::time::Instant::now();
     let chosen = choose(runner, &sources, &installed, &spec, &requests)?;
     ctx.log(format!("resolved {} packages to add in {} ms", chosen.len(), started.elapsed().as_millis()));
@@ -409,7 +411,7 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
         source_date_epoch: settings.source_date_epoch,
         scratch_dir: ctx.scratch().to_path_buf(),
         merged_usr: true,
-        distro: Some("debian-12".to_string()),
+        distro: distribution.purl_distro(),
         reuse: BTreeMap::new(),
     };
     let input = reuse_layers(runner, &records, &files, input, &memory).await?;
@@ -444,20 +446,16 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
             "a layer of the parent or of an earlier build left Kiln's registry during the build; it is built again",
         ));
     }
+    let tag = spec.tag.clone().or_else(|| distribution.codename.clone()).unwrap_or_else(|| "latest".to_string());
     for layer in &assembled.layers {
         registry.import_file(repository, &layer.path, &layer.digest).await.map_err(registry_error)?;
     }
     registry.put_blob(repository, &assembled.config).await.map_err(registry_error)?;
     let digest = registry
-        .put_manifest(
-            repository,
-            Some(&spec.tag),
-            assembled.manifest.clone(),
-            kiln_oci::media_types::OCI_IMAGE_MANIFEST,
-        )
+        .put_manifest(repository, Some(&tag), assembled.manifest.clone(), kiln_oci::media_types::OCI_IMAGE_MANIFEST)
         .await
         .map_err(registry_error)?;
-    let reference = format!("{}/{repository}:{}", settings.registry_host, spec.tag);
+    let reference = format!("{}/{repository}:{tag}", settings.registry_host);
     ctx.log(format!("pushed {reference} ({digest})"));
     if let Err(e) = runner.memo.remember_layers(&assembled.keyed) {
         ctx.log(format!(
@@ -481,7 +479,13 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
         .put_manifest(repository, None, sbom.manifest.clone(), kiln_oci::media_types::OCI_IMAGE_MANIFEST)
         .await
         .map_err(registry_error)?;
-    let dockerfile = kiln_build::render_dockerfile(&spec.dockerfile_from, &lock, &spec.extra_files, &image_settings)
+    // A release that is not Debian's has no official image; Debian stable is the nearest.
+    let from = spec
+        .dockerfile_from
+        .clone()
+        .or_else(|| distribution.docker_base())
+        .unwrap_or_else(|| "debian:stable-slim".to_string());
+    let dockerfile = kiln_build::render_dockerfile(&from, &lock, &spec.extra_files, &image_settings)
         .unwrap_or_else(|e| format!("# no equivalent Dockerfile: {e}\n"));
     Ok(Built { digest, reference, lock, inventory: assembled.inventory, sbom_digest, dockerfile })
 }
@@ -588,6 +592,7 @@ fn unpack_one(
         entries: deb.entries,
         license,
         origin: Some(record.sha256.to_string()),
+        built: deb.built,
         slimmed_bytes: None,
     })
 }
