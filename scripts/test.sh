@@ -38,13 +38,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}"
 fi
 
-# The OpenAPI validator and the oras SDK (tests/clients.rs) live in a venv under target/ so
-# the system Python stays untouched.
+# The OpenAPI validator, the oras SDK (tests/clients.rs) and the SPDX validator every SBOM a
+# test fetches is checked with (spdx-tools' pyspdxtools) live in a venv under target/ so the
+# system Python stays untouched.
 venv=target/tools-venv
-if [ ! -x "$venv/bin/openapi-spec-validator" ] || ! "$venv/bin/python" -c 'import oras' 2>/dev/null; then
-    echo "== installing openapi-spec-validator oras"
+if [ ! -x "$venv/bin/openapi-spec-validator" ] || [ ! -x "$venv/bin/pyspdxtools" ] \
+    || ! "$venv/bin/python" -c 'import oras' 2>/dev/null; then
+    echo "== installing openapi-spec-validator oras spdx-tools"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q openapi-spec-validator oras || { sleep 3; "$venv/bin/pip" install -q openapi-spec-validator oras; }
+    "$venv/bin/python" -m pip install -q openapi-spec-validator oras spdx-tools \
+        || { sleep 3; "$venv/bin/python" -m pip install -q openapi-spec-validator oras spdx-tools; }
 fi
 
 # The loopback Debian mirror, Python index and npm registry the build tests use: the

@@ -29,12 +29,14 @@ pub struct UnpackedPackage {
     pub maintainer_scripts: BTreeMap<String, Vec<u8>>,
     /// The data archive's entries, in archive order.
     pub entries: Vec<Entry>,
-    /// SPDX licence expression, when known.
-    pub license: Option<String>,
+    /// The licence from the package's copyright file, when one could be told.
+    pub license: Option<kiln_model::PackageLicense>,
     /// What the package was unpacked from, such as `sha256:<hex>` of the `.deb`: the same
     /// origin always unpacks to the same entries, so its layers can be reused by
     /// [`crate::assemble::layer_key`]. `None` makes its layers be written every time.
     pub origin: Option<String>,
+    /// When the package was built (seconds since the epoch), if the `.deb` says.
+    pub built: Option<i64>,
     /// `Some(bytes of file data)` once [`UnpackedPackage::slimmed`] dropped the data.
     pub slimmed_bytes: Option<u64>,
 }
@@ -81,6 +83,32 @@ impl UnpackedPackage {
     pub fn is_slimmed(&self) -> bool {
         self.slimmed_bytes.is_some()
     }
+}
+
+/// The licence of `package`: its own, or, when it ships no copyright file but links its
+/// doc directory to a sibling's (`/usr/share/doc/libstdc++6` → `gcc-12-base`, as Debian
+/// policy allows when the sibling is a dependency), the licence of the package among
+/// `packages` that holds the linked directory's copyright file.
+pub(crate) fn licence_of<'a>(
+    package: &'a UnpackedPackage,
+    packages: &'a [UnpackedPackage],
+) -> Option<&'a kiln_model::PackageLicense> {
+    if package.license.is_some() {
+        return package.license.as_ref();
+    }
+    let dir = format!("usr/share/doc/{}", package.name);
+    let target = package.entries.iter().find_map(|entry| match &entry.kind {
+        EntryKind::Symlink { target } if entry.path == dir => Some(target.as_str()),
+        _ => None,
+    })?;
+    if target.is_empty() || target.contains('/') || target == "." || target == ".." {
+        return None;
+    }
+    let copyright = format!("usr/share/doc/{target}/copyright");
+    packages
+        .iter()
+        .filter(|other| other.entries.iter().any(|e| e.path == copyright))
+        .find_map(|other| other.license.as_ref())
 }
 
 /// A language package (a wheel, an npm tarball) already laid out at its installed paths: the
@@ -179,5 +207,50 @@ mod tests {
         assert_eq!(out[1].kind, EntryKind::Hardlink { target: "usr/bin/bash".into() });
         assert_eq!(out[2].kind, EntryKind::Symlink { target: "/lib/x86_64-linux-gnu/ld.so".into() });
         assert_eq!(used, ["bin", "lib64"]);
+    }
+
+    fn package(name: &str, entries: Vec<Entry>, license: Option<&str>) -> UnpackedPackage {
+        UnpackedPackage {
+            name: name.into(),
+            version: "1".into(),
+            architecture: "amd64".into(),
+            source_name: None,
+            source_version: None,
+            multi_arch: None,
+            control: String::new(),
+            md5sums: None,
+            conffiles: Vec::new(),
+            maintainer_scripts: BTreeMap::new(),
+            entries,
+            license: license.map(|expression| kiln_model::PackageLicense {
+                expression: expression.into(),
+                kind: kiln_model::LicenseKind::Concluded,
+                texts: Vec::new(),
+            }),
+            origin: None,
+            slimmed_bytes: None,
+            built: None,
+        }
+    }
+
+    #[test]
+    fn a_doc_directory_link_lends_the_siblings_licence() {
+        let base = package(
+            "gcc-12-base",
+            vec![entry("usr/share/doc/gcc-12-base/copyright", EntryKind::File { data: "GPL".into() })],
+            Some("GPL-3.0-or-later WITH GCC-exception-3.1"),
+        );
+        let link = |target: &str| entry("usr/share/doc/libstdc++6", EntryKind::Symlink { target: target.into() });
+        let linked = package("libstdc++6", vec![link("gcc-12-base")], None);
+        let packages = [base.clone(), linked.clone()];
+        let found = licence_of(&linked, &packages).map(|l| l.expression.as_str());
+        assert_eq!(found, Some("GPL-3.0-or-later WITH GCC-exception-3.1"));
+        // Without the sibling in the build, or through a link that leaves the doc tree, nothing.
+        assert_eq!(licence_of(&linked, std::slice::from_ref(&linked)), None);
+        let climbing = package("libstdc++6", vec![link("../../../etc")], None);
+        assert_eq!(licence_of(&climbing, &[base.clone(), climbing.clone()]), None);
+        // A package's own licence wins.
+        let own = package("libstdc++6", vec![link("gcc-12-base")], Some("MIT"));
+        assert_eq!(licence_of(&own, &[base, own.clone()]).map(|l| l.expression.as_str()), Some("MIT"));
     }
 }

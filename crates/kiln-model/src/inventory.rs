@@ -56,15 +56,58 @@ pub struct InventoryItem {
     pub source_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_version: Option<String>,
-    /// SPDX licence expression, from the package's machine-readable copyright file where it
-    /// has one; absent when it could not be told.
+    /// SPDX licence expression: what the package declares (a machine-readable copyright
+    /// file, a wheel's or npm package's metadata), or what Kiln concluded from the licence
+    /// names in a copyright file written as free text (`licenseKind` says which); absent
+    /// when it could not be told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub license: Option<String>,
+    /// Whether `license` is declared by the package or concluded by Kiln, as SPDX's
+    /// `licenseDeclared` and `licenseConcluded`; absent with `license`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license_kind: Option<LicenseKind>,
+    /// The words behind each `LicenseRef-…` in `license`, from the copyright file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub license_texts: Vec<LicenseText>,
     /// Package URL, such as `pkg:deb/debian/libpq5@15.8-0+deb12u1?arch=amd64&distro=debian-12`.
     pub purl: String,
     /// Digest of the layer holding the package's files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer: Option<String>,
+}
+
+/// Who says a package is under its licence: SPDX tells a package's `licenseDeclared` (what
+/// its authors or packagers wrote in a form meant to be read by tools) from its
+/// `licenseConcluded` (what someone, here Kiln, worked out from other evidence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LicenseKind {
+    /// Written by the package: a DEP-5 copyright file, a wheel's or npm package's metadata.
+    Declared,
+    /// Kiln's reading of licence names and `/usr/share/common-licenses/…` references in a
+    /// copyright file written as free text: a guess, to be checked.
+    Concluded,
+}
+
+/// A licence that has no SPDX identifier, named `LicenseRef-…` in an expression, with the
+/// text that says what it is (SPDX's `hasExtractedLicensingInfos`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LicenseText {
+    /// `LicenseRef-` and letters, digits, `.` and `-` (SPDX's idstring).
+    pub id: String,
+    /// The name the package gives it, such as Debian's `public-domain`.
+    pub name: String,
+    pub text: String,
+}
+
+/// A package's licence as Kiln found it: the expression, who says so, and the texts of the
+/// licences the expression names by `LicenseRef-…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageLicense {
+    pub expression: String,
+    pub kind: LicenseKind,
+    pub texts: Vec<LicenseText>,
 }
 
 /// What one successful build of an image produced, kept with the image.

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod base_image;
 pub mod common;
 pub mod definition;
+pub mod function;
 pub mod image;
 pub mod includes;
 pub mod inventory;
@@ -18,8 +19,12 @@ pub mod validation;
 
 pub use base_image::BaseImage;
 pub use common::{EnvVar, Status, Tag, Visibility};
+pub use function::Function;
 pub use image::Image;
-pub use inventory::{BaseImageInventory, BuildRecord, ContextFile, InventoryItem, Lock, LockedPackage};
+pub use inventory::{
+    BaseImageInventory, BuildRecord, ContextFile, InventoryItem, LicenseKind, LicenseText, Lock, LockedPackage,
+    PackageLicense,
+};
 pub use package::{Decision, Ecosystem, Package};
 pub use package_source::{Credentials, PackageSource};
 pub use registry_credential::RegistryCredential;

@@ -14,6 +14,8 @@ pub enum TaskKind {
     BuildImage,
     /// Assembles a language's root image from OS packages and registers it as a base image.
     Bootstrap,
+    /// Composes a function's image again over its runtime image's new build.
+    ComposeFunction,
 }
 
 impl TaskKind {
@@ -21,6 +23,7 @@ impl TaskKind {
         match self {
             TaskKind::BuildImage => "build-image",
             TaskKind::Bootstrap => "bootstrap",
+            TaskKind::ComposeFunction => "compose-function",
         }
     }
 }

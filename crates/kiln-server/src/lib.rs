@@ -9,6 +9,7 @@ pub mod controller;
 mod dependents;
 mod error;
 mod extract;
+pub mod functions;
 mod hosts;
 mod names;
 mod objects;
@@ -51,6 +52,7 @@ pub use state::AppState;
         (name = "definitions", description = "Definition files and their JSON Schemas"),
         (name = "access", description = "Users, service accounts, roles, organisations and role bindings"),
         (name = "tokens", description = "API tokens"),
+        (name = "functions", description = "Function code on built images: push, list, get, delete"),
         (name = "tasks", description = "Long-running work (builds, bootstrap): progress, logs, cancel"),
         (name = "registry", description = "The built-in OCI registry's maintenance (the registry itself is served under /v2)"),
         (name = "system", description = "Health and identity"),
@@ -120,6 +122,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::builds::package_images))
         .routes(routes!(api::builds::bootstrap))
         .routes(routes!(api::functions::put_code))
+        .routes(routes!(api::functions::list))
+        .routes(routes!(api::functions::get, api::functions::delete))
         .routes(routes!(api::tasks::list))
         .routes(routes!(api::tasks::get, api::tasks::cancel))
         .routes(routes!(api::tasks::logs))
@@ -164,6 +168,13 @@ pub fn app(mut state: AppState) -> Router {
                 Ok(runner) => {
                     let runner = Arc::new(runner);
                     engine.register(kiln_model::TaskKind::BuildImage, runner.clone());
+                    engine.register(
+                        kiln_model::TaskKind::ComposeFunction,
+                        Arc::new(functions::runner::ComposeRunner {
+                            registry: registry.clone(),
+                            source_date_epoch: runner.settings.source_date_epoch,
+                        }),
+                    );
                     engine.register(
                         kiln_model::TaskKind::Bootstrap,
                         Arc::new(builds::bootstrap::BootstrapRunner(runner)),

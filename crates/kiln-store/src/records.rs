@@ -6,7 +6,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use kiln_model::auth::{AuditEntry, Organization, Role, RoleBinding, Token, User};
-use kiln_model::{BaseImage, BaseImageInventory, BuildRecord, Image, Package, PackageSource, RegistryCredential, Task};
+use kiln_model::{
+    BaseImage, BaseImageInventory, BuildRecord, Function, Image, Package, PackageSource, RegistryCredential, Task,
+};
 
 use crate::kv::{Entry, StoreError};
 
@@ -111,6 +113,7 @@ record!(Organization, "organizations");
 record!(Token, "tokens");
 record!(AuditEntry, "audit");
 record!(Task, "tasks");
+record!(Function, "functions");
 
 /// Build records are written whole by the builder and never updated by clients, so they
 /// carry no revision of their own.

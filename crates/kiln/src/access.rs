@@ -2,7 +2,6 @@
 //! organisations and the audit log.
 
 use anyhow::{Context, Result, anyhow};
-use comfy_table::{ContentArrangement, Table, presets};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -14,25 +13,21 @@ use crate::output::{out, outln};
 /// Prints items as a table of the given columns, or as JSON / YAML.
 fn show(items: &[Value], columns: &[(&str, &str)], output: Output) -> Result<()> {
     match output {
-        Output::Table => {
-            let mut table = Table::new();
-            table.load_preset(presets::UTF8_HORIZONTAL_ONLY).set_content_arrangement(ContentArrangement::Dynamic);
-            table.set_header(columns.iter().map(|(title, _)| *title));
-            for item in items {
-                table.add_row(columns.iter().map(|(_, field)| {
-                    match item.get(*field) {
-                        None | Some(Value::Null) => String::new(),
-                        Some(Value::String(s)) => s.clone(),
-                        Some(Value::Array(a)) => a
-                            .iter()
-                            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        Some(other) => other.to_string(),
-                    }
-                }));
-            }
-            outln!("{table}")?;
+        Output::Table | Output::Wide => {
+            let rows = items.iter().map(|item| {
+                columns.iter().map(move |(_, field)| match item.get(*field) {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Array(a)) => a
+                        .iter()
+                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    Some(other) => other.to_string(),
+                })
+            });
+            let header: Vec<&str> = columns.iter().map(|(title, _)| *title).collect();
+            outln!("{}", crate::output::render_table(&header, rows, output))?;
         }
         Output::Json => outln!("{}", serde_json::to_string_pretty(items)?)?,
         Output::Yaml => out!("{}", serde_saphyr::to_string(&items.to_vec()).context("rendering YAML")?)?,
@@ -98,7 +93,7 @@ pub async fn token(client: &Client, output: Output, command: TokenCommand) -> Re
         TokenCommand::Create { subject, description, expires_in_days } => {
             let body = json!({"subject": subject, "description": description, "expiresInDays": expires_in_days});
             let created = client.send(Method::POST, "/v1/tokens", Some(Body::Json(body))).await?;
-            if output == Output::Table {
+            if output.is_table() {
                 outln!("{}", created["token"].as_str().unwrap_or_default())?;
                 eprintln!(
                     "token {} created; the secret above is shown this once",

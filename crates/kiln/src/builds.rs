@@ -3,10 +3,7 @@
 
 use std::time::Duration;
 
-use std::path::Path;
-
-use anyhow::{Context, Result, anyhow, bail};
-use comfy_table::{ContentArrangement, Table, presets};
+use anyhow::{Context, Result, bail};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -213,41 +210,6 @@ pub async fn sbom(client: &Client, image: &str) -> Result<()> {
     Ok(())
 }
 
-/// Tars `code` and puts it on `image` as the function `name`.
-pub async fn push_function(
-    client: &Client,
-    output: Output,
-    image: &str,
-    code: &Path,
-    name: Option<&str>,
-) -> Result<()> {
-    let name = match name {
-        Some(name) => name.to_string(),
-        None => code
-            .canonicalize()
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_lowercase()))
-            .ok_or_else(|| anyhow!("cannot name the function after {}: give --name", code.display()))?,
-    };
-    if !code.is_dir() {
-        bail!("{} is not a directory: give --code the directory holding the function", code.display());
-    }
-    let mut builder = tar::Builder::new(Vec::new());
-    builder.follow_symlinks(false);
-    builder.append_dir_all(".", code).with_context(|| format!("reading {}", code.display()))?;
-    let tar = builder.into_inner().with_context(|| format!("packing {}", code.display()))?;
-    let path = format!("/v1/images/{}/functions/{}", segment(image), segment(&name));
-    let answer = client.send(Method::PUT, &path, Some(Body::Bytes(tar, "application/x-tar"))).await?;
-    if output == Output::Table {
-        let reference = answer.get("reference").and_then(Value::as_str).unwrap_or_default();
-        let digest = answer.get("digest").and_then(Value::as_str).unwrap_or_default();
-        outln!("{reference}@{digest}")?;
-    } else {
-        outln!("{}", serde_json::to_string_pretty(&answer)?)?;
-    }
-    Ok(())
-}
-
 pub async fn dockerfile(client: &Client, image: &str) -> Result<()> {
     let text = client.get_text(&format!("/v1/images/{}/dockerfile", segment(image))).await?;
     out!("{text}")?;
@@ -265,24 +227,26 @@ pub async fn inventory(client: &Client, output: Output, image: &str) -> Result<(
         }
         None => bail!("no image or base image is named {image:?}: kiln get images and kiln get base-images list them"),
     };
-    if output != Output::Table {
+    if !output.is_table() {
         outln!("{}", serde_json::to_string_pretty(&answer)?)?;
         return Ok(());
     }
-    let mut table = Table::new();
-    table.load_preset(presets::UTF8_HORIZONTAL_ONLY).set_content_arrangement(ContentArrangement::Dynamic);
-    table.set_header(["ECOSYSTEM", "NAME", "VERSION", "LICENSE", "LAYER"]);
-    for item in answer.get("items").and_then(Value::as_array).into_iter().flatten() {
+    let rows = answer.get("items").and_then(Value::as_array).into_iter().flatten().map(|item| {
         let layer = text(item, "layer");
         let layer = layer.strip_prefix("sha256:").map_or("(parent)", |hex| &hex[..12.min(hex.len())]);
-        table.add_row([
-            text(item, "ecosystem"),
-            text(item, "name"),
-            text(item, "version"),
-            text(item, "license"),
-            layer,
-        ]);
-    }
-    outln!("{table}")?;
+        // A licence Kiln read out of free text is its guess, and the table says so.
+        let license = match text(item, "licenseKind") {
+            "concluded" => format!("{} (concluded)", text(item, "license")),
+            _ => text(item, "license").to_string(),
+        };
+        [
+            text(item, "ecosystem").to_string(),
+            text(item, "name").to_string(),
+            text(item, "version").to_string(),
+            license,
+            layer.to_string(),
+        ]
+    });
+    outln!("{}", crate::output::render_table(&["ECOSYSTEM", "NAME", "VERSION", "LICENSE", "LAYER"], rows, output))?;
     Ok(())
 }

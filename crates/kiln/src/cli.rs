@@ -13,11 +13,36 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(flatten)]
     pub connection: Connection,
-    /// Output format of get, create and update.
+    /// Output format: table, wide (whole cells, more columns), json or yaml.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The command line as parsed: the client's global flags are hidden from the help of the
+/// commands that never talk to a server (`serve`, `admin`, `openapi`, `schema`), where they
+/// would mislead. clap does not copy a global flag into a command that has an argument of
+/// the same id, so each gets a hidden, ignored one.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    for local in ["serve", "admin", "openapi", "schema"] {
+        command = command.mut_subcommand(local, |mut sub| {
+            for flag in ["server", "token", "org", "output"] {
+                sub = sub.arg(clap::Arg::new(flag).long(flag).hide(true).global(true));
+            }
+            sub
+        });
+    }
+    command
+}
+
+/// Parses the process's arguments (exits with clap's message on bad ones).
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 #[derive(Debug, Clone, Args)]
@@ -35,9 +60,20 @@ pub struct Connection {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
+    /// Aligned columns, long cells cut to one line.
     Table,
+    /// The table with every cell whole and more columns.
+    Wide,
+    /// JSON, as the API returns it (with `kind` for objects).
     Json,
+    /// YAML documents that `kiln update -f` takes back.
     Yaml,
+}
+
+impl Output {
+    pub fn is_table(self) -> bool {
+        matches!(self, Output::Table | Output::Wide)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,7 +81,10 @@ pub enum Command {
     /// Run the Kiln server.
     Serve(ServeArgs),
     /// Create objects from arguments, or every document of a file (-f).
-    #[command(args_conflicts_with_subcommands = true)]
+    #[command(
+        args_conflicts_with_subcommands = true,
+        override_usage = "kiln create -f FILE [--wait] [-w DIR]\n       kiln create <base-image|image|package|package-source> [OPTIONS] ..."
+    )]
     Create(CreateArgs),
     /// Update objects from a file: edit the output of `kiln get … -o yaml` and send it back.
     Update(FileArgs),
@@ -76,10 +115,13 @@ pub enum Command {
     /// Copy an image from Kiln's registry to another registry.
     #[command(subcommand)]
     Push(PushCommand),
-    /// Show a task's log; -f follows it until the task ends.
+    /// Show the log of a task, or of an image's current or last build; -f follows it until it ends.
     Logs(LogsArgs),
     /// Cancel a queued or running task.
-    Cancel { task: String },
+    Cancel {
+        /// The task's id, from kiln get tasks.
+        task: String,
+    },
     /// Assemble the root images (python3, nodejs) from OS packages and register them as base images.
     Bootstrap {
         /// python3, nodejs (default: both).
@@ -90,9 +132,12 @@ pub enum Command {
     },
     /// Build an image again: new package versions, or exactly its lock with --locked.
     Rebuild {
+        /// The image to build again.
         name: String,
+        /// Fetch exactly the versions of the last build's lock instead of resolving again.
         #[arg(long)]
         locked: bool,
+        /// Wait for the build, showing its progress, and fail if it fails.
         #[arg(long)]
         wait: bool,
     },
@@ -101,18 +146,30 @@ pub enum Command {
     #[command(subcommand)]
     Function(FunctionCommand),
     /// Print an image's SPDX 2.3 SBOM (JSON).
-    Sbom { image: String },
+    Sbom {
+        /// A built image's name.
+        image: String,
+    },
     /// List the packages inside a built image: version, licence, layer.
-    Inventory { image: String },
+    Inventory {
+        /// An image's or base image's name.
+        image: String,
+    },
     /// Print the Dockerfile equivalent to a built image.
-    Dockerfile { image: String },
+    Dockerfile {
+        /// A built image's name.
+        image: String,
+    },
     /// Administer a data directory directly, with no server running.
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Print the OpenAPI document of the REST API.
     Openapi,
     /// Print the JSON Schema of a definition format (image-definition, base-image, image, package, package-source).
-    Schema { name: String },
+    Schema {
+        /// image-definition, base-image, image, package or package-source.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +185,8 @@ pub enum AdminCommand {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
+    /// A task id, or an image name for its current or last build.
+    #[arg(value_name = "TASK|IMAGE")]
     pub task: String,
     /// Keep printing new lines until the task ends.
     #[arg(short = 'f', long)]
@@ -148,40 +207,52 @@ pub enum TokenCommand {
         /// For another subject (needs tokens:write).
         #[arg(long)]
         subject: Option<String>,
+        /// What the token is for, shown in kiln token list.
         #[arg(long)]
         description: Option<String>,
+        /// Days until the token stops working (default: never).
         #[arg(long)]
         expires_in_days: Option<u32>,
     },
     /// List tokens (never their secrets).
     List {
+        /// Only this subject's tokens (default: your own).
         #[arg(long)]
         subject: Option<String>,
     },
     /// Revoke a token by id.
-    Revoke { id: String },
+    Revoke {
+        /// The token's id, from kiln token list.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a user, or a service account with --service-account.
     Create {
+        /// The name to create.
         name: String,
+        /// A service account (for pipelines) rather than a person.
         #[arg(long)]
         service_account: bool,
+        /// The name people see.
         #[arg(long)]
         display_name: Option<String>,
     },
     List,
     /// Refuse the subject's tokens until enabled again.
     Disable {
+        /// The user or service account.
         name: String,
     },
     Enable {
+        /// The user or service account.
         name: String,
     },
     /// Delete a subject with its role bindings.
     Delete {
+        /// The name to delete.
         name: String,
     },
 }
@@ -190,32 +261,43 @@ pub enum UserCommand {
 pub enum RoleCommand {
     /// Define a role from permissions such as images:write.
     Create {
+        /// The name to create.
         name: String,
+        /// A permission such as images:write; repeat for more.
         #[arg(long = "permission", required = true)]
         permissions: Vec<String>,
+        /// What the role or organisation is for.
         #[arg(long)]
         description: Option<String>,
     },
     List,
     Delete {
+        /// The name to delete.
         name: String,
     },
     /// Grant ROLE to SUBJECT in an organisation (--in ORG, or * for all; default: default).
     Bind {
+        /// The user or service account.
         subject: String,
+        /// The role to grant.
         role: String,
+        /// The organisation, or * for all.
         #[arg(long = "in", default_value = "default")]
         organization: String,
     },
     /// Take ROLE from SUBJECT in an organisation.
     Unbind {
+        /// The user or service account.
         subject: String,
+        /// The role to take away.
         role: String,
+        /// The organisation, or * for all.
         #[arg(long = "in", default_value = "default")]
         organization: String,
     },
     /// List role bindings.
     Bindings {
+        /// Only this subject's bindings.
         #[arg(long)]
         subject: Option<String>,
     },
@@ -224,25 +306,31 @@ pub enum RoleCommand {
 #[derive(Debug, Subcommand)]
 pub enum OrgCommand {
     Create {
+        /// The name to create.
         name: String,
+        /// What the role or organisation is for.
         #[arg(long)]
         description: Option<String>,
     },
     List,
     Delete {
+        /// The name to delete.
         name: String,
     },
 }
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
+    /// Only requests by this subject.
     #[arg(long)]
     pub subject: Option<String>,
     /// RFC 3339 time, such as 2026-11-22T10:00:00Z.
     #[arg(long)]
     pub since: Option<String>,
+    /// RFC 3339 time the entries end at.
     #[arg(long)]
     pub until: Option<String>,
+    /// Only requests answered with this HTTP status.
     #[arg(long)]
     pub status: Option<u16>,
 }
@@ -385,9 +473,11 @@ pub enum CreateKind {
     /// Register a base image by reference.
     #[command(name = "base-image")]
     BaseImage {
+        /// The base image's name.
         name: String,
         /// Image reference, `host[:port]/path[:tag][@digest]`.
         reference: String,
+        /// The runtime its images are built for, such as python3 or nodejs.
         #[arg(long)]
         language: String,
         /// A tag, `key=value`; repeat for more.
@@ -399,6 +489,7 @@ pub enum CreateKind {
     },
     /// Declare a runtime image on a base image (or an extendable image).
     Image {
+        /// The image's name (unique ignoring case).
         name: String,
         /// The base image, or an image marked extendable.
         base: String,
@@ -420,15 +511,18 @@ pub enum CreateKind {
         /// Environment variable, `NAME=value`; repeat for more.
         #[arg(long = "env")]
         environment: Vec<String>,
+        /// A tag, `key=value`; repeat for more.
         #[arg(long = "tag")]
         tags: Vec<String>,
+        /// Readable by every organisation.
         #[arg(long)]
         public: bool,
     },
     /// Add a package to the catalog.
     Package {
-        /// deb, rpm, apk, pypi or npm.
+        /// deb, pypi or npm.
         ecosystem: String,
+        /// The package's name in its ecosystem.
         name: String,
         /// An allowed version or constraint; repeat for more (none: any version).
         #[arg(long = "version")]
@@ -439,15 +533,19 @@ pub enum CreateKind {
         /// Record the package as denied instead of approved.
         #[arg(long)]
         deny: bool,
+        /// Why it was approved or denied, for the next reviewer.
         #[arg(long)]
         notes: Option<String>,
     },
     /// Add a package source (Debian repository, PyPI index, npm registry).
     #[command(name = "package-source")]
     PackageSource {
+        /// The package source's name.
         name: String,
+        /// deb, pypi or npm.
         #[arg(long)]
         ecosystem: String,
+        /// The repository's root URL (http or https).
         #[arg(long)]
         url: String,
         /// Debian suite, such as bookworm.
@@ -456,6 +554,7 @@ pub enum CreateKind {
         /// Debian component; repeat for more.
         #[arg(long = "component")]
         components: Vec<String>,
+        /// User name for the source; the password comes from --password-stdin.
         #[arg(long)]
         username: Option<String>,
         /// Read the password (or token) from standard input.
@@ -479,11 +578,13 @@ pub enum Kind {
     PackageSources,
     #[value(name = "tasks", alias = "task")]
     Tasks,
+    #[value(name = "functions", alias = "function")]
+    Functions,
 }
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// base-images, images, packages, package-sources or tasks (singular forms too).
+    /// base-images, images, packages, package-sources, tasks or functions (singular forms too).
     #[arg(value_enum)]
     pub kind: Kind,
     /// Show this object only (packages: ECOSYSTEM/NAME).
@@ -491,16 +592,20 @@ pub struct GetArgs {
     /// Only objects with this tag, `key` or `key=value`.
     #[arg(long = "tag")]
     pub tags: Vec<String>,
+    /// Only objects of this language.
     #[arg(long)]
     pub language: Option<String>,
+    /// Only objects in this status, such as READY or ERROR.
     #[arg(long)]
     pub status: Option<String>,
+    /// Only packages or package sources of this ecosystem.
     #[arg(long)]
     pub ecosystem: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
+    /// base-images, images, packages or package-sources (singular forms too).
     #[arg(value_enum)]
     pub kind: Kind,
     /// The object (packages: ECOSYSTEM/NAME).
@@ -518,12 +623,49 @@ mod tests {
     fn the_command_line_is_consistent() {
         super::Cli::command().debug_assert();
     }
+
+    #[test]
+    fn serve_help_shows_server_flags_only() {
+        let mut command = super::command();
+        command.build();
+        let mut help_of = |name: &str| {
+            command.find_subcommand_mut(name).map(|c| c.render_long_help().to_string()).unwrap_or_default()
+        };
+        let help = help_of("serve");
+        assert!(help.contains("--data-dir") && help.contains("--listen"), "{help}");
+        for client_flag in ["--token", "--server", "--org", "--output"] {
+            assert!(!help.contains(client_flag), "{client_flag} in kiln serve --help:\n{help}");
+        }
+        assert!(help_of("get").contains("--token"), "client commands keep them");
+    }
+
+    /// Every flag and argument of every command says what it is for in `--help`.
+    #[test]
+    fn every_argument_has_help_text() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.get_help().is_none() && !["help", "version"].contains(&id) {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let mut command = super::Cli::command();
+        command.build();
+        walk(&command, "kiln", &mut missing);
+        assert!(missing.is_empty(), "arguments without help text:\n{}", missing.join("\n"));
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum PushCommand {
     /// Push a built image (READY) to another registry.
     Image {
+        /// A READY image's name.
         name: String,
         /// Destination, `host[:port]/repository[:tag]`; the organisation's registry
         /// credentials for the host are used.
@@ -532,7 +674,9 @@ pub enum PushCommand {
     },
     /// Push a repository of Kiln's registry (`org/name:tag` or `org/name@digest`).
     Repository {
+        /// `org/name:tag` or `org/name@digest` in Kiln's registry.
         source: String,
+        /// Destination, `host[:port]/repository[:tag]`.
         #[arg(long)]
         to: String,
     },
@@ -541,7 +685,10 @@ pub enum PushCommand {
 #[derive(Debug, Subcommand)]
 pub enum FunctionCommand {
     /// Upload DIR as the function's code (`/function` in the image) on top of IMAGE.
+    /// `.kilnignore` in DIR (gitignore syntax) leaves files out, besides the defaults:
+    /// definition files, requirements.txt, package-lock.json, .git, caches, node_modules, .venv.
     Push {
+        /// A READY image to put the code on.
         image: String,
         /// The directory holding the handler (for Python `handler.py` with `handle`).
         #[arg(long)]
@@ -549,5 +696,23 @@ pub enum FunctionCommand {
         /// The function's name (default: the directory's name).
         #[arg(long)]
         name: Option<String>,
+    },
+    /// List the organisation's functions.
+    #[command(alias = "ls")]
+    List {
+        /// Only functions on this image.
+        #[arg(long)]
+        image: Option<String>,
+    },
+    /// Show one function: its image, reference, digest and the image digest it runs on.
+    Get {
+        /// The function's name.
+        name: String,
+    },
+    /// Delete a function and its image's tag (the registry's collector frees its blobs).
+    #[command(alias = "rm")]
+    Delete {
+        /// The function's name.
+        name: String,
     },
 }

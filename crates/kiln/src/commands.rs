@@ -11,7 +11,7 @@ use kiln_model::image::{PackageRequest, SystemDependencies};
 use kiln_model::includes::{self, Format, Includes, MAX_INCLUDE_BYTES, Reader};
 use kiln_model::requirements_includes::{self, Source};
 
-use crate::cli::{Command, Connection, CreateArgs, CreateKind, DeleteArgs, FunctionCommand, GetArgs, Kind, Output};
+use crate::cli::{Command, Connection, CreateArgs, CreateKind, DeleteArgs, GetArgs, Kind, Output};
 use crate::client::{Body, Client, segment};
 use crate::output::{as_document, outln, print};
 
@@ -38,9 +38,7 @@ pub async fn run(connection: &Connection, output: Output, command: Command) -> R
         Command::Bootstrap { languages, wait } => crate::builds::bootstrap(&client, output, languages, wait).await,
         Command::Rebuild { name, locked, wait } => crate::builds::rebuild(&client, output, &name, locked, wait).await,
         Command::Sbom { image } => crate::builds::sbom(&client, &image).await,
-        Command::Function(FunctionCommand::Push { image, code, name }) => {
-            crate::builds::push_function(&client, output, &image, &code, name.as_deref()).await
-        }
+        Command::Function(command) => crate::functions::run(&client, output, command).await,
         Command::Inventory { image } => crate::builds::inventory(&client, output, &image).await,
         Command::Dockerfile { image } => crate::builds::dockerfile(&client, &image).await,
         Command::Serve(_)
@@ -225,7 +223,12 @@ async fn create(client: &Client, output: Output, args: CreateArgs) -> Result<()>
         let built = crate::builds::wait_for_image(client, &name).await?;
         return print(target, &[built], output, true);
     }
-    print(target, &[created], output, true)
+    print(target, std::slice::from_ref(&created), output, true)?;
+    if target == Kind::Images && output.is_table() {
+        let name = created.get("name").and_then(Value::as_str).unwrap_or_default();
+        eprintln!("the build starts shortly: kiln logs {name} -f follows it, or pass --wait next time");
+    }
+    Ok(())
 }
 
 fn manifest_format(path: &Path) -> Option<&'static str> {
@@ -318,12 +321,15 @@ async fn apply_file(
     let kind_of = |item: &Value| {
         item.get("kind").and_then(Value::as_str).and_then(Kind::from_document_kind).unwrap_or(Kind::Images)
     };
-    if output == Output::Table {
+    if output.is_table() {
         for item in &items {
             let kind = item.get("kind").and_then(Value::as_str).unwrap_or("object");
             let name = item.get("name").and_then(Value::as_str).unwrap_or("?");
             let action = item.get("action").and_then(Value::as_str).unwrap_or("applied");
             outln!("{kind} {name} {action}")?;
+            if kind == "Image" && !wait {
+                eprintln!("  kiln logs {name} -f follows its build");
+            }
         }
     } else if !wait {
         for item in &items {
@@ -341,9 +347,14 @@ async fn apply_file(
         .filter(|(kind, _)| matches!(kind, Kind::BaseImages | Kind::Images))
         .collect();
     let ended = crate::builds::wait_for_objects(client, &waited).await?;
+    // Each settled object was already announced on standard error; a person reading both
+    // streams in one terminal would see every line twice.
+    use std::io::IsTerminal;
+    let shown_already = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
     for (kind, object) in &ended {
         match output {
-            Output::Table => outln!("{}", crate::builds::final_line(*kind, object))?,
+            Output::Table | Output::Wide if shown_already => {}
+            Output::Table | Output::Wide => outln!("{}", crate::builds::final_line(*kind, object))?,
             _ => print(*kind, std::slice::from_ref(object), output, true)?,
         }
     }
@@ -423,7 +434,7 @@ async fn delete(client: &Client, output: Output, args: DeleteArgs) -> Result<()>
         path.push_str("?force=true");
     }
     let deleted = client.send(Method::DELETE, &path, None).await?;
-    if output == Output::Table {
+    if output.is_table() {
         outln!("{} {} deleted", args.kind.document_kind(), args.name)?;
         return Ok(());
     }

@@ -7,9 +7,11 @@ mod client;
 mod commands;
 mod config_files;
 mod credentials;
+mod functions;
 mod includes;
 mod npm_config;
 mod output;
+mod pack;
 mod pip_config;
 mod push;
 mod serve;
@@ -17,12 +19,10 @@ mod tasks;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use cli::{AdminCommand, Cli, Command};
+use cli::{AdminCommand, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

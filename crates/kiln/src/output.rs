@@ -42,6 +42,41 @@ macro_rules! outln {
 
 pub(crate) use {out, outln};
 
+/// Widest cell of a plain table; `-o wide` shows every cell whole.
+const CELL_WIDTH: usize = 48;
+
+/// A table as kubectl and docker print them: a header, one line per row, columns aligned,
+/// no rules. Long cells are cut with `…` unless `output` is `Wide`, so a row stays one line.
+pub fn render_table<R: IntoIterator<Item = String>>(
+    header: &[&str],
+    rows: impl IntoIterator<Item = R>,
+    output: Output,
+) -> String {
+    let mut table = Table::new();
+    table.load_preset(presets::NOTHING).set_content_arrangement(ContentArrangement::Disabled);
+    table.set_header(header.iter().copied());
+    for row in rows {
+        table.add_row(row.into_iter().map(|cell| cut(cell, output)));
+    }
+    // Each line starts with the padding of the first column; a plain table starts at column 0.
+    table
+        .to_string()
+        .lines()
+        .map(|line| line.strip_prefix(' ').unwrap_or(line).trim_end())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn cut(cell: String, output: Output) -> String {
+    let single = if cell.contains('\n') { cell.replace('\n', " ") } else { cell };
+    if output == Output::Wide || single.chars().count() <= CELL_WIDTH {
+        return single;
+    }
+    let mut short: String = single.chars().take(CELL_WIDTH - 1).collect();
+    short.push('…');
+    short
+}
+
 impl Kind {
     pub fn collection(self) -> &'static str {
         match self {
@@ -50,6 +85,7 @@ impl Kind {
             Kind::Packages => "/v1/packages",
             Kind::PackageSources => "/v1/package-sources",
             Kind::Tasks => "/v1/tasks",
+            Kind::Functions => "/v1/functions",
         }
     }
 
@@ -60,6 +96,7 @@ impl Kind {
             Kind::Packages => "Package",
             Kind::PackageSources => "PackageSource",
             Kind::Tasks => "Task",
+            Kind::Functions => "Function",
         }
     }
 
@@ -69,13 +106,27 @@ impl Kind {
             .find(|k| k.document_kind() == kind)
     }
 
-    fn columns(self) -> &'static [(&'static str, &'static str)] {
+    fn columns(self, output: Output) -> Vec<(&'static str, &'static str)> {
+        let mut columns = self.plain_columns().to_vec();
+        if output == Output::Wide {
+            columns.extend(match self {
+                Kind::BaseImages => &[("DIGEST", "digest"), ("UPDATED DATE", "updatedTime")][..],
+                Kind::Images => &[("VERSION", "version"), ("DIGEST", "digest"), ("UPDATED DATE", "updatedTime")][..],
+                Kind::Tasks => &[("ERROR", "error")][..],
+                Kind::Packages | Kind::PackageSources => &[][..],
+            });
+        }
+        columns
+    }
+
+    fn plain_columns(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Kind::BaseImages => &[
                 ("NAME", "name"),
                 ("REFERENCE", "reference"),
                 ("LANGUAGE", "language"),
                 ("STATUS", "status"),
+                ("REASON", "reason"),
                 ("CREATED DATE", "createdTime"),
             ],
             Kind::Images => &[
@@ -83,6 +134,7 @@ impl Kind {
                 ("BASE IMAGE", "baseImageName"),
                 ("LANGUAGE", "language"),
                 ("STATUS", "status"),
+                ("REASON", "reason"),
                 ("REFERENCE", "reference"),
                 ("CREATED DATE", "createdTime"),
             ],
@@ -109,6 +161,13 @@ impl Kind {
                 ("%", "progress.percent"),
                 ("ATTEMPTS", "attempts"),
                 ("CREATED DATE", "createdTime"),
+            ],
+            Kind::Functions => &[
+                ("NAME", "name"),
+                ("IMAGE", "image"),
+                ("STATUS", "status"),
+                ("REFERENCE", "reference"),
+                ("UPDATED DATE", "updatedTime"),
             ],
         }
     }
@@ -148,17 +207,21 @@ fn when(value: Option<&Value>) -> String {
 pub fn print(kind: Kind, objects: &[Value], format: Output, single: bool) -> Result<()> {
     let documents: Vec<Value> = objects.iter().map(|o| as_document(kind, o)).collect();
     match format {
-        Output::Table => {
-            let mut table = Table::new();
-            table.load_preset(presets::UTF8_HORIZONTAL_ONLY).set_content_arrangement(ContentArrangement::Dynamic);
-            table.set_header(kind.columns().iter().map(|(title, _)| *title));
-            for object in objects {
-                table.add_row(kind.columns().iter().map(|(_, field)| {
+        Output::Table | Output::Wide => {
+            let columns = kind.columns(format);
+            let rows = objects.iter().map(|object| {
+                columns.iter().map(move |(_, field)| {
                     let value = field.split('.').try_fold(object, |value, part| value.get(part));
-                    if field.ends_with("Time") { when(value) } else { cell(value) }
-                }));
-            }
-            outln!("{table}")?;
+                    match *field {
+                        f if f.ends_with("Time") => when(value),
+                        // The first reason says why; the rest are in `kiln get … -o yaml`.
+                        "reason" => value.and_then(|v| v.get(0)).map(|v| cell(Some(v))).unwrap_or_default(),
+                        _ => cell(value),
+                    }
+                })
+            });
+            let header: Vec<&str> = columns.iter().map(|(title, _)| *title).collect();
+            outln!("{}", render_table(&header, rows, format))?;
         }
         Output::Json => {
             let text = if single && documents.len() == 1 {
@@ -177,4 +240,32 @@ pub fn print(kind: Kind, objects: &[Value], format: Output, single: bool) -> Res
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_have_one_line_per_row_and_cut_long_cells_unless_wide() {
+        let reason = format!("package {} not found", "x".repeat(80));
+        let rows = || {
+            vec![
+                vec!["pg".to_string(), "ERROR".to_string(), reason.clone()],
+                vec!["web".into(), "READY".into(), String::new()],
+            ]
+        };
+        let plain = render_table(&["NAME", "STATUS", "REASON"], rows(), Output::Table);
+        let lines: Vec<&str> = plain.lines().collect();
+        assert_eq!(lines.len(), 3, "a header and one line per row, no rules:\n{plain}");
+        assert!(lines[0].starts_with("NAME") && lines[1].starts_with("pg"), "{plain}");
+        assert!(lines[1].contains('…') && !lines[1].contains(&reason), "{plain}");
+        assert!(lines.iter().all(|l| !l.contains('─')), "{plain}");
+        let wide = render_table(&["NAME", "STATUS", "REASON"], rows(), Output::Wide);
+        assert!(wide.contains(&reason), "{wide}");
+        assert_eq!(wide.lines().count(), 3);
+        // A cell with a line break would break the row in two.
+        let broken = render_table(&["A"], vec![vec!["one\ntwo".to_string()]], Output::Table);
+        assert_eq!(broken.lines().count(), 2, "{broken}");
+    }
 }

@@ -163,9 +163,16 @@ fn settle(args: ServeArgs) -> Result<Settings> {
 
 pub async fn run(args: ServeArgs) -> Result<()> {
     let settings = settle(args)?;
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+    // The PyPI solver narrates every step at INFO; that is its debugging, not Kiln's news.
+    let directives = match settings.log.contains("pubgrub") {
+        true => settings.log.clone(),
+        false => format!("{},pubgrub=warn", settings.log),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .with_context(|| format!("log filter {:?} is not valid", settings.log))?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colour codes only for a person at a terminal; a file or a journal gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;

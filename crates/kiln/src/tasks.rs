@@ -2,6 +2,7 @@
 //! progress line (`create image --wait`).
 
 use std::io::{IsTerminal, Write};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
@@ -53,7 +54,35 @@ async fn follow(client: &Client, id: &str, mut on_event: impl FnMut(&str, &Value
     Ok(())
 }
 
-pub async fn logs(client: &Client, id: &str, follow_it: bool) -> Result<()> {
+/// `target` is a task id, or an image whose current or last build is shown; while
+/// following, an image whose build has not started yet is waited for.
+pub async fn logs(client: &Client, target: &str, follow_it: bool) -> Result<()> {
+    if uuid::Uuid::parse_str(target).is_ok() {
+        return task_logs(client, target, follow_it).await;
+    }
+    let path = format!("/v1/images/{}", segment(target));
+    let started = tokio::time::Instant::now();
+    loop {
+        let Some(image) = client.get_if_present(&path).await? else {
+            bail!("no task or image is named {target:?}: kiln get tasks and kiln get images list them");
+        };
+        if let Some(task) = image.get("buildTask").and_then(Value::as_str) {
+            return task_logs(client, task, follow_it).await;
+        }
+        let status = image.get("status").and_then(Value::as_str).unwrap_or("unknown");
+        if !follow_it || status == "ERROR" || started.elapsed() > BUILD_STARTS_WITHIN {
+            bail!(
+                "image {target:?} has no build yet (status {status}): kiln get image {target} says why, kiln logs {target} -f waits for it"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// How long `kiln logs IMAGE -f` waits for the controller to start the image's build.
+const BUILD_STARTS_WITHIN: Duration = Duration::from_secs(120);
+
+async fn task_logs(client: &Client, id: &str, follow_it: bool) -> Result<()> {
     if follow_it {
         let mut failed = None;
         let mut written = Ok(());
@@ -104,7 +133,7 @@ fn ended_badly(task: &Value) -> Option<String> {
 
 pub async fn cancel(client: &Client, output: Output, id: &str) -> Result<()> {
     let task = client.send(Method::DELETE, &format!("/v1/tasks/{}", segment(id)), None).await?;
-    if output == Output::Table {
+    if output.is_table() {
         let state = task.get("state").and_then(Value::as_str).unwrap_or_default();
         if state == "cancelled" {
             outln!("task {id} cancelled")?;

@@ -15,7 +15,7 @@ mod runc;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Server, image_settled, stderr, stdout};
+use common::{Server, assert_valid_spdx, deb_licences, image_settled, referred_sbom, stderr, stdout};
 use mirror::{Mirror, TestPackage, apt_config, deb, fixture_dir, signed_repository, tar_with};
 use serde_json::{Value, json};
 
@@ -121,10 +121,13 @@ fn python3_root_image_runs_and_takes_system_packages() {
     let root_inventory = server.kiln(&["inventory", "python3"]);
     assert!(root_inventory.status.success(), "{}", stderr(&root_inventory));
     assert!(
-        stdout(&root_inventory).contains("python3.11") && stdout(&root_inventory).contains("libc6"),
+        stdout(&root_inventory).contains("python3.11")
+            && stdout(&root_inventory).contains("libc6")
+            && stdout(&root_inventory).contains("(concluded)"),
         "{}",
         stdout(&root_inventory)
     );
+    root_licences(&server, "python3");
     let unknown = server.kiln(&["inventory", "no-such-thing"]);
     assert!(!unknown.status.success() && stderr(&unknown).contains("no image or base image"), "{}", stderr(&unknown));
     let (repository, tag) = repository_and_tag(base["reference"].as_str().expect("base reference"));
@@ -208,8 +211,17 @@ fn python3_root_image_runs_and_takes_system_packages() {
     assert!(items.iter().any(|p| p["name"] == "python3.11"), "the parent's packages are listed too");
     let users = http.get("/v1/packages/deb/libpq5/images").body;
     assert!(users["items"].as_array().expect("images").iter().any(|i| i["image"] == "pg"), "{users}");
+    // An image's name finds its last build's log.
+    let logs = server.kiln(&["logs", "pg"]);
+    assert!(logs.status.success(), "{}", stderr(&logs));
+    assert!(stdout(&logs).contains("pushed "), "{}", stdout(&logs));
     let sbom = server.kiln(&["sbom", "pg"]);
     assert!(stdout(&sbom).contains("SPDX-2.3") && stdout(&sbom).contains("libpq5"), "{}", stderr(&sbom));
+    // libpq5's copyright file names licences SPDX lacks: each is declared with its text.
+    let document: Value = serde_json::from_str(&stdout(&sbom)).expect("SPDX JSON");
+    let refs = document["hasExtractedLicensingInfos"].as_array().cloned().unwrap_or_default();
+    assert!(refs.iter().any(|r| r["comment"].as_str().is_some_and(|c| c.contains("libpq5"))), "{refs:?}");
+    assert_valid_spdx(&stdout(&sbom), "the SBOM of pg");
     let dockerfile = http.get("/v1/images/pg/dockerfile").text;
     assert!(dockerfile.contains("libpq5"), "{dockerfile}");
 
@@ -303,6 +315,38 @@ fn python3_root_image_runs_and_takes_system_packages() {
     assert!(stdout(&log).contains("rebuilding: the parent changed"), "{}", stdout(&log));
 }
 
+/// At least 90% of a root image's Debian packages have a licence (most of them from
+/// copyright files written as free text, marked concluded, the rest declared), libc6 and
+/// libstdc++6 included, and its SBOM passes the SPDX validator.
+fn root_licences(server: &Server, language: &str) {
+    let http = server.http();
+    let items = http.get(&format!("/v1/base-images/{language}/packages")).body["items"].clone();
+    let (licensed, all) = deb_licences(&items);
+    println!("{language} root image: {licensed} of {all} Debian packages have a licence");
+    assert!(all > 15 && licensed * 10 >= all * 9, "{language}: only {licensed} of {all} packages have a licence");
+    let item = |name: &str| items.as_array().into_iter().flatten().find(|i| i["name"] == name).cloned();
+    let libc = item("libc6").expect("libc6 in the root image");
+    assert_eq!(libc["licenseKind"], "concluded", "{libc}");
+    assert!(libc["license"].as_str().is_some_and(|l| l.contains("LGPL-2.1-or-later")), "{libc}");
+    let zlib = item("zlib1g").expect("zlib1g in the root image");
+    assert_eq!((zlib["license"].as_str(), zlib["licenseKind"].as_str()), (Some("Zlib"), Some("declared")), "{zlib}");
+    if let Some(libstdcxx) = item("libstdc++6") {
+        assert!(
+            libstdcxx["license"].as_str().is_some_and(|l| l.contains("GPL-3.0-or-later WITH GCC-exception-3.1")),
+            "{libstdcxx}"
+        );
+    }
+    let base = http.get(&format!("/v1/base-images/{language}")).body;
+    let (repository, _) = repository_and_tag(base["reference"].as_str().expect("base reference"));
+    let sbom = referred_sbom(&http, &repository, base["digest"].as_str().expect("base digest"));
+    let document: Value = serde_json::from_str(&sbom).expect("SPDX JSON");
+    let libc = document["packages"].as_array().into_iter().flatten().find(|p| p["name"] == "libc6").cloned();
+    let libc = libc.expect("libc6 in the SBOM");
+    assert_eq!(libc["licenseDeclared"], "NOASSERTION", "a conclusion is no declaration: {libc}");
+    assert!(libc["licenseConcluded"].as_str().is_some_and(|l| l.contains("GPL")), "{libc}");
+    assert_valid_spdx(&sbom, &format!("the SBOM of the {language} root image"));
+}
+
 #[test]
 fn nodejs_root_image_answers_under_runc() {
     let temp = tempfile::tempdir().expect("temp dir");
@@ -313,6 +357,7 @@ fn nodejs_root_image_answers_under_runc() {
     assert!(bootstrap.status.success(), "{}\n{}", stdout(&bootstrap), stderr(&bootstrap));
     let base = server.http().get("/v1/base-images/nodejs").body;
     assert_eq!((base["status"].as_str(), base["language"].as_str()), (Some("READY"), Some("nodejs")), "{base}");
+    root_licences(&server, "nodejs");
     let (repository, tag) = repository_and_tag(base["reference"].as_str().expect("reference"));
     let bundle = runc::bundle(&server.url, &repository, &tag, temp.path());
     let function = bundle.join("rootfs/function");

@@ -153,6 +153,8 @@ fn errors_are_clear_and_exit_non_zero() {
             .contains("base image \"b\" does not exist in organization \"default\""),
         "nothing of a bad file is stored"
     );
+    let logs = fails(&server.kiln(&["logs", "no-such-image"]));
+    assert!(logs.contains("no task or image is named \"no-such-image\""), "{logs}");
 
     let missing = dir.path().join("missing.yaml");
     std::fs::write(&missing, "kind: Image\nname: i\nbaseImageName: b\nruntimeDependencies:\n  manifest: '@nope.txt'\n")
@@ -551,4 +553,30 @@ fn waiting_on_a_file_waits_for_every_build_and_names_what_failed() {
     let shown: serde_json::Value = serde_json::from_str(&stdout(&updated)).expect("json");
     assert_eq!((shown["status"].as_str(), shown["environment"][0]["value"].as_str()), (Some("READY"), Some("fast")));
     assert_ne!(shown["buildTask"], before, "the wait ended on the earlier build: {shown}");
+}
+
+#[test]
+fn the_server_log_tells_when_tasks_start_and_end_in_plain_text() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log_path = dir.path().join("kiln.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let (server, _) = Server::start_with(&dir.path().join("data"), |command| {
+        // No Debian source is configured, so the bootstrap task fails at once.
+        command.env("KILN_CONTROLLER", "true").env("KILN_APT_CONFIG_DIR", "none").env("KILN_LOG", "info").stderr(log);
+    });
+    let out = server.kiln(&["bootstrap", "python3", "--wait"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if text.contains("task failed") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let started = text.lines().find(|l| l.contains("task started")).unwrap_or_else(|| panic!("no start line:\n{text}"));
+    assert!(started.contains("INFO") && started.contains("target=\"python3\""), "{started}");
+    let failed = text.lines().find(|l| l.contains("task failed")).unwrap_or_else(|| panic!("no end line:\n{text}"));
+    assert!(failed.contains("seconds=") && failed.contains("no Debian package source"), "{failed}");
+    assert!(!text.contains('\u{1b}'), "no colour codes in a log file:\n{text}");
 }

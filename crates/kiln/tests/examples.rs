@@ -14,7 +14,7 @@ mod runc;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Server, image_settled, stderr, stdout};
+use common::{Server, assert_valid_spdx, image_settled, stderr, stdout};
 use mirror::{Mirror, apt_config, fixture_dir};
 use serde_json::{Value, json};
 
@@ -211,7 +211,7 @@ fn seed_examples_build_and_answer() {
         builder.into_inner().expect("tar")
     };
     let put = http.raw("PUT", "/v1/images/my-pandas/functions/sum", "application/x-tar", code_tar);
-    assert_eq!(put.status, 201, "{}", put.text);
+    assert_eq!(put.status, 200, "pushing the function again replaces it: {}", put.text);
     let manifest = |reference: &str| {
         let tag = reference.rsplit(':').next().unwrap_or_default();
         let answer = common::admin_client()
@@ -262,6 +262,7 @@ fn seed_examples_build_and_answer() {
     assert!(users["items"].as_array().is_some_and(|i| i.iter().any(|x| x["image"] == "my-pandas")), "{users}");
     let sbom = server.kiln(&["sbom", "my-pandas"]);
     assert!(stdout(&sbom).contains("pkg:pypi/pandas@2.2.3"), "the SBOM lists Python packages: {}", stderr(&sbom));
+    assert_valid_spdx(&stdout(&sbom), "the SBOM of my-pandas");
     let dockerfile = server.http().get("/v1/images/my-pandas/dockerfile").text;
     assert!(dockerfile.contains("pip install") && dockerfile.contains("pandas==2.2.3"), "{dockerfile}");
 
@@ -397,6 +398,7 @@ fn nodejs_example_builds_and_answers() {
     assert!(npm_item("axios").is_some() && npm_item("follow-redirects").is_some(), "dependencies are listed too");
     let sbom = server.kiln(&["sbom", "nodejs-lodash"]);
     assert!(stdout(&sbom).contains("pkg:npm/lodash@"), "the SBOM lists npm packages: {}", stderr(&sbom));
+    assert_valid_spdx(&stdout(&sbom), "the SBOM of nodejs-lodash");
     let dockerfile = http.get("/v1/images/nodejs-lodash/dockerfile").text;
     assert!(dockerfile.contains("npm ci --omit=dev --ignore-scripts"), "{dockerfile}");
     assert!(dockerfile.contains("NODE_PATH=\"/opt/kiln/node/node_modules\""), "{dockerfile}");

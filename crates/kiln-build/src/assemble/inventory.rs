@@ -1,7 +1,7 @@
 //! The inventory of an assembled image: every package with its purl, licence and (for the
 //! packages this build added) the digest of the layer that holds it.
 
-use kiln_model::inventory::InventoryItem;
+use kiln_model::inventory::{InventoryItem, LicenseKind};
 use kiln_model::package::Ecosystem;
 
 use crate::dpkg::InstalledPackage;
@@ -44,7 +44,14 @@ fn encode(text: &str) -> String {
     out
 }
 
-pub(crate) fn new_item(package: &UnpackedPackage, layer: Option<String>, distro: Option<&str>) -> InventoryItem {
+/// `package`'s item; `packages` (this build's) lend a licence through a doc directory link.
+pub(crate) fn new_item(
+    package: &UnpackedPackage,
+    packages: &[UnpackedPackage],
+    layer: Option<String>,
+    distro: Option<&str>,
+) -> InventoryItem {
+    let license = crate::package::licence_of(package, packages);
     InventoryItem {
         ecosystem: Ecosystem::Deb,
         name: package.name.clone(),
@@ -52,7 +59,9 @@ pub(crate) fn new_item(package: &UnpackedPackage, layer: Option<String>, distro:
         architecture: package.architecture.clone(),
         source_name: package.source_name.clone().filter(|s| *s != package.name),
         source_version: package.source_version.clone().filter(|v| *v != package.version),
-        license: package.license.clone(),
+        license: license.map(|l| l.expression.clone()),
+        license_kind: license.map(|l| l.kind),
+        license_texts: license.map(|l| l.texts.clone()).unwrap_or_default(),
         purl: deb_purl(&package.name, &package.version, &package.architecture, distro),
         layer,
     }
@@ -67,6 +76,9 @@ pub(crate) fn runtime_item(package: &crate::package::RuntimePackage, layer: Opti
         source_name: None,
         source_version: None,
         license: package.license.clone(),
+        // A wheel's or npm package's metadata is the package's own word.
+        license_kind: package.license.as_ref().map(|_| LicenseKind::Declared),
+        license_texts: Vec::new(),
         purl: package.purl.clone(),
         layer,
     }
@@ -81,6 +93,8 @@ pub(crate) fn parent_item(package: &InstalledPackage, distro: Option<&str>) -> I
         source_name: package.source_name.clone().filter(|s| *s != package.name),
         source_version: package.source_version.clone().filter(|v| *v != package.version),
         license: None,
+        license_kind: None,
+        license_texts: Vec::new(),
         purl: deb_purl(&package.name, &package.version, &package.architecture, distro),
         layer: None,
     }

@@ -127,6 +127,19 @@ type Key = (String, String);
 /// origin), in this order, with this epoch, `/usr` merging and gzip level. The same key
 /// always stands for the same blob; bump the version when the writer's output changes. A
 /// digest, so a caller may name a file by it (as the layer records on disk are).
+/// The image's `created`: its newest input, as apko dates images, so two builds of the same
+/// inputs agree and a newer package moves the date. The inputs are the packages (their build
+/// times), the parent (its own `created`) and `SOURCE_DATE_EPOCH`, which layer files carry.
+fn created(input: &AssembleInput, parent: Option<&ParentImage>) -> i64 {
+    let parent_created = parent
+        .and_then(|p| serde_json::from_slice::<serde_json::Value>(&p.config).ok())
+        .and_then(|config| config.get("created").and_then(serde_json::Value::as_str).map(str::to_string))
+        .and_then(|text| chrono::DateTime::parse_from_rfc3339(&text).ok())
+        .map(|t| t.timestamp());
+    let newest_package = input.packages.iter().filter_map(|p| p.built).max();
+    [Some(input.source_date_epoch), parent_created, newest_package].into_iter().flatten().max().unwrap_or(0)
+}
+
 pub fn layer_key(packages: &[&UnpackedPackage], merged_usr: bool, source_date_epoch: i64) -> Option<Digest> {
     let mut text = format!("kiln-layer-v1\ngzip {GZIP_LEVEL}\nepoch {source_date_epoch}\nmerged-usr {merged_usr}\n");
     for package in packages {
@@ -286,7 +299,7 @@ pub fn assemble(input: AssembleInput) -> Result<AssembledImage, AssembleError> {
 
     built.finish(&mut log)?;
     let parent_config = parent.map(|p| ParentConfig { config: &p.config, layers: &p.layers });
-    let image: BuiltImage = build_image(parent_config, &built.new_layers, &input.settings, input.source_date_epoch)?;
+    let image: BuiltImage = build_image(parent_config, &built.new_layers, &input.settings, created(&input, parent))?;
     let inventory = inventory_of(&input, &built.layer_of);
     Ok(AssembledImage {
         layers: built.layers,
@@ -435,7 +448,7 @@ fn inventory_of(input: &AssembleInput, layer_of: &BTreeMap<Key, Digest>) -> Vec<
             items.retain(|(name, _), _| *name != package.name);
         }
         let layer = layer_of.get(&key).map(|d| d.to_string());
-        items.insert(key, inventory::new_item(package, layer, distro));
+        items.insert(key, inventory::new_item(package, &input.packages, layer, distro));
     }
     items.into_values().chain(runtime.into_values()).collect()
 }

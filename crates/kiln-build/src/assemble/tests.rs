@@ -239,3 +239,26 @@ fn language_packages_get_layers_above_system_packages_and_join_the_inventory() {
     assert!(image.layers.iter().position(|l| l.digest.to_string() == libc).unwrap() < index);
     assert!(untar(&image.layers[index]).contains_key("usr/local/lib/python3.11/dist-packages/numpy/__init__.py"));
 }
+
+#[test]
+fn an_image_is_dated_by_its_newest_input_and_its_layers_are_not() {
+    let created = |image: &AssembledImage| {
+        let config: serde_json::Value = serde_json::from_slice(&image.config).unwrap_or_default();
+        config["created"].as_str().unwrap_or_default().to_string()
+    };
+    let dated = |built: Option<i64>| {
+        let (mut old, mut new) = (sized("old", 10), sized("new", 10));
+        old.built = Some(1_700_000_000);
+        new.built = built;
+        vec![old, new]
+    };
+    let (a, b, c) = (tempdir(), tempdir(), tempdir());
+    let first = run(input(dated(Some(1_750_000_000)), a.path()));
+    assert_eq!(created(&first), "2025-06-15T15:06:40Z", "the newest package's build time");
+    let again = run(input(dated(Some(1_750_000_000)), b.path()));
+    assert_eq!(first.config, again.config, "the same inputs give the same config");
+    let undated = run(input(dated(None), c.path()));
+    assert_eq!(created(&undated), "2023-11-14T22:13:20Z");
+    // Files in layers keep SOURCE_DATE_EPOCH, so a package's layer is the same bytes in every image.
+    assert_eq!(first.layers[0].digest, undated.layers[0].digest);
+}

@@ -28,6 +28,7 @@ pub(crate) fn package(name: &str, multi_arch: Option<&str>) -> UnpackedPackage {
         ],
         license: None,
         origin: Some(format!("sha256:{name}")),
+        built: None,
         slimmed_bytes: None,
     }
 }

@@ -58,12 +58,17 @@ pub struct Plugin {
 /// Knative use.
 pub const FUNCTION_PORT: u16 = 8080;
 
+/// The `PATH` of a root image, as Debian's login shells set it.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 pub fn plugin(language: Language) -> Plugin {
     let (runtime, interpreter, server_path, server) = match language {
         Language::Python3 => ("python3", "/usr/bin/python3", "usr/lib/kiln/server.py", PYTHON_SERVER),
         Language::Nodejs => ("nodejs", "/usr/bin/node", "usr/lib/kiln/server.js", NODE_SERVER),
     };
     let mut env = vec![
+        // Debian's default search path: an image with no PATH leaves each runtime to guess.
+        ("PATH".to_string(), DEFAULT_PATH.to_string()),
         ("PORT".to_string(), FUNCTION_PORT.to_string()),
         ("KILN_FUNCTION_DIR".to_string(), FUNCTION_DIR.to_string()),
         ("KILN_FUNCTION_MODULE".to_string(), "handler".to_string()),

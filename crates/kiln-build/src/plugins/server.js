@@ -26,9 +26,11 @@ function loadHandler() {
   return handle;
 }
 
-function reply(res, status, body) {
+function reply(res, status, body, allow) {
   const data = Buffer.from(JSON.stringify(body === undefined ? null : body));
-  res.writeHead(status, { "Content-Type": "application/json", "Content-Length": data.length });
+  const headers = { "Content-Type": "application/json", "Content-Length": data.length };
+  if (allow) headers["Allow"] = allow;
+  res.writeHead(status, headers);
   res.end(data);
 }
 
@@ -37,8 +39,12 @@ const server = http.createServer((req, res) => {
   if (req.method === "GET" && url === "/healthz") {
     return reply(res, 200, { status: "ok" });
   }
-  if (req.method !== "POST" || url !== "/") {
+  if (url !== "/") {
     return reply(res, 404, { error: "not found" });
+  }
+  if (req.method !== "POST") {
+    // The wrong method on the function's one path, not a missing page.
+    return reply(res, 405, { error: "the function answers POST / with a JSON body" }, "POST");
   }
   const declared = Number(req.headers["content-length"] || 0);
   if (declared > MAX_BODY) {

@@ -41,9 +41,11 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "kiln-python"
 
-    def reply(self, status, body):
+    def reply(self, status, body, allow=None):
         data = json.dumps(body).encode("utf-8")
         self.send_response(status)
+        if allow:
+            self.send_header("Allow", allow)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -53,7 +55,18 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/healthz":
             self.reply(200, {"status": "ok"})
         else:
+            self.refuse_method()
+
+    def refuse_method(self):
+        # The function answers POST / only; another method there is the wrong method, not a
+        # missing page. A body sent along is not read, so the connection cannot be reused.
+        self.close_connection = True
+        if self.path.split("?", 1)[0] == "/":
+            self.reply(405, {"error": "the function answers POST / with a JSON body"}, allow="POST")
+        else:
             self.reply(404, {"error": "not found"})
+
+    do_PUT = do_DELETE = do_PATCH = refuse_method
 
     def do_POST(self):
         if self.path.split("?", 1)[0] != "/":

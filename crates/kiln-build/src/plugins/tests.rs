@@ -16,6 +16,7 @@ fn plugins_describe_root_images() {
     assert_eq!((python.files[0].mode, python.files[0].uid), (0o644, 0));
     assert_eq!((python.files[1].path.as_str(), python.files[1].uid), ("function", 1000));
     assert!(python.settings.env.contains(&("PYTHONUNBUFFERED".into(), "1".into())));
+    assert_eq!(python.settings.env[0], ("PATH".into(), DEFAULT_PATH.into()), "runtimes find their tools");
     assert_eq!(python.settings.user.as_deref(), Some("kiln"));
     let node = plugin(Language::Nodejs);
     assert_eq!(node.settings.entrypoint, Some(vec!["/usr/bin/node".into(), "/usr/lib/kiln/server.js".into()]));
@@ -78,6 +79,17 @@ fn request(port: u16, head: &str, body: &[u8]) -> Option<(u16, serde_json::Value
     Some((status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null)))
 }
 
+/// The whole response to a request without a body, headers included.
+fn raw(port: u16, head: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("{e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap_or_else(|e| panic!("{e}"));
+    let request = format!("{head}Host: localhost\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
+}
+
 fn post(port: u16, body: &str) -> (u16, serde_json::Value) {
     request(port, "POST / HTTP/1.1\r\n", body.as_bytes()).unwrap_or_else(|| panic!("no answer to {body}"))
 }
@@ -93,6 +105,13 @@ fn exercise(program: &str, server_source: &str, file_name: &str, handler: &str, 
     let port = server.port;
 
     assert_eq!(request(port, "GET /healthz HTTP/1.1\r\n", b""), Some((200, serde_json::json!({"status": "ok"}))));
+    // The function's path with another method is 405 naming the one it takes; elsewhere 404.
+    for method in ["GET", "PUT", "DELETE"] {
+        let answer = raw(port, &format!("{method} / HTTP/1.1\r\n"));
+        assert!(answer.starts_with("HTTP/1.1 405"), "{method} /: {answer}");
+        assert!(answer.to_ascii_lowercase().contains("\r\nallow: post\r\n"), "{method} /: {answer}");
+    }
+    assert_eq!(request(port, "GET /elsewhere HTTP/1.1\r\n", b"").map(|(s, _)| s), Some(404));
     let (status, body) = post(port, r#"{"context": {"id": 7}, "payload": {"name": "kiln"}}"#);
     assert_eq!((status, body), (200, serde_json::json!({"hello": "kiln", "id": 7})));
     let (status, body) = post(port, "{not json");

@@ -23,7 +23,8 @@ pub struct Sbom {
 }
 
 /// The SPDX document for the image `image_name` (a repository such as
-/// `registry.example/fn/hello`) whose manifest is `image`, listing `items`. Deterministic:
+/// `registry.example/fn/hello`) whose manifest is `image`, listing `items` with their
+/// licences declared or concluded as the inventory says (see [`licences`]). Deterministic:
 /// packages sorted by (name, architecture, version), ids derived from them, time from
 /// `source_date_epoch`.
 pub fn spdx_document(
@@ -59,9 +60,10 @@ pub fn spdx_document(
         json!({"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": "SPDXRef-Image"}),
     ];
     let mut used = BTreeSet::new();
+    let mut extracted = licences::Extracted::default();
     for item in sorted {
         let id = unique_id(&mut used, item);
-        let license = item.license.as_deref().filter(|l| !l.is_empty()).unwrap_or("NOASSERTION");
+        let (concluded, declared) = extracted.fields(item);
         packages.push(json!({
             "SPDXID": id,
             "name": item.name,
@@ -69,15 +71,15 @@ pub fn spdx_document(
             "supplier": "NOASSERTION",
             "downloadLocation": "NOASSERTION",
             "filesAnalyzed": false,
-            "licenseConcluded": license,
-            "licenseDeclared": license,
+            "licenseConcluded": concluded,
+            "licenseDeclared": declared,
             "copyrightText": "NOASSERTION",
             "externalRefs": [purl_ref(&item.purl)],
         }));
         relationships
             .push(json!({"spdxElementId": "SPDXRef-Image", "relationshipType": "CONTAINS", "relatedSpdxElement": id}));
     }
-    let document = json!({
+    let mut document = json!({
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
@@ -91,6 +93,10 @@ pub fn spdx_document(
         "packages": packages,
         "relationships": relationships,
     });
+    let infos = extracted.infos();
+    if !infos.is_empty() {
+        document["hasExtractedLicensingInfos"] = Value::Array(infos);
+    }
     Ok(serde_json::to_vec(&document)?)
 }
 
@@ -130,6 +136,8 @@ fn unique_id(used: &mut BTreeSet<String>, item: &InventoryItem) -> String {
     }
     id
 }
+
+mod licences;
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! SPDX shape tests: the 2.3 schema's required fields, written out here, and the referrer.
 
+use kiln_model::inventory::{LicenseKind, LicenseText};
 use kiln_model::package::Ecosystem;
 use kiln_oci::media_types::{OCI_EMPTY, OCI_EMPTY_DIGEST};
 
@@ -22,6 +23,8 @@ fn item(name: &str, license: Option<&str>) -> InventoryItem {
         source_name: None,
         source_version: None,
         license: license.map(str::to_string),
+        license_kind: license.map(|_| LicenseKind::Declared),
+        license_texts: Vec::new(),
         purl: format!("pkg:deb/debian/{name}@1.0?arch=amd64"),
         layer: None,
     }
@@ -90,4 +93,66 @@ fn artifact_manifest_refers_to_the_image() {
     assert_eq!(Digest::sha256(&sbom.manifest), sbom.manifest_digest);
     let parsed = kiln_oci::ManifestInfo::parse(&sbom.manifest, None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(parsed.subject.map(|s| s.digest), Some(image().digest));
+}
+
+#[test]
+fn licences_are_declared_or_concluded_and_every_ref_has_its_text() {
+    let text = |id: &str, words: &str| LicenseText { id: id.into(), name: "public-domain".into(), text: words.into() };
+    let mut tzdata = item("tzdata", Some("LicenseRef-public-domain"));
+    tzdata.license_texts = vec![text("LicenseRef-public-domain", "These files are in the public domain.")];
+    let mut libc = item("libc6", Some("GPL-2.0-or-later AND LicenseRef-public-domain AND LGPL-2.1-or-later"));
+    libc.license_kind = Some(LicenseKind::Concluded);
+    libc.license_texts = vec![text("LicenseRef-public-domain", "This file is placed in the public domain.")];
+    let mut sqlite = item("libsqlite3-0", Some("LicenseRef-public-domain"));
+    sqlite.license_texts = tzdata.license_texts.clone();
+    let mut npm = item("left-pad", Some("SEE LICENSE IN LICENSE.md"));
+    npm.ecosystem = Ecosystem::Npm;
+    let mut old_record = item("zlib1g", Some("Zlib"));
+    old_record.license_kind = None;
+    let unnamed = item("libpq5", Some("PostgreSQL AND LicenseRef-SSLeay"));
+    let items = [tzdata, libc, sqlite, npm, old_record, unnamed];
+    let bytes = spdx_document("registry.example/fn/hello", &image(), &items, 0).unwrap_or_else(|e| panic!("{e}"));
+    let doc: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let package = |name: &str| {
+        doc["packages"].as_array().into_iter().flatten().find(|p| p["name"] == name).cloned().unwrap_or_default()
+    };
+    let libc = package("libc6");
+    assert_eq!(libc["licenseConcluded"], "GPL-2.0-or-later AND LicenseRef-public-domain AND LGPL-2.1-or-later");
+    assert_eq!(libc["licenseDeclared"], "NOASSERTION");
+    assert_eq!(
+        (package("tzdata")["licenseDeclared"].as_str(), package("tzdata")["licenseConcluded"].as_str()),
+        (Some("LicenseRef-public-domain"), Some("NOASSERTION"))
+    );
+    assert_eq!(package("zlib1g")["licenseDeclared"], "Zlib");
+    assert_eq!(package("left-pad")["licenseDeclared"], "LicenseRef-SEE-LICENSE-IN-LICENSE.md");
+    let infos = doc["hasExtractedLicensingInfos"].as_array().cloned().unwrap_or_default();
+    let info = |id: &str| infos.iter().find(|i| i["licenseId"] == id).cloned().unwrap_or_default();
+    // Two texts under one name: each after the packages that gave it.
+    let public_domain = info("LicenseRef-public-domain");
+    assert_eq!(
+        public_domain["extractedText"],
+        "[libc6]\nThis file is placed in the public domain.\n\n[libsqlite3-0, tzdata]\nThese files are in the public domain."
+    );
+    assert_eq!(public_domain["name"], "public-domain");
+    assert!(
+        info("LicenseRef-SEE-LICENSE-IN-LICENSE.md")["extractedText"]
+            .as_str()
+            .is_some_and(|t| t.contains("SEE LICENSE IN LICENSE.md"))
+    );
+    assert!(info("LicenseRef-SSLeay")["extractedText"].as_str().is_some_and(|t| t.contains("libpq5")));
+    // Every LicenseRef a package names is declared, and nothing else is.
+    let mut named = BTreeSet::new();
+    for package in doc["packages"].as_array().into_iter().flatten() {
+        for field in ["licenseConcluded", "licenseDeclared"] {
+            let value = package[field].as_str().unwrap_or_default();
+            named.extend(value.split([' ', '(', ')']).filter(|w| w.starts_with("LicenseRef-")).map(str::to_string));
+        }
+    }
+    let declared: BTreeSet<String> = infos.iter().filter_map(|i| i["licenseId"].as_str().map(str::to_string)).collect();
+    assert_eq!(named, declared);
+    for info in &infos {
+        let id = info["licenseId"].as_str().unwrap_or_default();
+        assert!(id[11..].chars().all(|c| c.is_ascii_alphanumeric() || ".-".contains(c)), "{id}");
+        assert!(info["extractedText"].as_str().is_some_and(|t| !t.is_empty()) && info["name"].is_string(), "{info}");
+    }
 }

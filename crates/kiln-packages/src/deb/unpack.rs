@@ -38,6 +38,9 @@ pub struct DebPackage {
     pub conffiles: Vec<String>,
     pub maintainer_scripts: BTreeMap<String, Vec<u8>>,
     pub entries: Vec<Entry>,
+    /// When the package was built: its data member's `ar` time (dpkg-deb writes the
+    /// package's SOURCE_DATE_EPOCH there), so images can date themselves by their newest input.
+    pub built: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -364,6 +367,7 @@ pub fn read_deb(deb: impl Read, memory: &MemoryBudget) -> Result<DebPackage, Unp
         conffiles: Vec::new(),
         maintainer_scripts: BTreeMap::new(),
         entries: Vec::new(),
+        built: None,
     };
     while let Some(member) = archive.next_entry() {
         let mut member = member.map_err(|e| UnpackError::NotADeb(e.to_string()))?;
@@ -386,6 +390,7 @@ pub fn read_deb(deb: impl Read, memory: &MemoryBudget) -> Result<DebPackage, Unp
                 if std::mem::replace(&mut data_seen, true) {
                     return Err(twice());
                 }
+                package.built = i64::try_from(member.header().mtime()).ok().filter(|t| *t > 0);
                 let mut reader = TarReader::new(n, &mut member, u64::MAX)?;
                 package.entries = entries_of(&mut reader, &mut reservation)?;
             }

@@ -3,7 +3,8 @@
 //! image waiting for a task that does not exist. Builds wait for their parent to be READY;
 //! a parent in ERROR puts the image in ERROR with the parent's reason. A settled image
 //! whose parent's digest moved on since its build started is rebuilt on the new parent
-//! (Dispatch left images on the base they were first built on).
+//! (Dispatch left images on the base they were first built on). Functions on an image
+//! follow its new builds (`crate::functions::controller`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +35,7 @@ pub fn spawn(store: Arc<dyn KvStore>, engine: Arc<Engine>) {
                 tokio::select! {
                     _ = &mut resync => break,
                     event = events.recv() => match event {
-                        Some(Ok(event)) if event.entry.key.starts_with("images/") || event.entry.key.starts_with("base-images/") => break,
+                        Some(Ok(event)) if ["images/", "base-images/", "functions/"].iter().any(|p| event.entry.key.starts_with(p)) => break,
                         Some(Ok(_)) => {}
                         _ => break,
                     }
@@ -56,9 +57,11 @@ async fn pass(store: &Arc<dyn KvStore>, engine: &Arc<Engine>) -> Result<(), Stor
         }
         match page.next {
             Some(next) => after = Some(next),
-            None => return Ok(()),
+            None => break,
         }
     }
+    // After the images: a build that just settled gives its functions a new runtime.
+    crate::functions::controller::pass(store, engine).await
 }
 
 /// The parent's state as far as building on it goes.

@@ -231,7 +231,9 @@ pub(crate) fn language_item(path: &str, data: &[u8]) -> Option<kiln_model::Inven
             architecture: String::new(),
             source_name: None,
             source_version: None,
+            license_kind: metadata.license.as_ref().map(|_| kiln_model::LicenseKind::Declared),
             license: metadata.license,
+            license_texts: Vec::new(),
             layer: None,
         });
     }
@@ -247,6 +249,8 @@ pub(crate) fn language_item(path: &str, data: &[u8]) -> Option<kiln_model::Inven
         source_name: None,
         source_version: None,
         license: manifest.get("license").and_then(|l| l.as_str()).map(str::to_string),
+        license_kind: manifest.get("license").and_then(|l| l.as_str()).map(|_| kiln_model::LicenseKind::Declared),
+        license_texts: Vec::new(),
         layer: None,
     })
 }

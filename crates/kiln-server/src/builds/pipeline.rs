@@ -588,6 +588,7 @@ fn unpack_one(
         entries: deb.entries,
         license,
         origin: Some(record.sha256.to_string()),
+        built: deb.built,
         slimmed_bytes: None,
     })
 }

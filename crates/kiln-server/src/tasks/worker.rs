@@ -148,6 +148,15 @@ async fn execute(engine: &Arc<Engine>, task: Task, token: CancellationToken) {
     };
     let ctx = TaskContext::new(task.clone(), scratch.clone(), token.clone(), Arc::clone(engine));
     ctx.log(format!("attempt {} of {} on {}", task.attempts, task.max_attempts, engine.settings.node));
+    let started = std::time::Instant::now();
+    tracing::info!(
+        task = task.id,
+        kind = task.kind.as_str(),
+        target = task.target,
+        org = task.organization,
+        attempt = task.attempts,
+        "task started"
+    );
     let keeper = tokio::spawn(keep(Arc::clone(engine), task.clone(), ctx.pending.clone(), token.clone()));
     let outcome = match tokio::fs::create_dir_all(&scratch).await {
         Err(e) => Err(TaskError::transient(format!("cannot create scratch directory {}: {e}", scratch.display()))),
@@ -180,12 +189,30 @@ async fn execute(engine: &Arc<Engine>, task: Task, token: CancellationToken) {
         Ok(result) => Outcome::Succeeded(result),
         Err(_) if token.is_cancelled() => Outcome::Cancelled,
         Err(e) if e.retryable && task.attempts < task.max_attempts => {
+            tracing::warn!(
+                task = task.id,
+                kind = task.kind.as_str(),
+                target = task.target,
+                org = task.organization,
+                seconds = started.elapsed().as_secs_f64(),
+                error = e.message,
+                "task attempt failed; it will be retried"
+            );
             ctx.log(format!("attempt {} failed: {}", task.attempts, e.message));
             let _ = requeue(engine, &task, &e.message, &ctx).await;
             return;
         }
         Err(e) => Outcome::Failed(e.message),
     };
+    let seconds = started.elapsed().as_secs_f64();
+    let (kind, target, org) = (task.kind.as_str(), task.target.as_str(), task.organization.as_str());
+    match &outcome {
+        Outcome::Succeeded(_) => tracing::info!(task = task.id, kind, target, org, seconds, "task succeeded"),
+        Outcome::Failed(message) => {
+            tracing::warn!(task = task.id, kind, target, org, seconds, error = message, "task failed")
+        }
+        Outcome::Cancelled => tracing::info!(task = task.id, kind, target, org, seconds, "task cancelled"),
+    }
     match &outcome {
         Outcome::Succeeded(_) => ctx.log(match ctx.pending.lock().ok().and_then(|mut p| p.step_started.take()) {
             Some((step, at)) => format!("succeeded ({step} took {} ms)", at.elapsed().as_millis()),

@@ -229,3 +229,46 @@ pub fn image_settled(server: &Server, name: &str) -> serde_json::Value {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Checks `document` with the SPDX project's own validator (`pyspdxtools` from spdx-tools,
+/// which scripts/test.sh installs into target/tools-venv) and fails with what it says.
+pub fn assert_valid_spdx(document: &str, what: &str) {
+    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools-venv/bin/pyspdxtools");
+    assert!(tool.exists(), "no SPDX validator at {}: run scripts/test.sh, which installs spdx-tools", tool.display());
+    let temp = tempfile::tempdir().expect("temp dir");
+    let file = temp.path().join("sbom.spdx.json");
+    std::fs::write(&file, document).expect("write the SBOM");
+    let checked = Command::new(&tool).arg("-i").arg(&file).output().expect("run pyspdxtools");
+    assert!(
+        checked.status.success(),
+        "{what}: the SPDX validator refused the SBOM:\n{}{}",
+        stdout(&checked),
+        stderr(&checked)
+    );
+}
+
+/// The SPDX document a build pushed as the referrer of `digest` in `repository` of Kiln's
+/// registry (root images have no `/v1/images/…/sbom`).
+pub fn referred_sbom(http: &Http, repository: &str, digest: &str) -> String {
+    let referrers = http.get(&format!("/v2/{repository}/referrers/{digest}?artifactType=application/spdx%2Bjson"));
+    assert_eq!(referrers.status, 200, "{}", referrers.text);
+    let manifest = referrers.body["manifests"][0]["digest"].as_str().expect("an SBOM referrer").to_string();
+    let manifest = http.call(
+        "GET",
+        &format!("/v2/{repository}/manifests/{manifest}"),
+        None,
+        &[("accept", "application/vnd.oci.image.manifest.v1+json")],
+    );
+    let layer = manifest.body["layers"][0]["digest"].as_str().expect("the SBOM layer").to_string();
+    let blob = http.get(&format!("/v2/{repository}/blobs/{layer}"));
+    assert_eq!(blob.status, 200, "{}", blob.text);
+    blob.text
+}
+
+/// How many of an inventory's Debian packages have a licence, and how many there are.
+pub fn deb_licences(items: &serde_json::Value) -> (usize, usize) {
+    let debs: Vec<&serde_json::Value> =
+        items.as_array().into_iter().flatten().filter(|i| i["ecosystem"] == "deb").collect();
+    let licensed = debs.iter().filter(|i| i["license"].as_str().is_some_and(|l| !l.is_empty())).count();
+    (licensed, debs.len())
+}

@@ -30,10 +30,15 @@ fn deb(data: Vec<u8>) -> Vec<u8> {
     let control = tar_with(&[("./control", tar::EntryType::Regular, "", b"Package: t\nVersion: 1\n")]);
     let mut out = ar::Builder::new(Vec::new());
     for (name, bytes) in [("debian-binary", b"2.0\n".to_vec()), ("control.tar", control), ("data.tar", data)] {
-        out.append(&ar::Header::new(name.as_bytes().to_vec(), bytes.len() as u64), bytes.as_slice()).unwrap();
+        let mut header = ar::Header::new(name.as_bytes().to_vec(), bytes.len() as u64);
+        header.set_mtime(BUILT);
+        out.append(&header, bytes.as_slice()).unwrap();
     }
     out.into_inner().unwrap()
 }
+
+/// When the test packages were "built", as dpkg-deb records it in the ar members.
+const BUILT: u64 = 1_733_000_000;
 
 fn refused(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> String {
     match read_deb(&deb(tar_with(entries))[..], &MemoryBudget::unlimited()) {
@@ -57,6 +62,7 @@ fn honest_packages_unpack_with_normalised_paths() {
     )
     .unwrap();
     assert!(memory.held() > 0, "what the package holds stays reserved");
+    assert_eq!(package.built, Some(BUILT as i64), "the data member's time dates the package");
     let paths: Vec<&str> = package.entries.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["usr/bin/tool", "usr/bin/alias", "usr/bin/abs", "usr/bin/hard"]);
     assert!(package.control.starts_with("Package: t"));
