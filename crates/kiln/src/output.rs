@@ -113,6 +113,7 @@ impl Kind {
                 Kind::BaseImages => &[("DIGEST", "digest"), ("UPDATED DATE", "updatedTime")][..],
                 Kind::Images => &[("VERSION", "version"), ("DIGEST", "digest"), ("UPDATED DATE", "updatedTime")][..],
                 Kind::Tasks => &[("ERROR", "error")][..],
+                Kind::Functions => &[("DIGEST", "digest"), ("RUNTIME DIGEST", "runtimeDigest")][..],
                 Kind::Packages | Kind::PackageSources => &[][..],
             });
         }
@@ -166,6 +167,7 @@ impl Kind {
                 ("NAME", "name"),
                 ("IMAGE", "image"),
                 ("STATUS", "status"),
+                ("REASON", "reason"),
                 ("REFERENCE", "reference"),
                 ("UPDATED DATE", "updatedTime"),
             ],
