@@ -26,8 +26,8 @@ pub mod sbom;
 pub mod settings;
 
 pub use assemble::{
-    AssembleError, AssembleInput, AssembledImage, ParentImage, PlannedLayer, ReusedLayer, assemble, deb_purl,
-    dpkg_inventory, layer_key, package_layers,
+    AssembleError, AssembleInput, AssembledImage, ParentImage, PlannedLayer, ReusedLayer, assemble, copyright_owner,
+    deb_purl, dpkg_inventory, layer_key, licences_from_copyright_files, package_layers,
 };
 pub use config::{BuiltImage, ConfigError, NewLayer, ParentConfig, build_image};
 pub use dockerfile::{

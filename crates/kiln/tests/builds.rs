@@ -209,6 +209,12 @@ fn python3_root_image_runs_and_takes_system_packages() {
     let distro = format!("distro=debian-{}", os_release().1);
     assert!(libpq["purl"].as_str().unwrap_or_default().ends_with(&distro), "{libpq} should end with {distro}");
     assert!(items.iter().any(|p| p["name"] == "python3.11"), "the parent's packages are listed too");
+    // The parent's packages keep the licences their copyright files give, as in the parent.
+    let inherited: Vec<Value> = items.iter().filter(|p| p["layer"].is_null()).cloned().collect();
+    let (licensed, all) = deb_licences(&Value::Array(inherited));
+    assert!(all > 15 && licensed * 10 >= all * 9, "only {licensed} of the parent's {all} packages have a licence");
+    let libc = items.iter().find(|p| p["name"] == "libc6").expect("libc6 from the parent");
+    assert_eq!(libc["licenseKind"], "concluded", "{libc}");
     let users = http.get("/v1/packages/deb/libpq5/images").body;
     assert!(users["items"].as_array().expect("images").iter().any(|i| i["image"] == "pg"), "{users}");
     // An image's name finds its last build's log.

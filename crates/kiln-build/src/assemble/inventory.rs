@@ -1,7 +1,9 @@
 //! The inventory of an assembled image: every package with its purl, licence and (for the
 //! packages this build added) the digest of the layer that holds it.
 
-use kiln_model::inventory::{InventoryItem, LicenseKind};
+use std::collections::BTreeMap;
+
+use kiln_model::inventory::{InventoryItem, LicenseKind, PackageLicense};
 use kiln_model::package::Ecosystem;
 
 use crate::dpkg::InstalledPackage;
@@ -84,20 +86,59 @@ pub(crate) fn runtime_item(package: &crate::package::RuntimePackage, layer: Opti
     }
 }
 
-pub(crate) fn parent_item(package: &InstalledPackage, distro: Option<&str>) -> InventoryItem {
-    InventoryItem {
-        ecosystem: Ecosystem::Deb,
-        name: package.name.clone(),
-        version: package.version.clone(),
-        architecture: package.architecture.clone(),
-        source_name: package.source_name.clone().filter(|s| *s != package.name),
-        source_version: package.source_version.clone().filter(|v| *v != package.version),
-        license: None,
-        license_kind: None,
-        license_texts: Vec::new(),
-        purl: deb_purl(&package.name, &package.version, &package.architecture, distro),
-        layer: None,
+/// The package whose copyright file `path` is (`usr/share/doc/<package>/copyright`), for
+/// reading an image's licences out of its layers.
+pub fn copyright_owner(path: &str) -> Option<&str> {
+    let package = path.strip_prefix("usr/share/doc/")?.strip_suffix("/copyright")?;
+    (!package.is_empty() && !package.contains('/')).then_some(package)
+}
+
+/// Licences read from the copyright files an image's layers hold, by package name.
+pub fn licences_from_copyright_files(found: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, PackageLicense> {
+    found
+        .iter()
+        .filter_map(|(path, data)| {
+            let package = copyright_owner(path)?;
+            let license = kiln_packages::deb::copyright::license_of(&String::from_utf8_lossy(data))?;
+            Some((package.to_string(), license))
+        })
+        .collect()
+}
+
+/// Items for the packages an installed dpkg `status` lists. A package without a copyright
+/// file of its own shares one with a package of the same source (Debian links such doc
+/// directories to a sibling's), so it takes that sibling's licence.
+pub(crate) fn installed_items(
+    packages: &[InstalledPackage],
+    distro: Option<&str>,
+    licences: &BTreeMap<String, PackageLicense>,
+) -> Vec<InventoryItem> {
+    let source_of = |p: &InstalledPackage| p.source_name.clone().unwrap_or_else(|| p.name.clone());
+    let mut by_source: BTreeMap<String, &PackageLicense> = BTreeMap::new();
+    for package in packages {
+        if let Some(license) = licences.get(&package.name) {
+            by_source.entry(source_of(package)).or_insert(license);
+        }
     }
+    packages
+        .iter()
+        .map(|package| {
+            let license = licences.get(&package.name).or_else(|| by_source.get(&source_of(package)).copied());
+            InventoryItem {
+                ecosystem: Ecosystem::Deb,
+                name: package.name.clone(),
+                version: package.version.clone(),
+                architecture: package.architecture.clone(),
+                source_name: package.source_name.clone().filter(|s| *s != package.name),
+                source_version: package.source_version.clone().filter(|v| *v != package.version),
+                license: license.map(|l| l.expression.clone()),
+                license_kind: license.map(|l| l.kind),
+                license_texts: license.map(|l| l.texts.clone()).unwrap_or_default(),
+                purl: deb_purl(&package.name, &package.version, &package.architecture, distro),
+                layer: None,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -112,5 +153,41 @@ mod tests {
         );
         assert_eq!(deb_purl("adduser", "1:3.134", "all", None), "pkg:deb/debian/adduser@3.134?arch=all&epoch=1");
         assert_eq!(deb_purl("x", "1 2", "", None), "pkg:deb/debian/x@1%202");
+    }
+
+    #[test]
+    fn only_a_doc_directorys_own_copyright_file_names_a_package() {
+        assert_eq!(copyright_owner("usr/share/doc/libc6/copyright"), Some("libc6"));
+        for path in [
+            "usr/share/doc/copyright",
+            "usr/share/doc/a/b/copyright",
+            "usr/share/doc/a/copyright.gz",
+            "doc/a/copyright",
+        ] {
+            assert_eq!(copyright_owner(path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn parent_packages_take_their_own_licence_or_their_sourcess() {
+        let installed = |name: &str, source: Option<&str>| InstalledPackage {
+            name: name.into(),
+            version: "1".into(),
+            architecture: "amd64".into(),
+            source_name: source.map(str::to_string),
+            source_version: None,
+            multi_arch: None,
+        };
+        let mut found = BTreeMap::new();
+        let dep5 = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nCopyright: x\nLicense: MIT\n";
+        found.insert("usr/share/doc/libfoo1/copyright".to_string(), dep5.as_bytes().to_vec());
+        found.insert("usr/share/doc/libfoo1/changelog.gz".to_string(), b"x".to_vec());
+        let licences = licences_from_copyright_files(&found);
+        let packages = [installed("libfoo1", Some("foo")), installed("foo-data", Some("foo")), installed("bar", None)];
+        let items = installed_items(&packages, None, &licences);
+        let license = |at: usize| (items[at].license.as_deref(), items[at].license_kind);
+        assert_eq!(license(0), (Some("MIT"), Some(LicenseKind::Declared)));
+        assert_eq!(license(1), (Some("MIT"), Some(LicenseKind::Declared)));
+        assert_eq!(license(2), (None, None));
     }
 }

@@ -11,7 +11,7 @@ use kiln_model::inventory::InventoryItem;
 use kiln_oci::{Descriptor, Digest};
 use kiln_packages::archive::Entry;
 
-pub use inventory::deb_purl;
+pub use inventory::{copyright_owner, deb_purl, licences_from_copyright_files};
 
 use crate::config::{BuiltImage, ConfigError, NewLayer, ParentConfig, build_image};
 use crate::dpkg::{self, STATUS_PATH};
@@ -33,6 +33,8 @@ pub struct ParentImage {
     pub dpkg_status: String,
     pub passwd: Option<String>,
     pub group: Option<String>,
+    /// Licences from the parent's copyright files, by package name (dpkg status has none).
+    pub licences: BTreeMap<String, kiln_model::PackageLicense>,
 }
 
 /// Everything one build needs.
@@ -427,9 +429,9 @@ fn inventory_of(input: &AssembleInput, layer_of: &BTreeMap<Key, Digest>) -> Vec<
     let distro = input.distro.as_deref();
     let mut items: BTreeMap<Key, InventoryItem> = BTreeMap::new();
     if let Some(parent) = &input.parent {
-        for installed in dpkg::installed_packages(&parent.dpkg_status) {
-            let key = (installed.name.clone(), installed.architecture.clone());
-            items.insert(key, inventory::parent_item(&installed, distro));
+        let installed = dpkg::installed_packages(&parent.dpkg_status);
+        for item in inventory::installed_items(&installed, distro, &parent.licences) {
+            items.insert((item.name.clone(), item.architecture.clone()), item);
         }
     }
     let mut runtime: BTreeMap<Key, InventoryItem> = BTreeMap::new();
@@ -454,9 +456,14 @@ fn inventory_of(input: &AssembleInput, layer_of: &BTreeMap<Key, Digest>) -> Vec<
 }
 
 /// The Debian packages a dpkg `status` file lists as installed, as inventory items (for a
-/// base image Kiln did not build; no layer is known for them).
-pub fn dpkg_inventory(status: &str, distro: Option<&str>) -> Vec<InventoryItem> {
-    dpkg::installed_packages(status).iter().map(|p| inventory::parent_item(p, distro)).collect()
+/// base image Kiln did not build; no layer is known for them), with the licences its
+/// copyright files give (see [`licences_from_copyright_files`]).
+pub fn dpkg_inventory(
+    status: &str,
+    distro: Option<&str>,
+    licences: &BTreeMap<String, kiln_model::PackageLicense>,
+) -> Vec<InventoryItem> {
+    inventory::installed_items(&dpkg::installed_packages(status), distro, licences)
 }
 
 /// Keys of language packages cannot meet those of Debian packages (`name`, `arch`); npm's

@@ -189,6 +189,7 @@ fn builds_on_a_parent() {
         dpkg_status: "Package: base-files\nStatus: install ok installed\nArchitecture: amd64\nVersion: 12.4\n\n".into(),
         passwd: Some("root:x:0:0:root:/root:/bin/bash\n".into()),
         group: None,
+        licences: BTreeMap::new(),
     });
     let image = run(build);
     let names: Vec<(&str, bool)> = image.inventory.iter().map(|i| (i.name.as_str(), i.layer.is_some())).collect();

@@ -143,7 +143,7 @@ pub async fn load(
             std::sync::Arc::new(read)
         }
     };
-    let ParentFiles { dpkg_status, passwd, group, runtime } = read.as_ref().clone();
+    let ParentFiles { dpkg_status, passwd, group, runtime, licences } = read.as_ref().clone();
     Ok(LoadedParent {
         reference,
         repository,
@@ -154,14 +154,22 @@ pub async fn load(
             dpkg_status: dpkg_status.unwrap_or_default(),
             passwd,
             group,
+            licences,
         },
         language,
         runtime,
     })
 }
 
-/// Reads the dpkg status, passwd and group (and, for parents Kiln did not build, the language
-/// packages) in one pass through the layers, each a gunzip.
+/// The system files (dpkg status, passwd, group), language packages and licences of a parent.
+type ReadFiles = (
+    [Option<String>; 3],
+    Vec<kiln_model::InventoryItem>,
+    std::collections::BTreeMap<String, kiln_model::PackageLicense>,
+);
+
+/// Reads the dpkg status, passwd, group and the packages' copyright files (and, for parents
+/// Kiln did not build, the language packages) in one pass through the layers, each a gunzip.
 async fn read_parent_files(
     registry: &Registry,
     repository: &str,
@@ -180,26 +188,29 @@ async fn read_parent_files(
         files.push(reader.file.into_std().await);
     }
     const SYSTEM_FILES: [&str; 3] = ["var/lib/dpkg/status", "etc/passwd", "etc/group"];
-    let read = tokio::task::spawn_blocking(
-        move || -> Result<([Option<String>; 3], Vec<kiln_model::InventoryItem>), String> {
-            let mut readers = Vec::new();
-            for file in &files {
-                let mut file = file.try_clone().map_err(|e| e.to_string())?;
-                std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).map_err(|e| e.to_string())?;
-                readers.push(std::io::BufReader::new(file));
-            }
-            let wanted = |path: &str| SYSTEM_FILES.contains(&path) || (scan_runtime && is_language_manifest(path));
-            let mut found = kiln_build::read_files_from_layers(readers, wanted).map_err(|e| e.to_string())?;
-            let system = SYSTEM_FILES.map(|path| found.remove(path).map(|b| String::from_utf8_lossy(&b).into_owned()));
-            let runtime = found.iter().filter_map(|(path, data)| language_item(path, data)).collect();
-            Ok((system, runtime))
-        },
-    )
+    let read = tokio::task::spawn_blocking(move || -> Result<ReadFiles, String> {
+        let mut readers = Vec::new();
+        for file in &files {
+            let mut file = file.try_clone().map_err(|e| e.to_string())?;
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+            readers.push(std::io::BufReader::new(file));
+        }
+        let wanted = |path: &str| {
+            SYSTEM_FILES.contains(&path)
+                || kiln_build::copyright_owner(path).is_some()
+                || (scan_runtime && is_language_manifest(path))
+        };
+        let mut found = kiln_build::read_files_from_layers(readers, wanted).map_err(|e| e.to_string())?;
+        let system = SYSTEM_FILES.map(|path| found.remove(path).map(|b| String::from_utf8_lossy(&b).into_owned()));
+        let licences = kiln_build::licences_from_copyright_files(&found);
+        let runtime = found.iter().filter_map(|(path, data)| language_item(path, data)).collect();
+        Ok((system, runtime, licences))
+    })
     .await
     .map_err(|e| TaskError::transient(format!("reading the parent's layers: {e}")))?
     .map_err(|e| TaskError::permanent(format!("the parent's layers cannot be read: {e}")))?;
-    let ([dpkg_status, passwd, group], runtime) = read;
-    Ok(ParentFiles { dpkg_status, passwd, group, runtime })
+    let ([dpkg_status, passwd, group], runtime, licences) = read;
+    Ok(ParentFiles { dpkg_status, passwd, group, runtime, licences })
 }
 
 /// `…/dist-packages/<dist>.dist-info/METADATA` and `…/node_modules/<name>/package.json`.

@@ -24,6 +24,8 @@ pub struct ParentFiles {
     pub passwd: Option<String>,
     pub group: Option<String>,
     pub runtime: Vec<kiln_model::InventoryItem>,
+    /// From the packages' copyright files, by package name.
+    pub licences: std::collections::BTreeMap<String, kiln_model::PackageLicense>,
 }
 
 /// A map that forgets its oldest entries beyond a bound.

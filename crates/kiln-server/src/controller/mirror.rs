@@ -130,7 +130,9 @@ async fn read_inventory(registry: &Registry, repository: &str, digest: &Digest) 
     let digests: Vec<Digest> = info.layers.iter().map(|l| l.digest.clone()).collect();
     tokio::task::spawn_blocking(move || {
         let readers = files.into_iter().map(std::io::BufReader::new);
-        let wanted = |path: &str| path == "var/lib/dpkg/status" || is_language_manifest(path);
+        let wanted = |path: &str| {
+            path == "var/lib/dpkg/status" || kiln_build::copyright_owner(path).is_some() || is_language_manifest(path)
+        };
         let found = kiln_build::read_files_from_layers(readers, wanted).map_err(|e| match &e {
             kiln_build::ReadError::Layer { layer, source } if e.is_unsafe() => {
                 let digest = digests.get(*layer).map(ToString::to_string).unwrap_or_default();
@@ -139,7 +141,11 @@ async fn read_inventory(registry: &Registry, repository: &str, digest: &Digest) 
             _ => Problem::Unreadable(format!("its layers cannot be read: {e}")),
         })?;
         let mut items = match found.get("var/lib/dpkg/status") {
-            Some(status) => kiln_build::dpkg_inventory(&String::from_utf8_lossy(status), None),
+            Some(status) => kiln_build::dpkg_inventory(
+                &String::from_utf8_lossy(status),
+                None,
+                &kiln_build::licences_from_copyright_files(&found),
+            ),
             None => Vec::new(),
         };
         items.extend(found.iter().filter_map(|(path, data)| language_item(path, data)));
