@@ -53,18 +53,42 @@ pub(crate) fn new_item(
     layer: Option<String>,
     distro: Option<&str>,
 ) -> InventoryItem {
-    let license = crate::package::licence_of(package, packages);
+    let identity = DebIdentity {
+        name: &package.name,
+        version: &package.version,
+        architecture: &package.architecture,
+        source_name: package.source_name.as_deref(),
+        source_version: package.source_version.as_deref(),
+    };
+    deb_item(&identity, crate::package::licence_of(package, packages), distro, layer)
+}
+
+/// What names a Debian package in an inventory, whether this build added it or it was there.
+struct DebIdentity<'a> {
+    name: &'a str,
+    version: &'a str,
+    architecture: &'a str,
+    source_name: Option<&'a str>,
+    source_version: Option<&'a str>,
+}
+
+fn deb_item(
+    package: &DebIdentity<'_>,
+    license: Option<&PackageLicense>,
+    distro: Option<&str>,
+    layer: Option<String>,
+) -> InventoryItem {
     InventoryItem {
         ecosystem: Ecosystem::Deb,
-        name: package.name.clone(),
-        version: package.version.clone(),
-        architecture: package.architecture.clone(),
-        source_name: package.source_name.clone().filter(|s| *s != package.name),
-        source_version: package.source_version.clone().filter(|v| *v != package.version),
+        name: package.name.to_string(),
+        version: package.version.to_string(),
+        architecture: package.architecture.to_string(),
+        source_name: package.source_name.filter(|s| *s != package.name).map(str::to_string),
+        source_version: package.source_version.filter(|v| *v != package.version).map(str::to_string),
         license: license.map(|l| l.expression.clone()),
         license_kind: license.map(|l| l.kind),
         license_texts: license.map(|l| l.texts.clone()).unwrap_or_default(),
-        purl: deb_purl(&package.name, &package.version, &package.architecture, distro),
+        purl: deb_purl(package.name, package.version, package.architecture, distro),
         layer,
     }
 }
@@ -124,19 +148,14 @@ pub(crate) fn installed_items(
         .iter()
         .map(|package| {
             let license = licences.get(&package.name).or_else(|| by_source.get(&source_of(package)).copied());
-            InventoryItem {
-                ecosystem: Ecosystem::Deb,
-                name: package.name.clone(),
-                version: package.version.clone(),
-                architecture: package.architecture.clone(),
-                source_name: package.source_name.clone().filter(|s| *s != package.name),
-                source_version: package.source_version.clone().filter(|v| *v != package.version),
-                license: license.map(|l| l.expression.clone()),
-                license_kind: license.map(|l| l.kind),
-                license_texts: license.map(|l| l.texts.clone()).unwrap_or_default(),
-                purl: deb_purl(&package.name, &package.version, &package.architecture, distro),
-                layer: None,
-            }
+            let identity = DebIdentity {
+                name: &package.name,
+                version: &package.version,
+                architecture: &package.architecture,
+                source_name: package.source_name.as_deref(),
+                source_version: package.source_version.as_deref(),
+            };
+            deb_item(&identity, license, distro, None)
         })
         .collect()
 }

@@ -112,23 +112,14 @@ pub async fn settle(store: &dyn KvStore, task: &Task, outcome: &Outcome) -> Resu
             super::publish_ops(store, &function, Precondition::Revision(entry.mod_revision), Some(&previous)).await
         }
         (Outcome::Succeeded(_), None) => Ok(Vec::new()),
-        (Outcome::Failed(reason), _) => {
+        (Outcome::Failed(_) | Outcome::Cancelled, _) => {
+            let ended = match outcome {
+                Outcome::Failed(reason) => format!("failed: {reason}"),
+                _ => "was cancelled".to_string(),
+            };
             function.status = Status::Error;
             function.reason = vec![format!(
-                "composing over image {:?} {runtime} failed: {reason}; the function still runs on {}; push it again",
-                function.image, function.runtime_digest
-            )];
-            function.failed_runtime_digest = Some(runtime);
-            Ok(vec![Op::Put {
-                key,
-                value: records::encode(&function)?,
-                expect: Precondition::Revision(entry.mod_revision),
-            }])
-        }
-        (Outcome::Cancelled, _) => {
-            function.status = Status::Error;
-            function.reason = vec![format!(
-                "composing over image {:?} {runtime} was cancelled; the function still runs on {}; push it again",
+                "composing over image {:?} {runtime} {ended}; the function still runs on {}; push it again",
                 function.image, function.runtime_digest
             )];
             function.failed_runtime_digest = Some(runtime);
