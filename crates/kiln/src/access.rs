@@ -31,6 +31,12 @@ fn show(items: &[Value], columns: &[(&str, &str)], output: Output) -> Result<()>
         }
         Output::Json => outln!("{}", serde_json::to_string_pretty(items)?)?,
         Output::Yaml => out!("{}", serde_saphyr::to_string(&items.to_vec()).context("rendering YAML")?)?,
+        Output::Name => {
+            for item in items {
+                let name = item.get("name").or_else(|| item.get("id"));
+                outln!("{}", name.and_then(Value::as_str).unwrap_or_default())?;
+            }
+        }
     }
     Ok(())
 }

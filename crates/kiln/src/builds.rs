@@ -227,6 +227,12 @@ pub async fn inventory(client: &Client, output: Output, image: &str) -> Result<(
         }
         None => bail!("no image or base image is named {image:?}: kiln get images and kiln get base-images list them"),
     };
+    if output == Output::Name {
+        for item in answer.get("items").and_then(Value::as_array).into_iter().flatten() {
+            outln!("{}", text(item, "name"))?;
+        }
+        return Ok(());
+    }
     if !output.is_table() {
         outln!("{}", serde_json::to_string_pretty(&answer)?)?;
         return Ok(());

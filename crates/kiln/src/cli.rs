@@ -68,6 +68,8 @@ pub enum Output {
     Json,
     /// YAML documents that `kiln update -f` takes back.
     Yaml,
+    /// Only each object's name (a task's id), one a line, for scripts.
+    Name,
 }
 
 impl Output {

@@ -240,6 +240,12 @@ pub fn print(kind: Kind, objects: &[Value], format: Output, single: bool) -> Res
             }
             out!("{}", parts.join("---\n"))?;
         }
+        Output::Name => {
+            for object in objects {
+                let name = object.get("name").or_else(|| object.get("id"));
+                outln!("{}", name.and_then(Value::as_str).unwrap_or_default())?;
+            }
+        }
     }
     Ok(())
 }

@@ -28,6 +28,11 @@ pub async fn push(client: &Client, output: Output, command: PushCommand) -> Resu
     match output {
         Output::Json => outln!("{}", serde_json::to_string_pretty(&result)?)?,
         Output::Yaml => out!("{}", serde_saphyr::to_string(&result)?)?,
+        Output::Name => outln!(
+            "{}@{}",
+            result["destination"].as_str().unwrap_or_default(),
+            result["digest"].as_str().unwrap_or_default()
+        )?,
         Output::Table | Output::Wide => outln!(
             "pushed {} to {} ({} blobs copied, {} already there, {} bytes)",
             result["digest"].as_str().unwrap_or_default(),

@@ -239,6 +239,9 @@ fn login_tokens_users_roles_and_organisations() {
     assert!(!listed.contains(&secret), "listing never shows secrets");
     let tokens: serde_json::Value = serde_json::from_str(&listed).expect("json");
     let id = tokens[0]["id"].as_str().expect("id").to_string();
+    // `-o name` gives scripts ids alone, one a line.
+    let ids = ok(&bare(&["token", "list", "--subject", "ci-bot", "-o", "name"], None));
+    assert_eq!(ids.lines().collect::<Vec<_>>(), [id.as_str()], "{ids}");
     let as_bot = ok(&bare(&["whoami", "--org", "acme", "-o", "json"], Some(&secret)));
     assert!(as_bot.contains("images:read"), "{as_bot}");
     let denied = fails(&bare(&["org", "create", "x"], Some(&secret)));

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{Server, image_settled, stderr, stdout};
-use mirror::{Mirror, apt_config, fixture_dir};
+use mirror::{Mirror, apt_config, fixture_dir, pypi_fixture};
 use serde_json::json;
 
 /// Unpacks every package of the fixture's `base-uris` (Debian's required set, apt included)
@@ -107,12 +107,6 @@ fn contents(root: &Path) -> (BTreeMap<String, String>, Vec<String>) {
     }
     python.sort();
     (packages, python)
-}
-
-fn pypi_fixture() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pypi-fixture");
-    assert!(dir.join("simple").exists(), "no Python fixture at {}: run scripts/test.sh", dir.display());
-    dir
 }
 
 #[test]

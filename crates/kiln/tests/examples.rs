@@ -15,27 +15,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{Server, assert_valid_spdx, image_settled, stderr, stdout};
-use mirror::{Mirror, apt_config, fixture_dir};
+use mirror::{Mirror, apt_config, fixture_dir, npm_fixture, pypi_fixture};
 use serde_json::{Value, json};
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
-}
-
-fn pypi_fixture() -> PathBuf {
-    let dir = std::env::var_os("KILN_PYPI_FIXTURE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pypi-fixture"));
-    assert!(dir.join(".stamp").exists(), "no Python fixture at {}: run scripts/test.sh", dir.display());
-    dir
-}
-
-fn npm_fixture() -> PathBuf {
-    let dir = std::env::var_os("KILN_NPM_FIXTURE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/npm-fixture"));
-    assert!(dir.join(".stamp").exists(), "no npm fixture at {}: run scripts/test.sh", dir.display());
-    dir
 }
 
 /// A wheel of `name` 1.0 with `files` besides its metadata; `record` lists what RECORD

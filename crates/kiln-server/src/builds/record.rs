@@ -56,14 +56,36 @@ pub async fn settle(store: &dyn KvStore, task: &Task, outcome: &Outcome) -> Resu
             image.status = Status::Error;
             image.reason = vec![reason.clone()];
         }
-        Outcome::Cancelled => {
-            image.status = Status::Error;
-            image.reason = vec![format!("build task {} was cancelled: update the image to build it again", task.id)];
-        }
+        Outcome::Cancelled => match earlier_build_stands(store, &image).await? {
+            // A cancelled rebuild of what is already built leaves the image as it was.
+            Some(earlier) => {
+                image.status = Status::Ready;
+                image.reason = vec![format!(
+                    "rebuild task {} was cancelled; the image is still the build of task {earlier}",
+                    task.id
+                )];
+            }
+            None => {
+                image.status = Status::Error;
+                image.reason =
+                    vec![format!("build task {} was cancelled: update the image to build it again", task.id)];
+            }
+        },
     }
     image.updated_time = Some(chrono::Utc::now());
     ops.push(Op::Put { key, value: records::encode(&image)?, expect: Precondition::Revision(entry.mod_revision) });
     Ok(ops)
+}
+
+/// The task of the image's last finished build, when that build is of the image's current
+/// definition and is the digest the image points at.
+async fn earlier_build_stands(store: &dyn KvStore, image: &Image) -> Result<Option<String>, StoreError> {
+    let Some(entry) = store.get(&records::key::<BuildRecord>(&image.organization, &image.name)).await? else {
+        return Ok(None);
+    };
+    let record: BuildRecord = records::decode(&entry)?;
+    let current = record.definition == image.definition_digest() && image.digest.as_deref() == Some(&record.digest);
+    Ok(current.then_some(record.task))
 }
 
 /// Index entries for the new inventory, and deletions for packages the last build had and

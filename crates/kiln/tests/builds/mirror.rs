@@ -84,6 +84,24 @@ pub fn fixture_dir() -> PathBuf {
     dir
 }
 
+/// The loopback Python index `scripts/pypi-fixture.sh` made.
+pub fn pypi_fixture() -> PathBuf {
+    let dir = std::env::var_os("KILN_PYPI_FIXTURE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pypi-fixture"));
+    assert!(dir.join(".stamp").exists(), "no Python fixture at {}: run scripts/test.sh", dir.display());
+    dir
+}
+
+/// The loopback npm registry `scripts/npm-fixture.sh` made.
+pub fn npm_fixture() -> PathBuf {
+    let dir = std::env::var_os("KILN_NPM_FIXTURE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/npm-fixture"));
+    assert!(dir.join(".stamp").exists(), "no npm fixture at {}: run scripts/test.sh", dir.display());
+    dir
+}
+
 /// An apt configuration directory whose sources are the fixture's suites on `mirror`.
 pub fn apt_config(dir: &Path, mirror: &Mirror) -> PathBuf {
     let suites = std::fs::read_to_string(fixture_dir().join("suites")).expect("fixture suites");
