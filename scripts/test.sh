@@ -54,8 +54,9 @@ fi
 # machine's signed indexes plus every package the tested images need, fetched once here so
 # the tests themselves stay on loopback.
 echo "== Debian fixture mirror"
+# busybox-static is what an image's debug variant adds (kiln debug).
 scripts/debian-fixture.sh target/debian-fixture python3 libpq5 libstdc++6 nodejs base-files netbase tzdata \
-    python3-pip python3-setuptools python3-wheel
+    python3-pip python3-setuptools python3-wheel busybox-static
 echo "== Python fixture index"
 PYTHON="$venv/bin/python" scripts/pypi-fixture.sh target/pypi-fixture pandas==2.2.3 requests psycopg2-binary
 echo "== npm fixture registry"

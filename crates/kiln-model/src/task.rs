@@ -16,6 +16,8 @@ pub enum TaskKind {
     Bootstrap,
     /// Composes a function's image again over its runtime image's new build.
     ComposeFunction,
+    /// Makes an image's debug variant: the image plus a busybox layer, tagged `<tag>-debug`.
+    DebugImage,
 }
 
 impl TaskKind {
@@ -24,6 +26,7 @@ impl TaskKind {
             TaskKind::BuildImage => "build-image",
             TaskKind::Bootstrap => "bootstrap",
             TaskKind::ComposeFunction => "compose-function",
+            TaskKind::DebugImage => "debug-image",
         }
     }
 }

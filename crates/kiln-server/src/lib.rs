@@ -119,6 +119,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(api::builds::dockerfile))
         .routes(routes!(api::builds::sbom))
         .routes(routes!(api::builds::rebuild))
+        .routes(routes!(api::builds::debug))
         .routes(routes!(api::builds::package_images))
         .routes(routes!(api::builds::bootstrap))
         .routes(routes!(api::functions::put_code))
@@ -174,6 +175,10 @@ pub fn app(mut state: AppState) -> Router {
                             registry: registry.clone(),
                             source_date_epoch: runner.settings.source_date_epoch,
                         }),
+                    );
+                    engine.register(
+                        kiln_model::TaskKind::DebugImage,
+                        Arc::new(builds::debug::DebugRunner(runner.clone())),
                     );
                     engine.register(
                         kiln_model::TaskKind::Bootstrap,

@@ -204,6 +204,27 @@ pub async fn rebuild(client: &Client, output: Output, name: &str, locked: bool, 
     print(Kind::Tasks, &[task], output, true)
 }
 
+/// Makes the image's debug variant and says how to get a shell in it.
+pub async fn debug(client: &Client, output: Output, name: &str) -> Result<()> {
+    let path = format!("/v1/images/{}/debug", segment(name));
+    let task = client.send(Method::POST, &path, None).await?;
+    let id = text(&task, "id").to_string();
+    crate::tasks::wait(client, &id).await?;
+    let task = client.get(&format!("/v1/tasks/{}", segment(&id))).await?;
+    let result = task.get("result").cloned().unwrap_or(Value::Null);
+    if !output.is_table() {
+        return print(Kind::Tasks, &[task], output, true);
+    }
+    let reference = text(&result, "reference");
+    outln!("{reference}@{}", text(&result, "digest"))?;
+    eprintln!(
+        "debug variant of {name} ({}): a shell with `podman run --rm -it --entrypoint busybox {reference} sh` \
+         (add --user root to be root; busybox --list names the tools)",
+        text(&result, "imageDigest")
+    );
+    Ok(())
+}
+
 pub async fn sbom(client: &Client, image: &str) -> Result<()> {
     let document = client.get(&format!("/v1/images/{}/sbom", segment(image))).await?;
     outln!("{}", serde_json::to_string_pretty(&document)?)?;

@@ -143,6 +143,12 @@ pub enum Command {
         #[arg(long)]
         wait: bool,
     },
+    /// Make an image's debug variant (the image plus a busybox layer, tagged <tag>-debug)
+    /// and print its reference and how to get a shell in it.
+    Debug {
+        /// The image, which must be READY.
+        name: String,
+    },
     /// Put function code on a READY image as one extra layer (no rebuild); prints the
     /// reference to run.
     #[command(subcommand)]

@@ -37,6 +37,7 @@ pub async fn run(connection: &Connection, output: Output, command: Command) -> R
         Command::Cancel { task } => crate::tasks::cancel(&client, output, &task).await,
         Command::Bootstrap { languages, wait } => crate::builds::bootstrap(&client, output, languages, wait).await,
         Command::Rebuild { name, locked, wait } => crate::builds::rebuild(&client, output, &name, locked, wait).await,
+        Command::Debug { name } => crate::builds::debug(&client, output, &name).await,
         Command::Sbom { image } => crate::builds::sbom(&client, &image).await,
         Command::Function(command) => crate::functions::run(&client, output, command).await,
         Command::Inventory { image } => crate::builds::inventory(&client, output, &image).await,

@@ -246,6 +246,47 @@ fn python3_root_image_runs_and_takes_system_packages() {
         assert!(package_layers.iter().all(|l| l.contains(" bytes, reused): ")), "{log}");
     }
 
+    // The debug variant: pg's layers as they are plus busybox, a shell under runc; pg itself
+    // is untouched.
+    let debugged = server.kiln(&["debug", "pg"]);
+    assert!(debugged.status.success(), "{}", stderr(&debugged));
+    let debug_reference = stdout(&debugged).trim().split('@').next().unwrap_or_default().to_string();
+    assert!(debug_reference.ends_with("/default/pg:1.0-debug"), "{debug_reference}");
+    assert!(stderr(&debugged).contains("--entrypoint busybox"), "{}", stderr(&debugged));
+    assert_eq!(http.get("/v1/images/pg").body["digest"], json!(digest), "the image stays as it was");
+    let manifest = |tag: &str| -> Value {
+        common::admin_client()
+            .get(format!("{}/v2/{repository}/manifests/{tag}", server.url))
+            .header("accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .and_then(|r| r.json())
+            .expect("manifest")
+    };
+    let (layers, debug_layers) = (manifest("1.0")["layers"].clone(), manifest("1.0-debug")["layers"].clone());
+    let (layers, debug_layers) = (layers.as_array().expect("layers"), debug_layers.as_array().expect("layers"));
+    // busybox-static, then dpkg's database with it added.
+    assert_eq!(debug_layers.len(), layers.len() + 2, "two layers more");
+    assert_eq!(debug_layers[..layers.len()], layers[..], "the image's own layers, unchanged");
+    let debug_dir = temp.path().join("pg-debug");
+    std::fs::create_dir_all(&debug_dir).expect("debug dir");
+    let bundle = runc::bundle(&server.url, &repository, "1.0-debug", &debug_dir);
+    runc::configure(&bundle, &[], Some(&["busybox", "sh", "-c", "echo shell as $(id -un); ls /usr/lib/kiln"]));
+    let shell = runc::run_once(&bundle, &format!("kiln-debug-{}", free_port()));
+    assert!(
+        stdout(&shell).contains("shell as kiln") && stdout(&shell).contains("server.py"),
+        "{}\n{}",
+        stdout(&shell),
+        stderr(&shell)
+    );
+    let debug_task = server.http().get("/v1/tasks?kind=debug-image").body;
+    assert_eq!(debug_task["items"][0]["state"], "succeeded", "{debug_task}");
+    let debug_sbom =
+        referred_sbom(&http, &repository, debug_task["items"][0]["result"]["digest"].as_str().expect("digest"));
+    assert!(
+        debug_sbom.contains("busybox-static") && debug_sbom.contains("libpq5"),
+        "the variant's SBOM lists all it holds"
+    );
+
     // Hostile and impossible inputs, from a signed repository of their own.
     let hostile_root = temp.path().join("hostile");
     let key = signed_repository(&hostile_root, &hostile_packages());
@@ -282,6 +323,9 @@ fn python3_root_image_runs_and_takes_system_packages() {
     }
     let repositories = catalog(&server);
     assert!(!repositories.iter().any(|r| r.contains("bad-")), "failed builds pushed: {repositories:?}");
+    let unbuilt = http.post("/v1/images/bad-unknown/debug", json!({}));
+    assert_eq!(unbuilt.status, 409, "{}", unbuilt.text);
+    assert!(unbuilt.text.contains("not built"), "{}", unbuilt.text);
 
     // Deleting the image takes its registry content, build record and index entries along.
     assert_eq!(http.delete("/v1/images/pg").status, 200);

@@ -295,6 +295,40 @@ pub async fn rebuild(
     Ok((StatusCode::ACCEPTED, axum::Json(task)))
 }
 
+/// Make the image's debug variant: its layers plus Debian's `busybox-static` from the sources
+/// it was built from, pushed beside it as `<tag>-debug` (the task's result names it). The
+/// image itself is not changed; run a shell with `--entrypoint busybox REF sh`.
+#[utoipa::path(post, path = "/v1/images/{name}/debug", tag = "images", operation_id = "debugImage", security(("bearer" = ["images:write"])),
+    params(("name" = String, Path)),
+    responses((status = 202, body = Task), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the image is not built")))]
+pub async fn debug(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    PathParam(name): PathParam<String>,
+) -> ApiResult<(StatusCode, axum::Json<Task>)> {
+    let engine = state.tasks.clone().ok_or_else(|| ApiError::not_found("this server runs no task engine"))?;
+    let image = image(&state, &ctx, &name).await?;
+    if image.digest.is_none() || !matches!(image.status, Status::Ready | Status::Updating) {
+        return Err(ApiError::conflict(format!(
+            "image {name:?} is not built (status {}): make its debug variant once it is READY",
+            image.status.as_str()
+        )));
+    }
+    let (task, ops) = engine
+        .plan(NewTask {
+            org: ctx.org.to_string(),
+            kind: TaskKind::DebugImage,
+            target: image.name.clone(),
+            params: serde_json::json!({"imageDigest": image.digest}),
+            timeout: None,
+        })
+        .map_err(ApiError::from)?;
+    state.store.txn(ops).await?;
+    engine.wake();
+    Ok((StatusCode::ACCEPTED, axum::Json(task)))
+}
+
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BootstrapRequest {

@@ -47,7 +47,7 @@ fn parse_limit(value: &str) -> ApiResult<usize> {
 /// The organisation's tasks, newest first.
 #[utoipa::path(get, path = "/v1/tasks", tag = "tasks", operation_id = "listTasks", security(("bearer" = ["tasks:read"])),
     params(("state" = Option<String>, Query, description = "queued, running, succeeded, failed or cancelled"),
-        ("kind" = Option<String>, Query, description = "build-image, bootstrap or compose-function"),
+        ("kind" = Option<String>, Query, description = "build-image, bootstrap, compose-function or debug-image"),
         ("target" = Option<String>, Query, description = "the object a task acts on, such as an image name"),
         ("limit" = Option<usize>, Query)),
     responses((status = 200, body = TaskList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -71,9 +71,10 @@ pub async fn list(
                     "build-image" => TaskKind::BuildImage,
                     "bootstrap" => TaskKind::Bootstrap,
                     "compose-function" => TaskKind::ComposeFunction,
+                    "debug-image" => TaskKind::DebugImage,
                     other => {
                         return Err(ApiError::bad_request(format!(
-                            "kind {other:?} is not a task kind: use build-image, bootstrap or compose-function"
+                            "kind {other:?} is not a task kind: use build-image, bootstrap, compose-function or debug-image"
                         )));
                     }
                 })

@@ -5,6 +5,7 @@
 pub mod bootstrap;
 pub mod controller;
 mod debian;
+pub mod debug;
 mod dockerfile;
 mod node;
 pub mod parent;
