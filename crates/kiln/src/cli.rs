@@ -348,7 +348,7 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "KILN_LISTEN")]
     pub listen: Option<String>,
-    /// Directory for Kiln's data (store and, later, blobs).
+    /// Directory for Kiln's data: the store, registry blobs, package cache and build scratch space.
     #[arg(long, env = "KILN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// A TOML file with `listen`, `data_dir` and `log`; flags and KILN_* variables win over it.
