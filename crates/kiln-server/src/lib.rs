@@ -190,7 +190,7 @@ pub fn app(mut state: AppState) -> Router {
         }
         let engine = Arc::new(engine);
         engine.start();
-        builds::controller::spawn(auth.store.clone(), engine.clone());
+        builds::controller::spawn(auth.store.clone(), engine.clone(), registry.clone());
         state.tasks = Some(engine);
     }
     if let Some(mut settings) = state.controller.clone() {

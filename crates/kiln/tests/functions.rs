@@ -2,7 +2,8 @@
 //! fixture mirror: `kiln function push` refuses code that cannot run (missing or empty
 //! directory, a Node handler on a Python image, a syntax error, no handler), packs only what
 //! `.kilnignore` and its defaults let through, and functions are listed, shown, moved,
-//! composed again when their image is rebuilt, swept of stale tags and deleted.
+//! composed again when their image is rebuilt, swept of stale tags and deleted; function
+//! images pushed before functions were records are adopted as records.
 
 mod common;
 #[path = "builds/mirror.rs"]
@@ -227,4 +228,49 @@ fn functions_are_checked_listed_followed_and_deleted() {
     assert_eq!(manifest(&server, "default/fnother", &digest).0, 404);
     let again = server.kiln(&["function", "delete", "greet"]);
     assert!(!again.status.success() && stderr(&again).contains("does not exist"), "{}", stderr(&again));
+
+    // A function image pushed before functions were records (a tag, a config naming it, no
+    // record) becomes one; a tag whose config names another function stays a plain tag.
+    let client = common::admin_client();
+    let config_digest = on_base["config"]["digest"].as_str().expect("config digest");
+    let config: Value = client
+        .get(format!("{}/v2/default/fnbase/blobs/{config_digest}", server.url))
+        .send()
+        .and_then(|r| r.json())
+        .expect("config");
+    let mut legacy_config = config.clone();
+    legacy_config["config"]["Labels"]["dev.kiln.function"] = json!("legacy");
+    let legacy_bytes = serde_json::to_vec(&legacy_config).expect("config bytes");
+    let legacy_digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&legacy_bytes)));
+    let upload = client.post(format!("{}/v2/default/fnbase/blobs/uploads/", server.url)).send().expect("upload");
+    let location = upload.headers()["location"].to_str().expect("location").to_string();
+    let location = if location.starts_with('/') { format!("{}{location}", server.url) } else { location };
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let put = client.put(format!("{location}{separator}digest={legacy_digest}")).body(legacy_bytes.clone()).send();
+    assert_eq!(put.expect("config upload").status().as_u16(), 201);
+    let mut legacy_manifest = on_base.clone();
+    legacy_manifest["config"]["digest"] = json!(legacy_digest);
+    legacy_manifest["config"]["size"] = json!(legacy_bytes.len());
+    for (tag, body) in [("fn-legacy", &legacy_manifest), ("fn-bogus", &on_base)] {
+        let pushed = client
+            .put(format!("{}/v2/default/fnbase/manifests/{tag}", server.url))
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(serde_json::to_vec(body).expect("manifest bytes"))
+            .send()
+            .expect("legacy push");
+        assert_eq!(pushed.status().as_u16(), 201, "{tag}");
+    }
+    let adopted = wait_for("the legacy function's adoption", Duration::from_secs(90), || {
+        let answer = http.get("/v1/functions/legacy");
+        (answer.status == 200 && answer.body["status"] == "READY").then_some(answer.body)
+    });
+    assert_eq!(adopted["image"], "fnbase");
+    assert_eq!(adopted["layer"], *layer_digests(&legacy_manifest).last().expect("code layer"), "{adopted}");
+    assert!(adopted["reference"].as_str().is_some_and(|r| r.ends_with("/default/fnbase:fn-legacy")), "{adopted}");
+    assert_eq!(adopted["module"], "handler.py");
+    assert_eq!(http.get("/v1/functions/bogus").status, 404, "a config naming another function is not adopted");
+    assert_eq!(manifest(&server, "default/fnbase", "fn-bogus").0, 200, "and its tag is left alone");
+    let deleted = server.kiln(&["function", "delete", "legacy"]);
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+    assert_eq!(manifest(&server, "default/fnbase", "fn-legacy").0, 404);
 }

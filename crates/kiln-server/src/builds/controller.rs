@@ -15,7 +15,7 @@ use kiln_store::{KvStore, Op, Precondition, StoreError, records};
 
 use crate::tasks::{Engine, NewTask};
 
-pub fn spawn(store: Arc<dyn KvStore>, engine: Arc<Engine>) {
+pub fn spawn(store: Arc<dyn KvStore>, engine: Arc<Engine>, registry: Option<Arc<kiln_registry::Registry>>) {
     tokio::spawn(async move {
         loop {
             let mut events = match store.watch("", 0).await {
@@ -26,7 +26,7 @@ pub fn spawn(store: Arc<dyn KvStore>, engine: Arc<Engine>) {
                     continue;
                 }
             };
-            if let Err(e) = pass(&store, &engine).await {
+            if let Err(e) = pass(&store, &engine, registry.as_ref()).await {
                 tracing::warn!(error = %e, "image controller pass failed");
             }
             let resync = tokio::time::sleep(Duration::from_secs(20));
@@ -45,7 +45,11 @@ pub fn spawn(store: Arc<dyn KvStore>, engine: Arc<Engine>) {
     });
 }
 
-async fn pass(store: &Arc<dyn KvStore>, engine: &Arc<Engine>) -> Result<(), StoreError> {
+async fn pass(
+    store: &Arc<dyn KvStore>,
+    engine: &Arc<Engine>,
+    registry: Option<&Arc<kiln_registry::Registry>>,
+) -> Result<(), StoreError> {
     let mut after: Option<String> = None;
     loop {
         let page = store.list("images/", after.as_deref(), 500).await?;
@@ -61,7 +65,7 @@ async fn pass(store: &Arc<dyn KvStore>, engine: &Arc<Engine>) -> Result<(), Stor
         }
     }
     // After the images: a build that just settled gives its functions a new runtime.
-    crate::functions::controller::pass(store, engine).await
+    crate::functions::controller::pass(store, engine, registry).await
 }
 
 /// The parent's state as far as building on it goes.

@@ -8,14 +8,18 @@ use std::sync::Arc;
 use chrono::Utc;
 use kiln_model::function::function_tag;
 use kiln_model::{Function, Image, Status, TaskKind};
-use kiln_registry::meta;
+use kiln_registry::{Registry, meta};
 use kiln_store::{KvStore, Op, Precondition, StoreError, records};
 
 use crate::builds::parent::image_repository;
 use crate::tasks::{Engine, NewTask};
 
 /// One pass over every function, then over every image's function tags.
-pub async fn pass(store: &Arc<dyn KvStore>, engine: &Arc<Engine>) -> Result<(), StoreError> {
+pub async fn pass(
+    store: &Arc<dyn KvStore>,
+    engine: &Arc<Engine>,
+    registry: Option<&Arc<Registry>>,
+) -> Result<(), StoreError> {
     for entry in meta::scan(store.as_ref(), "functions/").await? {
         let Ok(function) = records::decode::<Function>(&entry) else { continue };
         if let Err(e) = reconcile(store, engine, function, entry.mod_revision).await {
@@ -24,6 +28,11 @@ pub async fn pass(store: &Arc<dyn KvStore>, engine: &Arc<Engine>) -> Result<(), 
     }
     for entry in meta::scan(store.as_ref(), "images/").await? {
         let Ok(image) = records::decode::<Image>(&entry) else { continue };
+        if let Some(registry) = registry
+            && let Err(e) = super::adopt::adopt(store.as_ref(), registry, &image).await
+        {
+            tracing::warn!(error = %e, key = entry.key, "could not adopt function tags");
+        }
         if let Err(e) = sweep(store.as_ref(), &image).await {
             tracing::warn!(error = %e, key = entry.key, "could not clean up function tags");
         }
@@ -92,7 +101,8 @@ async fn put(store: &dyn KvStore, key: &str, function: &Function, revision: u64)
 
 /// Deletes `fn-<name>` tags of `image`'s repository whose function now lives on another
 /// image (a crash cannot leave one, but a move made by an older Kiln could). Tags with no
-/// function record at all are left alone: they may predate functions being objects.
+/// record at all were adopted as records just before (`super::adopt`), or do not read as
+/// function images and are left alone.
 async fn sweep(store: &dyn KvStore, image: &Image) -> Result<(), StoreError> {
     let repository = image_repository(&image.organization, &image.name);
     let prefix = meta::tag_key(&repository, "fn-");

@@ -2,8 +2,10 @@
 //! image it runs on, the image digest its function image was composed over and its code
 //! layer. A function image's tag moves only in the same transaction as its record, so the
 //! two never disagree; when the runtime image is rebuilt the controller composes the
-//! function again as a stored task, and tags no record owns are cleaned up.
+//! function again as a stored task, and tags no record owns are cleaned up (or, pushed before
+//! records existed, adopted).
 
+pub mod adopt;
 pub mod compose;
 pub mod controller;
 pub mod runner;
