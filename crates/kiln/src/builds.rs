@@ -218,8 +218,9 @@ pub async fn debug(client: &Client, output: Output, name: &str) -> Result<()> {
     let reference = text(&result, "reference");
     outln!("{reference}@{}", text(&result, "digest"))?;
     eprintln!(
-        "debug variant of {name} ({}): a shell with `podman run --rm -it --entrypoint busybox {reference} sh` \
-         (add --user root to be root; busybox --list names the tools)",
+        "debug variant of {name} ({}): pull it (podman pull --tls-verify=false --creds kiln:$KILN_TOKEN {reference}), \
+         then get a shell with `podman run --rm -it --entrypoint busybox {reference} sh` \
+         (--user root to be root; busybox --list names the tools)",
         text(&result, "imageDigest")
     );
     Ok(())
