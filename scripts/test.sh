@@ -75,7 +75,7 @@ echo "== tests"
 # --all-targets runs no doc tests; the one doc test (a cache path cannot be built from a
 # String: it must not compile) runs on its own.
 log=target/test-output.log
-cargo test --workspace --all-targets --locked 2>&1 | tee "$log"
+cargo test --workspace --all-targets --locked --no-fail-fast 2>&1 | tee "$log"
 cargo test --doc -p kiln-packages --locked 2>&1 | tee -a "$log"
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
