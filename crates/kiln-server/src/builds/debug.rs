@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use kiln_model::{BuildRecord, Ecosystem, Image, Status, Task};
+use kiln_model::{Image, Status, Task};
 use kiln_packages::deb::resolve::Request;
 use kiln_store::{KvStore, Op, Precondition, StoreError, records};
 use serde_json::json;
@@ -66,15 +66,7 @@ impl Runner for DebugRunner {
         if loaded.digest.to_string() != *digest {
             return Err(TaskError::transient(format!("image {name:?} changed while its debug variant was planned")));
         }
-        let runtime = match ctx.store().get(&records::key::<BuildRecord>(&org, &name)).await.map_err(failed)? {
-            Some(entry) => records::decode::<BuildRecord>(&entry)
-                .map_err(|e| TaskError::permanent(e.to_string()))?
-                .inventory
-                .into_iter()
-                .filter(|item| item.ecosystem != Ecosystem::Deb)
-                .collect(),
-            None => loaded.runtime.clone(),
-        };
+        let runtime = pipeline::built_runtime(ctx.store().as_ref(), &org, &name, &loaded.runtime).await?;
         let mut labels = BTreeMap::new();
         labels.insert("dev.kiln.debug".to_string(), digest.clone());
         let spec = BuildSpec {

@@ -115,25 +115,11 @@ pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecor
     let parent_runtime = match &image.parent_image_name {
         Some(name) => {
             let (parent_org, parent_name) = kiln_model::image::resolve_parent_reference(&org, name);
-            match ctx
-                .store()
-                .get(&records::key::<BuildRecord>(parent_org, parent_name))
-                .await
-                .map_err(|e| TaskError::transient(e.to_string()))?
-            {
-                Some(entry) => records::decode::<BuildRecord>(&entry)
-                    .map_err(|e| TaskError::permanent(e.to_string()))?
-                    .inventory
-                    .into_iter()
-                    .filter(|i| i.ecosystem != Ecosystem::Deb)
-                    .collect(),
-                None => Vec::new(),
-            }
+            built_runtime(ctx.store().as_ref(), parent_org, parent_name, &parent.runtime).await?
         }
-        None => Vec::new(),
+        // A parent Kiln did not build is known by what its layers hold.
+        None => parent.runtime.clone(),
     };
-    // A parent Kiln did not build is known by what its layers hold.
-    let parent_runtime = if parent_runtime.is_empty() { parent.runtime.clone() } else { parent_runtime };
     let spec = BuildSpec {
         parent: Some(parent),
         requests: image
@@ -167,6 +153,31 @@ pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecor
         dockerfile_context: built.dockerfile_context,
         built_time: chrono::Utc::now(),
     })
+}
+
+/// The language packages (Python distributions, npm packages) of image `org/name` as its
+/// last build recorded them, or `fallback` (what its layers were found to hold) when that
+/// build recorded none.
+pub async fn built_runtime(
+    store: &dyn kiln_store::KvStore,
+    org: &str,
+    name: &str,
+    fallback: &[kiln_model::InventoryItem],
+) -> Result<Vec<kiln_model::InventoryItem>, TaskError> {
+    let recorded: Vec<kiln_model::InventoryItem> = match store
+        .get(&records::key::<BuildRecord>(org, name))
+        .await
+        .map_err(|e| TaskError::transient(e.to_string()))?
+    {
+        Some(entry) => records::decode::<BuildRecord>(&entry)
+            .map_err(|e| TaskError::permanent(e.to_string()))?
+            .inventory
+            .into_iter()
+            .filter(|i| i.ecosystem != Ecosystem::Deb)
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(if recorded.is_empty() { fallback.to_vec() } else { recorded })
 }
 
 /// Picks the packages: from the lock, or by resolving the requests.

@@ -6,15 +6,12 @@
 use chrono::Utc;
 use kiln_model::function::{check_function_name, function_tag};
 use kiln_model::{Function, Image, Status};
-use kiln_oci::ManifestInfo;
 use kiln_registry::{Registry, meta};
 use kiln_store::{KvStore, Op, Precondition, StoreError, records};
 use serde_json::Value;
 
-use super::validate::Runtime;
+use super::compose::load_runtime;
 use crate::builds::parent::image_repository;
-
-const MAX_CONFIG: u64 = 4 << 20;
 
 /// Makes a record for every function tag of `image` that has none. A tag whose image does not
 /// read as a function image is left as it is, and logged.
@@ -64,16 +61,8 @@ async fn read(
     name: &str,
     digest: &str,
 ) -> Result<Function, String> {
-    let failed = |e: kiln_registry::error::RegistryError| e.message;
-    let (_, stored) =
-        registry.read_manifest(repository, digest).await.map_err(failed)?.ok_or("its manifest is missing")?;
-    let info = ManifestInfo::parse(&stored.content, Some(&stored.meta.media_type)).map_err(|e| e.to_string())?;
-    let config_descriptor = info.config.clone().ok_or("it is not an image manifest")?;
-    let config = registry
-        .read_blob(repository, &config_descriptor.digest, MAX_CONFIG)
-        .await
-        .map_err(failed)?
-        .ok_or("its config blob is missing")?;
+    let loaded = load_runtime(registry, repository, &image.name, digest).await.map_err(|e| e.to_string())?;
+    let (info, config, runtime) = (loaded.info, loaded.config, loaded.runtime);
     let parsed: Value = serde_json::from_slice(&config).map_err(|e| format!("its config is not JSON: {e}"))?;
     let label = |key: &str| parsed.pointer(&format!("/config/Labels/{key}")).and_then(Value::as_str);
     if label("dev.kiln.function") != Some(name) {
@@ -83,7 +72,6 @@ async fn read(
     let layer = info.layers.last().ok_or("it has no layers")?;
     let diff_ids = parsed.pointer("/rootfs/diff_ids").and_then(Value::as_array).ok_or("its config has no diff_ids")?;
     let diff_id = diff_ids.last().and_then(Value::as_str).ok_or("its config has no diff_ids")?;
-    let runtime = Runtime::from_config(&config);
     // The function's reference is its image's, with the function's tag.
     let host = image.reference.as_deref().and_then(|r| r.split_once('/')).map(|(host, _)| host);
     let host = host.ok_or("its image has no reference to take the registry host from")?;
