@@ -16,7 +16,6 @@ mod objects;
 mod parents;
 mod resource;
 mod state;
-pub mod tasks;
 mod view;
 
 use std::sync::Arc;
@@ -163,7 +162,7 @@ pub fn app(mut state: AppState) -> Router {
     });
     state.registry_server = registry.clone();
     if let Some(settings) = state.task_settings.clone() {
-        let mut engine = tasks::Engine::new(auth.store.clone(), settings);
+        let mut engine = kiln_tasks::Engine::new(auth.store.clone(), settings);
         if let (Some(registry), Some(settings)) = (&registry, state.builds.clone()) {
             match builds::BuildRunner::new(registry.clone(), settings) {
                 Ok(runner) => {

@@ -17,9 +17,9 @@ pub struct AppState {
     /// The running registry, set by `app` when `blobs` is given.
     pub registry_server: Option<Arc<kiln_registry::Registry>>,
     /// The task engine; without it builds are not run and `/v1/tasks` lists what is stored.
-    pub tasks: Option<Arc<crate::tasks::Engine>>,
+    pub tasks: Option<Arc<kiln_tasks::Engine>>,
     /// When set, `app` starts a task engine with these settings and Kiln's runners.
-    pub task_settings: Option<crate::tasks::TaskSettings>,
+    pub task_settings: Option<kiln_tasks::TaskSettings>,
     /// When set (with `task_settings` and `blobs`), images are built and root images can be
     /// bootstrapped.
     pub builds: Option<crate::builds::BuildSettings>,

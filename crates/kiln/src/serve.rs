@@ -200,7 +200,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     if settings.run_controller {
         let node = node_name(&settings.data_dir)?;
-        let mut tasks = kiln_server::tasks::TaskSettings::new(settings.data_dir.join(SCRATCH_DIR), node);
+        let mut tasks = kiln_tasks::TaskSettings::new(settings.data_dir.join(SCRATCH_DIR), node);
         if let Some(workers) = settings.workers {
             tasks.workers = workers.max(1);
         }

@@ -16,7 +16,7 @@ use crate::builds::record::package_index_prefix;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, PathParam};
 use crate::state::AppState;
-use crate::tasks::NewTask;
+use kiln_tasks::NewTask;
 
 async fn image(state: &AppState, ctx: &RequestContext, name: &str) -> ApiResult<Image> {
     let entry = state.store.get(&records::key::<Image>(&ctx.org, name)).await?;

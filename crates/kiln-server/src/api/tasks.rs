@@ -19,7 +19,7 @@ use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::objects::{DEFAULT_PAGE, MAX_PAGE};
 use crate::state::AppState;
-use crate::tasks::{CancelError, log_prefix};
+use kiln_tasks::{CancelError, log_prefix};
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -152,7 +152,7 @@ pub async fn cancel(
 
 async fn lines(state: &AppState, org: &str, id: &str, after: u64, limit: usize) -> ApiResult<Vec<LogLine>> {
     let prefix = log_prefix(org, id);
-    let start = after.checked_sub(1).map(|seq| crate::tasks::log_key(org, id, seq));
+    let start = after.checked_sub(1).map(|seq| kiln_tasks::log_key(org, id, seq));
     let page = state.store.list(&prefix, start.as_deref(), limit).await?;
     page.entries
         .iter()

@@ -13,7 +13,7 @@ use kiln_store::{KvStore, Op, Precondition, StoreError, records};
 use super::BuildRunner;
 use super::parent::base_repository;
 use super::pipeline::{self, BuildSpec};
-use crate::tasks::{Outcome, Runner, TaskContext, TaskError};
+use kiln_tasks::{Outcome, Runner, TaskContext, TaskError};
 
 /// The tag every bootstrapped base image carries, so people (and Kiln) can tell them apart.
 pub const MANAGED_TAG: &str = "kiln.managed";

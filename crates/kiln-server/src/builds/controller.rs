@@ -13,7 +13,7 @@ use kiln_model::image::resolve_parent_reference;
 use kiln_model::{BaseImage, Image, Status, TaskKind};
 use kiln_store::{KvStore, Op, Precondition, StoreError, records};
 
-use crate::tasks::{Engine, NewTask};
+use kiln_tasks::{Engine, NewTask};
 
 pub fn spawn(store: Arc<dyn KvStore>, engine: Arc<Engine>, registry: Option<Arc<kiln_registry::Registry>>) {
     tokio::spawn(async move {

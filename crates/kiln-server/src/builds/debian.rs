@@ -17,7 +17,7 @@ use kiln_packages::deb::resolve::Universe;
 use kiln_packages::deb::sources::{SignedBy, read_apt_config};
 use kiln_store::{KvStore, records};
 
-use crate::tasks::{TaskContext, TaskError};
+use kiln_tasks::{TaskContext, TaskError};
 
 /// The Debian archive's keys, for apt sources that name none.
 const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";

@@ -15,7 +15,7 @@ use serde_json::json;
 use super::BuildRunner;
 use super::parent::{self, image_repository};
 use super::pipeline::{self, BuildSpec};
-use crate::tasks::{Outcome, Runner, TaskContext, TaskError};
+use kiln_tasks::{Outcome, Runner, TaskContext, TaskError};
 
 /// The one package the variant adds: a static busybox, which depends on nothing.
 pub const DEBUG_PACKAGE: &str = "busybox-static";

@@ -23,7 +23,7 @@ use kiln_model::Task;
 use kiln_registry::Registry;
 use kiln_store::{KvStore, Op, StoreError};
 
-use crate::tasks::{Outcome, Runner, TaskContext, TaskError};
+use kiln_tasks::{Outcome, Runner, TaskContext, TaskError};
 
 /// What one build may hold in memory of its packages' contents unless told otherwise. Real
 /// builds hold far less (measured: the python3 root image 61 MiB, pandas with numpy on it

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use super::BuildRunner;
 use super::debian::source_credentials;
-use crate::tasks::{TaskContext, TaskError};
+use kiln_tasks::{TaskContext, TaskError};
 
 /// What an image asks of npm: its package.json and, when given, its package-lock.json.
 #[derive(Debug, Clone)]

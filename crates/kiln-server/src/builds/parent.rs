@@ -10,7 +10,7 @@ use kiln_registry::Registry;
 use kiln_store::{KvStore, records};
 
 use super::reuse::{BuildMemo, ParentFiles};
-use crate::tasks::TaskError;
+use kiln_tasks::TaskError;
 
 /// An image owns the registry repository `<org>/<name>` (names are case-insensitive there).
 pub fn image_repository(org: &str, name: &str) -> String {

@@ -18,7 +18,7 @@ use kiln_store::records;
 use super::BuildRunner;
 use super::debian::{self, Source};
 use super::parent::{self, LoadedParent};
-use crate::tasks::{TaskContext, TaskError};
+use kiln_tasks::{TaskContext, TaskError};
 
 /// What to build, for an image or a root image alike.
 pub struct BuildSpec {

@@ -19,7 +19,7 @@ use kiln_store::records;
 
 use super::BuildRunner;
 use super::debian::source_credentials;
-use crate::tasks::{TaskContext, TaskError};
+use kiln_tasks::{TaskContext, TaskError};
 
 /// The requirements an image declares for Python, or `None` when it has none.
 pub fn requirements(image: &Image, language: Option<&str>) -> Result<Option<Vec<Requirement>>, TaskError> {

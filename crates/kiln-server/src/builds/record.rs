@@ -6,7 +6,7 @@ use kiln_model::{BuildRecord, Image, Status, Task};
 use kiln_store::{KvStore, Op, Precondition, StoreError, records};
 
 use super::parent::image_repository;
-use crate::tasks::Outcome;
+use kiln_tasks::Outcome;
 
 /// `package-images/<org>/<ecosystem>/<name>/<image>` → the versions the image holds.
 pub fn package_index_key(org: &str, ecosystem: &str, name: &str, image: &str) -> String {

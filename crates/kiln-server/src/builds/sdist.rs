@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use super::BuildRunner;
 use super::parent::image_repository;
-use crate::tasks::{TaskContext, TaskError};
+use kiln_tasks::{TaskContext, TaskError};
 
 /// One build may run this long before it is killed.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(600);

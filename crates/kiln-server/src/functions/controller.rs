@@ -12,7 +12,7 @@ use kiln_registry::{Registry, meta};
 use kiln_store::{KvStore, Op, Precondition, StoreError, records};
 
 use crate::builds::parent::image_repository;
-use crate::tasks::{Engine, NewTask};
+use kiln_tasks::{Engine, NewTask};
 
 /// One pass over every function, then over every image's function tags.
 pub async fn pass(

@@ -12,7 +12,7 @@ use kiln_store::{KvStore, Op, Precondition, StoreError, records};
 use serde_json::{Value, json};
 
 use super::compose::{code_layer, compose, load_runtime};
-use crate::tasks::{Outcome, Runner, TaskContext, TaskError};
+use kiln_tasks::{Outcome, Runner, TaskContext, TaskError};
 
 pub struct ComposeRunner {
     pub registry: Arc<Registry>,
