@@ -136,3 +136,11 @@ where
 {
     Option::<T>::deserialize(deserializer).map(Some)
 }
+
+/// The reason an object carries when its name differs from `holder`'s only in case, so both
+/// used one registry repository; the controllers recognise it and leave the object alone.
+pub fn name_clash_reason(holder: &str) -> String {
+    format!(
+        "its name differs from {holder:?} only in case and both used one registry repository: delete this one and create it under another name"
+    )
+}

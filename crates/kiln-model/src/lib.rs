@@ -18,7 +18,7 @@ pub mod task;
 pub mod validation;
 
 pub use base_image::BaseImage;
-pub use common::{EnvVar, Status, Tag, Visibility};
+pub use common::{EnvVar, Status, Tag, Visibility, name_clash_reason};
 pub use function::Function;
 pub use image::Image;
 pub use inventory::{

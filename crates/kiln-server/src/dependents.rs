@@ -55,8 +55,8 @@ impl Parent for Image {
     /// entries in the package → images index go too.
     async fn cleanup(view: &View, org: &str, name: &str) -> ApiResult<Vec<Op>> {
         let store = view.store();
-        let mut ops = crate::builds::record::forget_ops(store.as_ref(), org, name).await?;
-        let repository = crate::builds::parent::image_repository(org, name);
+        let mut ops = kiln_builder::builds::record::forget_ops(store.as_ref(), org, name).await?;
+        let repository = kiln_builder::builds::parent::image_repository(org, name);
         if kiln_registry::names::check_repository(&repository).is_ok() {
             let keys = kiln_registry::meta::repository_keys(store.as_ref(), &repository).await?;
             ops.extend(keys.into_iter().map(|key| Op::Delete { key, expect: Precondition::Any }));

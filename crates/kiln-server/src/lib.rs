@@ -4,13 +4,9 @@
 
 mod api;
 pub mod auth;
-pub mod builds;
-pub mod controller;
 mod dependents;
 mod error;
 mod extract;
-pub mod functions;
-mod hosts;
 mod names;
 mod objects;
 mod parents;
@@ -164,24 +160,24 @@ pub fn app(mut state: AppState) -> Router {
     if let Some(settings) = state.task_settings.clone() {
         let mut engine = kiln_tasks::Engine::new(auth.store.clone(), settings);
         if let (Some(registry), Some(settings)) = (&registry, state.builds.clone()) {
-            match builds::BuildRunner::new(registry.clone(), settings) {
+            match kiln_builder::builds::BuildRunner::new(registry.clone(), settings) {
                 Ok(runner) => {
                     let runner = Arc::new(runner);
                     engine.register(kiln_model::TaskKind::BuildImage, runner.clone());
                     engine.register(
                         kiln_model::TaskKind::ComposeFunction,
-                        Arc::new(functions::runner::ComposeRunner {
+                        Arc::new(kiln_builder::functions::runner::ComposeRunner {
                             registry: registry.clone(),
                             source_date_epoch: runner.settings.source_date_epoch,
                         }),
                     );
                     engine.register(
                         kiln_model::TaskKind::DebugImage,
-                        Arc::new(builds::debug::DebugRunner(runner.clone())),
+                        Arc::new(kiln_builder::builds::debug::DebugRunner(runner.clone())),
                     );
                     engine.register(
                         kiln_model::TaskKind::Bootstrap,
-                        Arc::new(builds::bootstrap::BootstrapRunner(runner)),
+                        Arc::new(kiln_builder::builds::bootstrap::BootstrapRunner(runner)),
                     );
                 }
                 Err(e) => tracing::error!(error = %e, "builds are disabled"),
@@ -189,7 +185,7 @@ pub fn app(mut state: AppState) -> Router {
         }
         let engine = Arc::new(engine);
         engine.start();
-        builds::controller::spawn(auth.store.clone(), engine.clone(), registry.clone());
+        kiln_builder::controllers::images::spawn(auth.store.clone(), engine.clone(), registry.clone());
         state.tasks = Some(engine);
     }
     if let Some(mut settings) = state.controller.clone() {
@@ -197,7 +193,7 @@ pub fn app(mut state: AppState) -> Router {
             settings.local_registry = Some((builds.registry_host.clone(), registry.clone()));
             settings.copy_scratch = builds.cache_dir.join("base-image-copies");
         }
-        controller::base_images::spawn(auth.store.clone(), settings);
+        kiln_builder::controllers::base_images::spawn(auth.store.clone(), settings);
     }
     let rest = assemble(state, router, document, axum::middleware::from_fn_with_state(auth.clone(), auth::authorize));
     match registry {

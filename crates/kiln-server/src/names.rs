@@ -3,31 +3,12 @@
 //! deleted both; a claim key per lower-cased name, written in the same transaction as the
 //! create, makes the second create a `409` instead.
 
-use kiln_store::records::{self, Record, name_key};
+use kiln_store::records::{self, Claim, Record, claim_of, name_key};
 use kiln_store::{KvStore, Op, Precondition, StoreError};
 
 use crate::error::{ApiError, ApiResult};
 use crate::resource::Resource;
 use crate::view::View;
-
-/// Who holds the claim on a name, as the store has it.
-pub enum Claim {
-    Free,
-    /// Held by `name` exactly as spelt; `revision` guards a later release.
-    Held {
-        name: String,
-        revision: u64,
-    },
-}
-
-pub async fn claim_of<R: Record>(store: &dyn KvStore, org: &str, name: &str) -> Result<Claim, StoreError> {
-    Ok(match store.get(&name_key::<R>(org, name)).await? {
-        Some(entry) => {
-            Claim::Held { name: String::from_utf8_lossy(&entry.value).into_owned(), revision: entry.mod_revision }
-        }
-        None => Claim::Free,
-    })
-}
 
 /// The refusal when `name` is taken by `holder`, a different spelling of it.
 pub fn clash<R: Resource>(name: &str, holder: &str) -> ApiError {
@@ -175,13 +156,6 @@ pub async fn migrate_all(store: &dyn KvStore) -> Result<Vec<String>, StoreError>
     Ok(lines)
 }
 
-/// The reason a clashing object carries; the controller recognises it too.
-pub fn clash_reason(holder: &str) -> String {
-    format!(
-        "its name differs from {holder:?} only in case and both used one registry repository: delete this one and create it under another name"
-    )
-}
-
 fn set_error(status: &mut kiln_model::Status, reason: &mut Vec<String>, text: String) -> bool {
     if *status == kiln_model::Status::Error && reason.contains(&text) {
         return false;
@@ -200,7 +174,7 @@ async fn mark_clashes<R: Resource>(
         let key = format!("{}/{org_and_name}", R::COLLECTION);
         let Some(entry) = store.get(&key).await? else { continue };
         let mut object: R = records::decode(&entry)?;
-        if mark(&mut object, clash_reason(holder)) {
+        if mark(&mut object, kiln_model::name_clash_reason(holder)) {
             // A concurrent writer wins; the next start marks it again if it still clashes.
             match store.put(&key, records::encode(&object)?, Precondition::Revision(entry.mod_revision)).await {
                 Ok(_) | Err(StoreError::Conflict { .. }) => {}

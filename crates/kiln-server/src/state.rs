@@ -22,9 +22,9 @@ pub struct AppState {
     pub task_settings: Option<kiln_tasks::TaskSettings>,
     /// When set (with `task_settings` and `blobs`), images are built and root images can be
     /// bootstrapped.
-    pub builds: Option<crate::builds::BuildSettings>,
+    pub builds: Option<kiln_builder::builds::BuildSettings>,
     /// When set, `app` runs the base-image controller.
-    pub controller: Option<crate::controller::Settings>,
+    pub controller: Option<kiln_builder::controllers::Settings>,
 }
 
 impl AppState {

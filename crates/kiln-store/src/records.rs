@@ -10,7 +10,7 @@ use kiln_model::{
     BaseImage, BaseImageInventory, BuildRecord, Function, Image, Package, PackageSource, RegistryCredential, Task,
 };
 
-use crate::kv::{Entry, StoreError};
+use crate::kv::{Entry, KvStore, StoreError};
 
 /// An object kind kept in the store.
 pub trait Record: Serialize + DeserializeOwned {
@@ -49,6 +49,25 @@ pub fn prefix<R: Record>(org: &str) -> String {
 /// lower case). Its value is the name exactly as the holder spells it.
 pub fn name_key<R: Record>(org: &str, name: &str) -> String {
     format!("names/{}/{org}/{}", R::COLLECTION, name.to_lowercase())
+}
+
+/// Who holds the claim on a name, as the store has it.
+pub enum Claim {
+    Free,
+    /// Held by `name` exactly as spelt; `revision` guards a later release.
+    Held {
+        name: String,
+        revision: u64,
+    },
+}
+
+pub async fn claim_of<R: Record>(store: &dyn KvStore, org: &str, name: &str) -> Result<Claim, StoreError> {
+    Ok(match store.get(&name_key::<R>(org, name)).await? {
+        Some(entry) => {
+            Claim::Held { name: String::from_utf8_lossy(&entry.value).into_owned(), revision: entry.mod_revision }
+        }
+        None => Claim::Free,
+    })
 }
 
 /// Secrets (credentials) live under their own prefix so object reads never carry them.

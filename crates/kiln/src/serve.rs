@@ -61,7 +61,7 @@ struct Settings {
     log: String,
     auth_failures_per_minute: Option<u32>,
     registry: kiln_registry::Settings,
-    controller: kiln_server::controller::Settings,
+    controller: kiln_builder::controllers::Settings,
     run_controller: bool,
     workers: Option<usize>,
     task_timeout: Option<Duration>,
@@ -128,7 +128,7 @@ fn settle(args: ServeArgs) -> Result<Settings> {
             .or(file.pypi_sdist_builder)
             .filter(|n| !n.is_empty() && n != "none"),
         controller: {
-            let mut controller = kiln_server::controller::Settings::default();
+            let mut controller = kiln_builder::controllers::Settings::default();
             if let Some(seconds) = args.controller_retry_seconds.or(file.controller_retry_seconds) {
                 controller.retry_min = Duration::from_secs(seconds.max(1));
                 controller.retry_max = controller.retry_max.max(controller.retry_min);
@@ -221,7 +221,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             true => format!("localhost:{}", address.port()),
             false => address.to_string(),
         });
-        state.builds = Some(kiln_server::builds::BuildSettings {
+        state.builds = Some(kiln_builder::builds::BuildSettings {
             registry_host,
             apt_config_dir: settings.apt_config_dir.clone(),
             cache_dir: settings.data_dir.join(CACHE_DIR),
@@ -231,7 +231,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             architecture: debian_architecture().to_string(),
             pypi_index_url: settings.pypi_index_url.clone(),
             wheel_size_limit: settings.wheel_size_limit.unwrap_or(1 << 30),
-            build_memory_limit: settings.build_memory_limit.unwrap_or(kiln_server::builds::DEFAULT_BUILD_MEMORY_LIMIT),
+            build_memory_limit: settings.build_memory_limit.unwrap_or(kiln_builder::builds::DEFAULT_BUILD_MEMORY_LIMIT),
             npm_registry_url: settings.npm_registry_url.clone(),
             npm_allow_scripts: settings.npm_allow_scripts,
             pypi_sdist_builder: settings.pypi_sdist_builder.clone(),

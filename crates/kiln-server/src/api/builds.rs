@@ -12,10 +12,10 @@ use kiln_model::{BaseImage, BaseImageInventory, BuildRecord, Ecosystem, Image, I
 use kiln_store::{Op, Precondition, records};
 
 use crate::auth::{Ctx, RequestContext};
-use crate::builds::record::package_index_prefix;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, PathParam};
 use crate::state::AppState;
+use kiln_builder::builds::record::package_index_prefix;
 use kiln_tasks::NewTask;
 
 async fn image(state: &AppState, ctx: &RequestContext, name: &str) -> ApiResult<Image> {
@@ -151,7 +151,7 @@ pub async fn sbom(
 ) -> ApiResult<Response> {
     let record = record(&state, &ctx, &name).await?;
     let registry = state.registry_server.clone().ok_or_else(|| ApiError::not_found("this server runs no registry"))?;
-    let repository = crate::builds::parent::image_repository(&ctx.org, &name);
+    let repository = kiln_builder::builds::parent::image_repository(&ctx.org, &name);
     let missing =
         || ApiError::not_found(format!("the SBOM of image {name:?} is no longer in the registry: rebuild the image"));
     let digest = record.sbom_digest.as_deref().ok_or_else(missing)?;
@@ -272,8 +272,9 @@ pub async fn rebuild(
         image.revision.ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "image has no revision"))?;
     let superseded = image.build_task.replace(task.id.clone());
     image.build_definition = Some(definition);
-    image.build_parent_digest =
-        crate::builds::controller::current_parent_digest(state.store.as_ref(), &image).await.map_err(ApiError::from)?;
+    image.build_parent_digest = kiln_builder::controllers::images::current_parent_digest(state.store.as_ref(), &image)
+        .await
+        .map_err(ApiError::from)?;
     image.status = if image.digest.is_some() { Status::Updating } else { Status::Creating };
     image.reason = Vec::new();
     image.updated_time = Some(chrono::Utc::now());

@@ -19,13 +19,13 @@ use kiln_packages::archive::{Entry, EntryKind};
 use kiln_store::{Precondition, StoreError, records};
 
 use crate::auth::{Ctx, RequestContext};
-use crate::builds::parent::image_repository;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::PathParam;
-use crate::functions::compose::{ComposeError, compose, load_runtime};
-use crate::functions::validate::check_code;
-use crate::functions::{publish_ops, remove_ops};
 use crate::state::AppState;
+use kiln_builder::builds::parent::image_repository;
+use kiln_builder::functions::compose::{ComposeError, compose, load_runtime};
+use kiln_builder::functions::validate::check_code;
+use kiln_builder::functions::{publish_ops, remove_ops};
 
 /// Largest upload of function code (compressed or not) and largest unpacked tar.
 const MAX_CODE: usize = 64 << 20;

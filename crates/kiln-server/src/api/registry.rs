@@ -106,7 +106,7 @@ pub async fn copy(
         .clone()
         .ok_or_else(|| ApiError::field("destination", "name the registry host: host[:port]/repository[:tag]"))?;
     let to_reference = destination.digest.clone().or(destination.tag.clone()).unwrap_or_else(|| "latest".to_string());
-    let options = crate::hosts::host_options(state.store.as_ref(), &ctx.org, &host).await?;
+    let options = kiln_builder::hosts::host_options(state.store.as_ref(), &ctx.org, &host).await?;
     let client = kiln_registry::client::Client::new(&host, options)
         .map_err(|e| ApiError::field("destination", e.to_string()))?;
     let report = kiln_registry::copy::copy_out(

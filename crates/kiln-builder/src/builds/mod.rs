@@ -3,7 +3,6 @@
 //! records. Packages come from `kiln-packages`; layers and manifests from `kiln-build`.
 
 pub mod bootstrap;
-pub mod controller;
 mod debian;
 pub mod debug;
 mod dockerfile;

@@ -4,7 +4,7 @@
 //! a parent in ERROR puts the image in ERROR with the parent's reason. A settled image
 //! whose parent's digest moved on since its build started is rebuilt on the new parent
 //! (Dispatch left images on the base they were first built on). Functions on an image
-//! follow its new builds (`crate::functions::controller`).
+//! follow its new builds (`crate::functions::follow`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,7 +65,7 @@ async fn pass(
         }
     }
     // After the images: a build that just settled gives its functions a new runtime.
-    crate::functions::controller::pass(store, engine, registry).await
+    crate::functions::follow::pass(store, engine, registry).await
 }
 
 /// The parent's state as far as building on it goes.
@@ -77,7 +77,7 @@ enum Parent {
 }
 
 /// The digest of `image`'s parent as it stands now, for [`Image::build_parent_digest`].
-pub(crate) async fn current_parent_digest(store: &dyn KvStore, image: &Image) -> Result<Option<String>, StoreError> {
+pub async fn current_parent_digest(store: &dyn KvStore, image: &Image) -> Result<Option<String>, StoreError> {
     Ok(match parent_state(store, image).await? {
         Parent::Ready(digest) => digest,
         _ => None,
@@ -145,11 +145,11 @@ async fn reconcile(
     let key = records::key::<Image>(&image.organization, &image.name);
     // An image whose name another spelling holds (stored before names ignored case) would
     // push into that image's repository: it never builds.
-    if let crate::names::Claim::Held { name: holder, .. } =
-        crate::names::claim_of::<Image>(store.as_ref(), &image.organization, &image.name).await?
+    if let kiln_store::records::Claim::Held { name: holder, .. } =
+        kiln_store::records::claim_of::<Image>(store.as_ref(), &image.organization, &image.name).await?
         && holder != image.name
     {
-        let reason = crate::names::clash_reason(&holder);
+        let reason = kiln_model::name_clash_reason(&holder);
         if image.status != Status::Error || image.reason != [reason.clone()] {
             image.status = Status::Error;
             image.reason = vec![reason];

@@ -139,11 +139,11 @@ async fn check(store: &dyn KvStore, settings: &Settings, key: &str, base: BaseIm
 
 async fn resolve(store: &dyn KvStore, settings: &Settings, base: &BaseImage) -> Result<Resolved, String> {
     // A base image whose name another spelling holds would mirror into that one's repository.
-    if let Ok(crate::names::Claim::Held { name: holder, .. }) =
-        crate::names::claim_of::<BaseImage>(store, &base.organization, &base.name).await
+    if let Ok(kiln_store::records::Claim::Held { name: holder, .. }) =
+        kiln_store::records::claim_of::<BaseImage>(store, &base.organization, &base.name).await
         && holder != base.name
     {
-        return Err(crate::names::clash_reason(&holder));
+        return Err(kiln_model::name_clash_reason(&holder));
     }
     let platform = settings.platform.as_str();
     let reference = Reference::parse(&base.reference).map_err(|e| format!("reference {:?}: {e}", base.reference))?;

@@ -1,8 +1,10 @@
-//! The controller: notices objects whose actual state lags their desired state and does
-//! the work. Handlers only store what was asked; everything slow happens here, and a
-//! restart finds the same work again in the store.
+//! The controllers notice objects whose actual state lags their desired state and start
+//! the work: `base_images` resolves and mirrors base images, `images` starts builds (and has
+//! functions follow their image). Handlers only store what was asked; everything slow
+//! happens here, and a restart finds the same work again in the store.
 
 pub mod base_images;
+pub mod images;
 mod mirror;
 
 use std::time::Duration;

@@ -7,7 +7,7 @@
 
 pub mod adopt;
 pub mod compose;
-pub mod controller;
+pub mod follow;
 pub mod runner;
 pub mod validate;
 
