@@ -8,6 +8,7 @@
 pub mod adopt;
 pub mod compose;
 pub mod follow;
+pub mod push;
 pub mod runner;
 pub mod validate;
 
