@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod entry;
 pub mod path;
+pub mod tree;
 
 pub use apply::Applier;
 pub use entry::{Entry, EntryKind, LayerError, Limits, check_layer, for_each_entry};

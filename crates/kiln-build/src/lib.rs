@@ -13,6 +13,7 @@
 
 pub mod assemble;
 pub mod config;
+pub mod copyright;
 pub mod dockerfile;
 pub mod dpkg;
 pub mod fixups;

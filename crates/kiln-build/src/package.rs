@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use kiln_packages::archive::{Entry, EntryKind};
+use kiln_archive::tree::{Entry, EntryKind};
 
 /// One package, unpacked and verified.
 #[derive(Debug, Clone, PartialEq, Eq)]

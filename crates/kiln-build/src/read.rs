@@ -123,7 +123,7 @@ fn is_under(path: &str, dir: &str) -> bool {
 mod tests {
     use super::*;
     use crate::layer::write_layer;
-    use kiln_packages::archive::{Entry, EntryKind};
+    use kiln_archive::tree::{Entry, EntryKind};
 
     fn file(path: &str, data: &str) -> Entry {
         Entry {

@@ -123,7 +123,7 @@ pub fn licences_from_copyright_files(found: &BTreeMap<String, Vec<u8>>) -> BTree
         .iter()
         .filter_map(|(path, data)| {
             let package = copyright_owner(path)?;
-            let license = kiln_packages::deb::copyright::license_of(&String::from_utf8_lossy(data))?;
+            let license = crate::copyright::license_of(&String::from_utf8_lossy(data))?;
             Some((package.to_string(), license))
         })
         .collect()

@@ -7,9 +7,9 @@ mod inventory;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use kiln_archive::tree::Entry;
 use kiln_model::inventory::InventoryItem;
 use kiln_oci::{Descriptor, Digest};
-use kiln_packages::archive::Entry;
 
 pub use inventory::{copyright_owner, deb_purl, licences_from_copyright_files};
 

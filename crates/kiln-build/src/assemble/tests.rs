@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use flate2::read::GzDecoder;
-use kiln_packages::archive::EntryKind;
+use kiln_archive::tree::EntryKind;
 
 use super::*;
 use crate::dpkg::tests::package;

@@ -6,7 +6,7 @@
 
 mod context;
 
-use kiln_packages::archive::{Entry, EntryKind};
+use kiln_archive::tree::{Entry, EntryKind};
 
 use crate::settings::ImageSettings;
 pub use context::{ContextFile, context_tar, settings_of_config};

@@ -4,7 +4,7 @@
 
 mod status;
 
-use kiln_packages::archive::{Entry, EntryKind};
+use kiln_archive::tree::{Entry, EntryKind};
 use md5::{Digest as _, Md5};
 
 pub use status::{InstalledPackage, installed_packages, merge_status, status_stanza};

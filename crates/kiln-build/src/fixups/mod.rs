@@ -13,7 +13,7 @@ pub mod alternatives;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kiln_packages::archive::{Entry, EntryKind};
+use kiln_archive::tree::{Entry, EntryKind};
 
 use crate::package::UnpackedPackage;
 pub use accounts::{Accounts, KILN_HOME, KILN_UID, KILN_USER, merge_accounts};

@@ -8,9 +8,9 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use flate2::{Compression, GzBuilder};
+use kiln_archive::tree::{Entry, EntryKind};
 use kiln_oci::media_types::OCI_LAYER_TAR_GZIP;
 use kiln_oci::{Algorithm, Descriptor, Digest, Hasher};
-use kiln_packages::archive::{Entry, EntryKind};
 
 use header::{HeaderFields, TypeFlag};
 

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kiln_packages::archive::{Entry, EntryKind};
+use kiln_archive::tree::{Entry, EntryKind};
 
 use super::LayerError;
 

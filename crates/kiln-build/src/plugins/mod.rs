@@ -2,7 +2,7 @@
 //! function server that goes on top, and the runtime settings that start it. The servers use
 //! only their language's standard library, so the packages are the whole runtime.
 
-use kiln_packages::archive::{Entry, EntryKind};
+use kiln_archive::tree::{Entry, EntryKind};
 
 use crate::fixups::{KILN_UID, KILN_USER};
 use crate::settings::ImageSettings;

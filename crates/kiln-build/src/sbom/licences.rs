@@ -49,7 +49,7 @@ impl Extracted {
             // Metadata that is no SPDX expression (`SEE LICENSE IN LICENSE.md`, `BSD`)
             // is kept as written, under a name of its own.
             _ => {
-                let id = kiln_packages::deb::copyright::licence_ref(license);
+                let id = crate::copyright::licence_ref(license);
                 let text = format!("{} {} gives its licence as: {license}", item.name, item.version);
                 self.add(&id, license, &text, &item.name);
                 id

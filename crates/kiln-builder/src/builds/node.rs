@@ -3,11 +3,11 @@
 //! integrity, and the tree laid out as npm's `node_modules` under [`NODE_PREFIX`], with no
 //! install script ever run.
 
+use kiln_archive::tree::{Entry, EntryKind};
 use kiln_build::RuntimePackage;
 use kiln_build::plugins::NODE_PREFIX;
 use kiln_model::image::ManifestFormat;
 use kiln_model::{Ecosystem, Image, LockedPackage, PackageSource};
-use kiln_packages::archive::{Entry, EntryKind};
 use kiln_packages::deb::status::parse_status;
 use kiln_packages::npm::{self, HttpRegistry, InstallOptions, RegistryAuth};
 use kiln_store::records;

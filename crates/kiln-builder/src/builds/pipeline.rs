@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use futures::StreamExt;
+use kiln_archive::tree::{Entry, EntryKind};
 use kiln_build::{AssembleInput, ImageSettings, UnpackedPackage};
 use kiln_model::{BuildRecord, Ecosystem, Image, Lock, LockedPackage};
 use kiln_oci::Digest;
-use kiln_packages::archive::{Entry, EntryKind};
 use kiln_packages::cache::DownloadCache;
 use kiln_packages::deb::index::PackageRecord;
 use kiln_packages::deb::resolve::{Installed, Request, resolve};
@@ -582,7 +582,7 @@ fn unpack_one(
         })?;
     let copyright = format!("usr/share/doc/{}/copyright", record.name);
     let license = deb.entries.iter().find(|e| e.path == copyright).and_then(|e| match &e.kind {
-        EntryKind::File { data } => kiln_packages::deb::copyright::license_of(&String::from_utf8_lossy(data)),
+        EntryKind::File { data } => kiln_build::copyright::license_of(&String::from_utf8_lossy(data)),
         _ => None,
     });
     Ok(UnpackedPackage {

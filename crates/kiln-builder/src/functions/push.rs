@@ -7,10 +7,10 @@ use std::io::Read;
 use std::sync::Arc;
 
 use chrono::Utc;
+use kiln_archive::tree::{Entry, EntryKind};
 use kiln_build::{NewLayer, write_layer};
 use kiln_model::function::function_tag;
 use kiln_model::{Function, Image, Status};
-use kiln_packages::archive::{Entry, EntryKind};
 use kiln_registry::Registry;
 use kiln_store::{KvStore, Precondition, StoreError, records};
 use kiln_tasks::Engine;

@@ -2,7 +2,7 @@
 //! written: the runtime reads `KILN_FUNCTION_MODULE` and `KILN_FUNCTION_HANDLER` from the
 //! image's environment, so what it will look for is known from the image's config.
 
-use kiln_packages::archive::{Entry, EntryKind};
+use kiln_archive::tree::{Entry, EntryKind};
 use serde_json::Value;
 
 /// What an image's function server loads, read from its config.

@@ -1,6 +1,5 @@
 //! Debian packages: apt sources, signed releases, indexes, resolution, unpacking, licences.
 
-pub mod copyright;
 pub mod index;
 pub mod keyring;
 pub mod release;

@@ -13,8 +13,8 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
-use crate::archive::{Entry, EntryKind};
 use crate::memory::{MemoryBudget, OverBudget, ReadError, Reservation, human, read_reserved};
+use kiln_archive::tree::{Entry, EntryKind};
 
 /// Entries one archive may hold: far above any real package, low enough that the
 /// bookkeeping of a hostile one stays small.

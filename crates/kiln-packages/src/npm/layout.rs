@@ -11,7 +11,7 @@ use super::error::NpmError;
 use super::manifest::{Manifest, purl};
 use super::tarball::{Item, Unpacked};
 use super::tree::{ROOT, Tree};
-use crate::archive::{Entry, EntryKind};
+use kiln_archive::tree::{Entry, EntryKind};
 
 /// One package as installed, with every entry below its directory (the directory included).
 #[derive(Debug, Clone, PartialEq, Eq)]

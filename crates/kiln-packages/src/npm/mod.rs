@@ -34,7 +34,7 @@ pub use manifest::{Dist, Manifest, normalise_license, purl};
 pub use registry::{HttpRegistry, NpmSource, Packument, RegistryAuth};
 pub use resolve::SkippedOptional;
 
-use crate::archive::Entry;
+use kiln_archive::tree::Entry;
 use layout::Fetched;
 use tarball::{IntegrityProblem, Item, UnpackProblem};
 

@@ -12,8 +12,8 @@ use sha2::Digest;
 
 use super::manifest::{Spec, parse_spec};
 use super::*;
-use crate::archive::EntryKind;
 use crate::memory::MemoryBudget;
+use kiln_archive::tree::EntryKind;
 
 const REGISTRY: &str = "https://registry.test";
 
@@ -403,7 +403,7 @@ async fn bin_links_and_hidden_lockfile_are_written() {
     registry.publish_files("lodash", "4.17.21", json!({ "license": "MIT", "bin": "./cli.js" }), cli);
     registry.publish_files("@scope/tool", "1.0.0", json!({ "bin": { "tool": "cli.js" } }), cli);
     let installation = install_deps(&registry, json!({ "lodash": "^4", "@scope/tool": "1" })).await.unwrap();
-    let entries: HashMap<String, crate::archive::Entry> =
+    let entries: HashMap<String, kiln_archive::tree::Entry> =
         installation.entries().into_iter().map(|e| (e.path.clone(), e)).collect();
     let link = &entries["opt/app/node_modules/.bin/lodash"];
     assert_eq!(link.kind, EntryKind::Symlink { target: "../lodash/cli.js".into() });

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::Target;
-use crate::archive::{Entry, EntryKind};
 use crate::memory::{MemoryBudget, OverBudget, ReadError, read_reserved};
+use kiln_archive::tree::{Entry, EntryKind};
 
 /// Bounds on what one wheel may unpack to, so a zip bomb ends in an error.
 #[derive(Debug, Clone, Copy)]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::archive::{Entry, EntryKind};
+use kiln_archive::tree::{Entry, EntryKind};
 
 /// Sonames the ELF files among `entries` need that none of them provides.
 pub fn needed_libraries<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> BTreeSet<String> {

@@ -88,7 +88,7 @@ fn wheels_install_into_site_packages_with_scripts_and_a_new_record() {
             .iter()
             .find(|e| e.path == path)
             .and_then(|e| match &e.kind {
-                crate::archive::EntryKind::File { data } => Some(String::from_utf8_lossy(data).into_owned()),
+                kiln_archive::tree::EntryKind::File { data } => Some(String::from_utf8_lossy(data).into_owned()),
                 _ => None,
             })
             .unwrap()
