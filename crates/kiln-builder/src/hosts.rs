@@ -3,7 +3,7 @@
 //! controller and copies out.
 
 use kiln_model::RegistryCredential;
-use kiln_registry::client::HostOptions;
+use kiln_registry_client::HostOptions;
 use kiln_store::KvStore;
 use kiln_store::records::{self, secret_key};
 

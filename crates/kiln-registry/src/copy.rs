@@ -5,11 +5,11 @@
 
 use kiln_oci::Digest;
 
-use crate::client::{Client, ClientError};
 use crate::error::RegistryError;
 use crate::names::Reference;
 use crate::routes::manifest::{load, resolve};
 use crate::{Registry, blobs::BlobStore};
+use kiln_registry_client::{Client, ClientError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {

@@ -4,7 +4,6 @@
 
 pub mod access;
 pub mod blobs;
-pub mod client;
 pub mod copy;
 pub mod error;
 pub mod gc;

@@ -12,7 +12,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use kiln_model::reference::Reference;
 use kiln_model::{BaseImage, BaseImageInventory, Status};
-use kiln_registry::client::{Client, ClientError, Resolved};
+use kiln_registry_client::{Client, ClientError, Resolved};
 use kiln_store::records;
 use kiln_store::{KvStore, Precondition};
 

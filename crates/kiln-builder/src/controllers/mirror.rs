@@ -9,7 +9,7 @@ use std::path::Path;
 use kiln_model::{BaseImageInventory, InventoryItem};
 use kiln_oci::{Digest, ManifestInfo};
 use kiln_registry::Registry;
-use kiln_registry::client::Client;
+use kiln_registry_client::Client;
 
 use crate::builds::parent::{base_repository, is_language_manifest, language_item};
 

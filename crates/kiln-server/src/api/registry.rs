@@ -107,8 +107,8 @@ pub async fn copy(
         .ok_or_else(|| ApiError::field("destination", "name the registry host: host[:port]/repository[:tag]"))?;
     let to_reference = destination.digest.clone().or(destination.tag.clone()).unwrap_or_else(|| "latest".to_string());
     let options = kiln_builder::hosts::host_options(state.store.as_ref(), &ctx.org, &host).await?;
-    let client = kiln_registry::client::Client::new(&host, options)
-        .map_err(|e| ApiError::field("destination", e.to_string()))?;
+    let client =
+        kiln_registry_client::Client::new(&host, options).map_err(|e| ApiError::field("destination", e.to_string()))?;
     let report = kiln_registry::copy::copy_out(
         &registry,
         &repository,
