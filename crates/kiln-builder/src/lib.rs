@@ -8,3 +8,30 @@ pub mod builds;
 pub mod controllers;
 pub mod functions;
 pub mod hosts;
+
+use std::sync::Arc;
+
+use kiln_model::TaskKind;
+use kiln_registry::Registry;
+use kiln_tasks::Engine;
+
+/// Registers the runners of every task kind the builder does: builds, the debug variant,
+/// bootstrap of root images and function composition.
+pub fn register_runners(
+    engine: &mut Engine,
+    registry: &Arc<Registry>,
+    settings: builds::BuildSettings,
+) -> Result<(), String> {
+    let runner = Arc::new(builds::BuildRunner::new(registry.clone(), settings)?);
+    engine.register(TaskKind::BuildImage, runner.clone());
+    engine.register(
+        TaskKind::ComposeFunction,
+        Arc::new(functions::runner::ComposeRunner {
+            registry: registry.clone(),
+            source_date_epoch: runner.settings.source_date_epoch,
+        }),
+    );
+    engine.register(TaskKind::DebugImage, Arc::new(builds::debug::DebugRunner(runner.clone())));
+    engine.register(TaskKind::Bootstrap, Arc::new(builds::bootstrap::BootstrapRunner(runner)));
+    Ok(())
+}

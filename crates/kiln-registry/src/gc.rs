@@ -7,6 +7,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use kiln_oci::Digest;
 use kiln_store::{Op, Precondition, StoreError};
@@ -103,18 +105,19 @@ async fn expire_uploads(registry: &Registry, report: &mut Report) -> RegistryRes
 }
 
 /// Runs the collector every `gc_interval` until the registry is dropped elsewhere.
-pub fn spawn(registry: Arc<Registry>) {
+pub fn spawn(registry: Arc<Registry>, shutdown: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(registry.settings.gc_interval).await;
+            tokio::select! {
+                _ = tokio::time::sleep(registry.settings.gc_interval) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            // A collection is not cut short: it deletes records and files one by one.
             match collect(&registry).await {
                 Ok(report) if report != Report::default() => tracing::info!(?report, "registry garbage collected"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "registry garbage collection failed"),
             }
-            if Arc::strong_count(&registry) == 1 {
-                return;
-            }
         }
-    });
+    })
 }

@@ -18,6 +18,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -138,14 +140,52 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_router().split_for_parts().1
 }
 
-/// The whole HTTP application.
-pub fn app(mut state: AppState) -> Router {
+/// What runs beside the routes: task workers, controllers, the registry's collector and the
+/// permission cache's follower. Each got the same shutdown signal; [`Background::stop`]
+/// sends it and waits for every one to end.
+pub struct Background {
+    shutdown: CancellationToken,
+    handles: Vec<JoinHandle<()>>,
+    engine: Option<Arc<kiln_tasks::Engine>>,
+}
+
+impl Background {
+    /// Stops every background loop and waits until each has ended. Tasks in flight stay
+    /// `RUNNING` under this node, so the next start takes them back at once.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        if let Some(engine) = &self.engine {
+            engine.stop().await;
+        }
+        for handle in self.handles {
+            if let Err(e) = handle.await
+                && e.is_panic()
+            {
+                tracing::error!(error = %e, "a background loop panicked");
+            }
+        }
+    }
+
+    /// How many loops run (for tests and logs).
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+}
+
+/// The whole HTTP application and its background loops, which end when `shutdown` is
+/// cancelled (or through [`Background::stop`]). Must be called inside a Tokio runtime.
+pub fn start(mut state: AppState, shutdown: CancellationToken) -> (Router, Background) {
+    let mut handles = Vec::new();
     let (router, document) = api_router().split_for_parts();
     let raw_store = state.store.clone();
     // Handlers write through this so each request's audit entry joins its change.
     state.store = Arc::new(auth::audit::AuditingStore::new(raw_store.clone()));
     let cache = Arc::new(auth::cache::AuthCache::default());
-    cache.follow(raw_store.clone());
+    handles.push(cache.follow(raw_store.clone(), shutdown.child_token()));
     let auth = Arc::new(auth::Auth {
         store: raw_store,
         routes: auth::route_table(&document),
@@ -157,55 +197,62 @@ pub fn app(mut state: AppState) -> Router {
         Arc::new(kiln_registry::Registry::new(state.store.clone(), blobs, access, state.registry.clone()))
     });
     state.registry_server = registry.clone();
+    let mut engine_running = None;
     if let Some(settings) = state.task_settings.clone() {
         let mut engine = kiln_tasks::Engine::new(auth.store.clone(), settings);
-        if let (Some(registry), Some(settings)) = (&registry, state.builds.clone()) {
-            match kiln_builder::builds::BuildRunner::new(registry.clone(), settings) {
-                Ok(runner) => {
-                    let runner = Arc::new(runner);
-                    engine.register(kiln_model::TaskKind::BuildImage, runner.clone());
-                    engine.register(
-                        kiln_model::TaskKind::ComposeFunction,
-                        Arc::new(kiln_builder::functions::runner::ComposeRunner {
-                            registry: registry.clone(),
-                            source_date_epoch: runner.settings.source_date_epoch,
-                        }),
-                    );
-                    engine.register(
-                        kiln_model::TaskKind::DebugImage,
-                        Arc::new(kiln_builder::builds::debug::DebugRunner(runner.clone())),
-                    );
-                    engine.register(
-                        kiln_model::TaskKind::Bootstrap,
-                        Arc::new(kiln_builder::builds::bootstrap::BootstrapRunner(runner)),
-                    );
-                }
-                Err(e) => tracing::error!(error = %e, "builds are disabled"),
-            }
+        if let (Some(registry), Some(settings)) = (&registry, state.builds.clone())
+            && let Err(e) = kiln_builder::register_runners(&mut engine, registry, settings)
+        {
+            tracing::error!(error = %e, "builds are disabled");
         }
         let engine = Arc::new(engine);
-        engine.start();
-        kiln_builder::controllers::images::spawn(auth.store.clone(), engine.clone(), registry.clone());
-        state.tasks = Some(engine);
+        handles.push(engine.start());
+        handles.push(kiln_builder::controllers::images::spawn(
+            auth.store.clone(),
+            engine.clone(),
+            registry.clone(),
+            shutdown.child_token(),
+        ));
+        state.tasks = Some(engine.clone());
+        engine_running = Some(engine);
     }
     if let Some(mut settings) = state.controller.clone() {
         if let (Some(registry), Some(builds)) = (&registry, &state.builds) {
             settings.local_registry = Some((builds.registry_host.clone(), registry.clone()));
             settings.copy_scratch = builds.cache_dir.join("base-image-copies");
         }
-        kiln_builder::controllers::base_images::spawn(auth.store.clone(), settings);
+        handles.push(kiln_builder::controllers::base_images::spawn(
+            auth.store.clone(),
+            settings,
+            shutdown.child_token(),
+        ));
     }
     let rest = assemble(state, router, document, axum::middleware::from_fn_with_state(auth.clone(), auth::authorize));
-    match registry {
+    let router = match registry {
         Some(registry) => {
-            kiln_registry::gc::spawn(registry.clone());
+            handles.push(kiln_registry::gc::spawn(registry.clone(), shutdown.child_token()));
             let v2 = kiln_registry::router(registry)
                 .layer(axum::middleware::from_fn_with_state(auth, auth::registry::audit))
                 .layer(tower_http::trace::TraceLayer::new_for_http());
             rest.merge(v2)
         }
         None => rest,
+    };
+    if let Some(engine) = engine_running.clone() {
+        // The engine's attempts end on the same signal as everything else.
+        let signal = shutdown.clone();
+        handles.push(tokio::spawn(async move {
+            signal.cancelled().await;
+            engine.stop().await;
+        }));
     }
+    (router, Background { shutdown, handles, engine: engine_running })
+}
+
+/// The HTTP application with its background loops running until the process ends; for
+/// callers that never stop it (benchmark tools, tests of routes).
+pub fn app(state: AppState) -> Router {
+    start(state, CancellationToken::new()).0
 }
 
 /// The application with authorization replaced by a fixed administrator context. It exists
@@ -263,5 +310,7 @@ async fn wrong_method(method: Method, uri: Uri) -> ApiError {
     )
 }
 
+#[cfg(test)]
+mod start_tests;
 #[cfg(test)]
 mod tests;

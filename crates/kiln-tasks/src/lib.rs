@@ -112,6 +112,10 @@ pub struct Engine {
     wake: Notify,
     running: Mutex<HashMap<String, CancellationToken>>,
     scratch_reserved: Mutex<HashMap<String, u64>>,
+    /// Cancelled by `stop`: the dispatcher and every attempt end without recording an end.
+    stopping: CancellationToken,
+    /// The attempts in flight, so `stop` can wait for them.
+    attempts: tokio_util::task::TaskTracker,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +139,8 @@ impl Engine {
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
             scratch_reserved: Mutex::new(HashMap::new()),
+            stopping: CancellationToken::new(),
+            attempts: tokio_util::task::TaskTracker::new(),
         }
     }
 
@@ -191,9 +197,19 @@ impl Engine {
         self.wake.notify_one();
     }
 
-    pub fn start(self: &Arc<Self>) {
+    /// Starts claiming tasks. [`Engine::stop`] ends the dispatcher and every attempt in
+    /// flight; an attempt stopped that way stays `RUNNING` under this node's name, so the
+    /// next start of this node takes it back at once (as after a crash).
+    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let engine = Arc::clone(self);
-        tokio::spawn(async move { worker::dispatch(engine).await });
+        tokio::spawn(async move { worker::dispatch(engine).await })
+    }
+
+    /// Stops claiming and ends the attempts in flight; returns when they have ended.
+    pub async fn stop(&self) {
+        self.stopping.cancel();
+        self.attempts.close();
+        self.attempts.wait().await;
     }
 
     /// Cancels a task: a queued one ends at once; a running one is told to stop and ends

@@ -237,3 +237,29 @@ async fn work_held_by_a_dead_process_is_taken_back() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(read(&f.store, &live.id).await.state, TaskState::Running, "a live lease of another node is respected");
 }
+
+#[tokio::test]
+async fn a_stopped_engine_leaves_its_task_running_for_its_next_start() {
+    let f = fixture();
+    let first = engine(&f, "n1", "slow", |_| {});
+    let dispatcher = first.start();
+    let task = submit(&first, &f.store, None).await;
+    for _ in 0..200 {
+        if read(&f.store, &task.id).await.state == TaskState::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::timeout(Duration::from_secs(5), first.stop()).await.expect("stop ends the attempt in flight");
+    tokio::time::timeout(Duration::from_secs(5), dispatcher).await.expect("the dispatcher ends").expect("no panic");
+    let held = read(&f.store, &task.id).await;
+    assert_eq!(held.state, TaskState::Running, "a stop is not a failure: {held:?}");
+    assert!(f.store.get(&format!("settled/{}", task.id)).await.unwrap().is_none(), "nothing settled on stop");
+
+    // The same node starts again and takes its task back at once.
+    let second = engine(&f, "n1", "ok", |_| {});
+    second.start();
+    let done = settled(&f.store, &task.id).await;
+    assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
+    assert_eq!(done.attempts, 2);
+}

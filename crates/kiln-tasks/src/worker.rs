@@ -17,14 +17,17 @@ use super::{Engine, Outcome, TaskError, log_key, queue_key};
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
 pub(super) async fn dispatch(engine: Arc<Engine>) {
-    loop {
+    let stopping = engine.stopping.clone();
+    while !stopping.is_cancelled() {
         // Subscribe before scanning so no new task slips between the two.
         let mut events = match engine.store.watch("task-queue/", 0).await {
             Ok(events) => events,
             Err(e) => {
                 tracing::warn!(error = %e, "task engine cannot watch the queue; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = stopping.cancelled() => return,
+                }
             }
         };
         let wait = match scan(&engine).await {
@@ -38,6 +41,7 @@ pub(super) async fn dispatch(engine: Arc<Engine>) {
             _ = tokio::time::sleep(wait) => {}
             _ = engine.wake.notified() => {}
             _ = events.recv() => {}
+            _ = stopping.cancelled() => return,
         }
     }
 }
@@ -125,9 +129,15 @@ async fn claim(engine: &Arc<Engine>, mut task: Task, revision: u64) -> Result<()
     let token = CancellationToken::new();
     engine.running.lock().map_err(super::poisoned)?.insert(task.id.clone(), token.clone());
     let engine = Arc::clone(engine);
-    tokio::spawn(async move {
+    let attempts = engine.attempts.clone();
+    attempts.spawn(async move {
         let id = task.id.clone();
-        execute(&engine, task, token).await;
+        let stopping = engine.stopping.clone();
+        tokio::select! {
+            _ = execute(&engine, task, token) => {}
+            // The task stays RUNNING under this node: its next start takes it back.
+            _ = stopping.cancelled() => return,
+        }
         if let Ok(mut running) = engine.running.lock() {
             running.remove(&id);
         }
@@ -157,7 +167,13 @@ async fn execute(engine: &Arc<Engine>, task: Task, token: CancellationToken) {
         attempt = task.attempts,
         "task started"
     );
-    let keeper = tokio::spawn(keep(Arc::clone(engine), task.clone(), ctx.pending.clone(), token.clone()));
+    // Dropped with this attempt, also when the engine stops it half-way.
+    let keeper = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(keep(
+        Arc::clone(engine),
+        task.clone(),
+        ctx.pending.clone(),
+        token.clone(),
+    )));
     let outcome = match tokio::fs::create_dir_all(&scratch).await {
         Err(e) => Err(TaskError::transient(format!("cannot create scratch directory {}: {e}", scratch.display()))),
         Ok(()) => {

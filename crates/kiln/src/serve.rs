@@ -254,14 +254,23 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     println!("listening on http://{address}");
     tracing::info!(%address, data_dir = %settings.data_dir.display(), "kiln is serving");
 
-    let app = kiln_server::app(state);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (app, background) = kiln_server::start(state, shutdown.clone());
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     // Without TCP_NODELAY a streamed body's second small write waits for the client's
     // delayed ACK (40 ms per small blob pull).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        signal.cancel();
+    });
+    let served = axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
+    // Tasks in flight stay RUNNING under this node; its next start takes them back.
+    background.stop().await;
+    served.context("serving HTTP")?;
     tracing::info!("stopped");
     Ok(())
 }

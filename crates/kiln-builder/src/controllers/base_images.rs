@@ -16,6 +16,9 @@ use kiln_registry_client::{Client, ClientError, Resolved};
 use kiln_store::records;
 use kiln_store::{KvStore, Precondition};
 
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
 use super::Settings;
 
 /// Base images checked at the same time.
@@ -28,49 +31,37 @@ struct Backoff {
     next: Instant,
 }
 
-pub fn spawn(store: Arc<dyn KvStore>, settings: Settings) {
-    tokio::spawn(async move {
-        let mut backoff: HashMap<String, Backoff> = HashMap::new();
-        loop {
-            // Subscribe before listing so no change between the two is missed.
-            let mut events = match store.watch("", 0).await {
-                Ok(events) => events,
-                Err(e) => {
-                    tracing::warn!(error = %e, "controller cannot watch the store; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            let wait = match pass(&store, &settings, &mut backoff).await {
-                Ok(wait) => wait,
-                Err(e) => {
-                    tracing::warn!(error = %e, "controller pass failed");
-                    settings.retry_min
-                }
-            };
-            let deadline = tokio::time::sleep(wait);
-            tokio::pin!(deadline);
-            loop {
-                tokio::select! {
-                    _ = &mut deadline => break,
-                    event = events.recv() => match event {
-                        Some(Ok(event)) => {
-                            let key = &event.entry.key;
-                            if key.starts_with("registry-credentials/") || key.starts_with("secrets/registry-credentials/") {
-                                // New credentials may fix what failed: try again now.
-                                backoff.clear();
-                                break;
-                            }
-                            if key.starts_with("base-images/") {
-                                break;
-                            }
-                        }
-                        _ => break,
-                    }
-                }
-            }
+/// Starts the base-image controller; it stops when `shutdown` is cancelled.
+pub fn spawn(store: Arc<dyn KvStore>, settings: Settings, shutdown: CancellationToken) -> JoinHandle<()> {
+    let controller = BaseImageController { store: store.clone(), settings, backoff: HashMap::new() };
+    tokio::spawn(super::watch::run(store, controller, shutdown))
+}
+
+struct BaseImageController {
+    store: Arc<dyn KvStore>,
+    settings: Settings,
+    backoff: HashMap<String, Backoff>,
+}
+
+impl super::watch::Reconciler for BaseImageController {
+    const NAME: &'static str = "base-image controller";
+
+    async fn pass(&mut self) -> Result<Duration, kiln_store::StoreError> {
+        pass(&self.store, &self.settings, &mut self.backoff).await
+    }
+
+    fn after_failure(&self) -> Duration {
+        self.settings.retry_min
+    }
+
+    fn wakes_on(&mut self, key: &str) -> bool {
+        if key.starts_with("registry-credentials/") || key.starts_with("secrets/registry-credentials/") {
+            // New credentials may fix what failed: try again now.
+            self.backoff.clear();
+            return true;
         }
-    });
+        key.starts_with("base-images/")
+    }
 }
 
 /// Checks every base image that is due; returns how long until the next one is.

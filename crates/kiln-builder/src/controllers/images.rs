@@ -14,35 +14,43 @@ use kiln_model::{BaseImage, Image, Status, TaskKind};
 use kiln_store::{KvStore, Op, Precondition, StoreError, records};
 
 use kiln_tasks::{Engine, NewTask};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-pub fn spawn(store: Arc<dyn KvStore>, engine: Arc<Engine>, registry: Option<Arc<kiln_registry::Registry>>) {
-    tokio::spawn(async move {
-        loop {
-            let mut events = match store.watch("", 0).await {
-                Ok(events) => events,
-                Err(e) => {
-                    tracing::warn!(error = %e, "image controller cannot watch the store; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            if let Err(e) = pass(&store, &engine, registry.as_ref()).await {
-                tracing::warn!(error = %e, "image controller pass failed");
-            }
-            let resync = tokio::time::sleep(Duration::from_secs(20));
-            tokio::pin!(resync);
-            loop {
-                tokio::select! {
-                    _ = &mut resync => break,
-                    event = events.recv() => match event {
-                        Some(Ok(event)) if ["images/", "base-images/", "functions/"].iter().any(|p| event.entry.key.starts_with(p)) => break,
-                        Some(Ok(_)) => {}
-                        _ => break,
-                    }
-                }
-            }
-        }
-    });
+/// How often every image is looked at even without a change.
+const RESYNC: Duration = Duration::from_secs(20);
+
+/// Starts the image controller; it stops when `shutdown` is cancelled.
+pub fn spawn(
+    store: Arc<dyn KvStore>,
+    engine: Arc<Engine>,
+    registry: Option<Arc<kiln_registry::Registry>>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    let controller = ImageController { store: store.clone(), engine, registry };
+    tokio::spawn(super::watch::run(store, controller, shutdown))
+}
+
+struct ImageController {
+    store: Arc<dyn KvStore>,
+    engine: Arc<Engine>,
+    registry: Option<Arc<kiln_registry::Registry>>,
+}
+
+impl super::watch::Reconciler for ImageController {
+    const NAME: &'static str = "image controller";
+
+    async fn pass(&mut self) -> Result<Duration, StoreError> {
+        pass(&self.store, &self.engine, self.registry.as_ref()).await.map(|()| RESYNC)
+    }
+
+    fn after_failure(&self) -> Duration {
+        RESYNC
+    }
+
+    fn wakes_on(&mut self, key: &str) -> bool {
+        ["images/", "base-images/", "functions/"].iter().any(|p| key.starts_with(p))
+    }
 }
 
 async fn pass(

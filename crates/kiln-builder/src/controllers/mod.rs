@@ -6,6 +6,7 @@
 pub mod base_images;
 pub mod images;
 mod mirror;
+mod watch;
 
 use std::time::Duration;
 

@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use kiln_model::auth::{Permission, Token};
 use kiln_store::KvStore;
@@ -57,30 +59,34 @@ impl AuthCache {
     }
 
     /// Empties the cache whenever the store reports a change under an auth prefix.
-    pub fn follow(self: &Arc<Self>, store: Arc<dyn KvStore>) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    pub fn follow(self: &Arc<Self>, store: Arc<dyn KvStore>, shutdown: CancellationToken) -> JoinHandle<()> {
         let cache = self.clone();
-        runtime.spawn(async move {
-            loop {
+        tokio::spawn(async move {
+            while !shutdown.is_cancelled() {
                 let Ok(mut events) = store.watch("", 0).await else {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = shutdown.cancelled() => return,
+                    }
                 };
-                while let Some(event) = events.recv().await {
+                loop {
+                    let event = tokio::select! {
+                        event = events.recv() => event,
+                        _ = shutdown.cancelled() => return,
+                    };
                     match event {
-                        Ok(event) if AUTH_PREFIXES.iter().any(|p| event.entry.key.starts_with(p)) => cache.clear(),
-                        Ok(_) => {}
-                        // Fell behind: anything may have changed.
-                        Err(_) => {
+                        Some(Ok(event)) if AUTH_PREFIXES.iter().any(|p| event.entry.key.starts_with(p)) => {
+                            cache.clear()
+                        }
+                        Some(Ok(_)) => {}
+                        // Fell behind, or the watch ended: anything may have changed.
+                        Some(Err(_)) | None => {
                             cache.clear();
                             break;
                         }
                     }
                 }
-                if Arc::strong_count(&cache) == 1 {
-                    return;
-                }
             }
-        });
+        })
     }
 }
