@@ -57,12 +57,16 @@ fn corrupt(entry: &Entry, message: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt { key: entry.key.clone(), message: message.to_string() }
 }
 
+/// The format of the registry's JSON records (blobs, uploads, manifest metadata,
+/// referrers), in the store's versioned envelope like every stored value.
+const FORMAT_VERSION: u32 = 1;
+
 pub fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Invalid(e.to_string()))
+    kiln_store::records::encode_at(FORMAT_VERSION, value)
 }
 
 pub fn from_json<T: for<'de> Deserialize<'de>>(entry: &Entry) -> Result<T, StoreError> {
-    serde_json::from_slice(&entry.value).map_err(|e| corrupt(entry, e))
+    kiln_store::records::decode_at(&entry.key, &entry.value, FORMAT_VERSION, kiln_store::records::first_format)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,7 +126,7 @@ impl StoredManifest {
             value.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()).ok_or_else(|| corrupt(entry, "truncated"))?;
         let end = 4usize.saturating_add(u32::from_be_bytes(length) as usize);
         let meta = value.get(4..end).ok_or_else(|| corrupt(entry, "truncated metadata"))?;
-        let meta = serde_json::from_slice(meta).map_err(|e| corrupt(entry, e))?;
+        let meta = kiln_store::records::decode_at(&entry.key, meta, FORMAT_VERSION, kiln_store::records::first_format)?;
         Ok(StoredManifest { meta, content: value[end..].to_vec() })
     }
 }

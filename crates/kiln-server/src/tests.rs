@@ -180,3 +180,18 @@ async fn changes_made_outside_this_server_reach_the_permission_cache() {
     }
     assert_eq!(seen, serde_json::json!([]), "the cache kept a binding that is gone");
 }
+
+#[tokio::test]
+async fn a_corrupt_package_index_entry_is_an_error_not_an_empty_list() {
+    let (_dir, state) = state().await;
+    let store = state.store.clone();
+    let app = app(state);
+    let key = kiln_builder::builds::record::package_index_key("default", "deb", "libpq5", "pg");
+    store.put(&key, b"{\"formatVersion\":1,\"data\":7}".to_vec(), kiln_store::Precondition::Any).await.expect("put");
+    let response =
+        app.oneshot(request("GET", "/v1/packages/deb/libpq5/images", Body::empty())).await.expect("response");
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains(&key), "the error names the entry: {text}");
+}

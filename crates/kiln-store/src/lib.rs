@@ -7,6 +7,7 @@ mod embedded;
 mod kv;
 pub mod records;
 pub mod testkit;
+mod versioned;
 
 pub use embedded::EmbeddedStore;
 pub use kv::{Entry, KvStore, Op, Page, Precondition, StoreError, WatchEvent, WatchEventKind, WatchStream};

@@ -11,6 +11,7 @@ use kiln_model::{
 };
 
 use crate::kv::{Entry, KvStore, StoreError};
+pub use crate::versioned::{Versioned, decode_at, decode_value, encode_at, encode_value, first_format};
 
 /// An object kind kept in the store.
 pub trait Record: Serialize + DeserializeOwned {

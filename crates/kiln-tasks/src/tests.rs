@@ -110,7 +110,7 @@ async fn log_lines(store: &Arc<dyn KvStore>, id: &str) -> Vec<String> {
     let page = store.list(&log_prefix("default", id), None, 1000).await.expect("list");
     page.entries
         .iter()
-        .map(|e| serde_json::from_slice::<kiln_model::LogLine>(&e.value).expect("log line").line)
+        .map(|e| records::decode_value::<kiln_model::LogLine>(&e.key, &e.value).expect("log line").line)
         .collect()
 }
 

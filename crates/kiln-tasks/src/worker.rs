@@ -317,8 +317,7 @@ fn log_ops(task: &Task, lines: &[String]) -> Result<Vec<Op>, StoreError> {
         .enumerate()
         .map(|(i, line)| {
             let seq = task.log_lines + i as u64;
-            let value = serde_json::to_vec(&LogLine { seq, time: now, line: line.clone() })
-                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let value = records::encode_value(&LogLine { seq, time: now, line: line.clone() })?;
             Ok(Op::Put { key: log_key(&task.organization, &task.id, seq), value, expect: Precondition::Absent })
         })
         .collect()

@@ -13,6 +13,13 @@ pub fn package_index_key(org: &str, ecosystem: &str, name: &str, image: &str) ->
     format!("package-images/{org}/{ecosystem}/{name}/{image}")
 }
 
+/// The versions of one package an image holds: the value of a package index entry.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct PackageVersions(pub Vec<String>);
+
+impl records::Versioned for PackageVersions {}
+
 pub fn package_index_prefix(org: &str, ecosystem: &str, name: &str) -> String {
     format!("package-images/{org}/{ecosystem}/{name}/")
 }
@@ -117,7 +124,7 @@ async fn index_ops(store: &dyn KvStore, image: &Image, record: &BuildRecord) -> 
     for ((ecosystem, name), mut list) in versions {
         list.sort();
         list.dedup();
-        let value = serde_json::to_vec(&list).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let value = records::encode_value(&PackageVersions(list))?;
         ops.push(Op::Put {
             key: package_index_key(org, &ecosystem, &name, &image.name),
             value,

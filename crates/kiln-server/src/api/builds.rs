@@ -15,7 +15,7 @@ use crate::auth::{Ctx, RequestContext};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{JsonBody, PathParam};
 use crate::state::AppState;
-use kiln_builder::builds::record::package_index_prefix;
+use kiln_builder::builds::record::{PackageVersions, package_index_prefix};
 use kiln_tasks::NewTask;
 
 async fn image(state: &AppState, ctx: &RequestContext, name: &str) -> ApiResult<Image> {
@@ -204,7 +204,7 @@ pub async fn package_images(
     loop {
         let page = state.store.list(&prefix, after.as_deref(), 1000).await?;
         for entry in &page.entries {
-            let versions: Vec<String> = serde_json::from_slice(&entry.value).unwrap_or_default();
+            let PackageVersions(versions) = kiln_store::records::decode_value(&entry.key, &entry.value)?;
             if version.as_ref().is_some_and(|v| !versions.contains(v)) {
                 continue;
             }

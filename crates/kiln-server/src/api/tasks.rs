@@ -154,13 +154,7 @@ async fn lines(state: &AppState, org: &str, id: &str, after: u64, limit: usize) 
     let prefix = log_prefix(org, id);
     let start = after.checked_sub(1).map(|seq| kiln_tasks::log_key(org, id, seq));
     let page = state.store.list(&prefix, start.as_deref(), limit).await?;
-    page.entries
-        .iter()
-        .map(|e| {
-            serde_json::from_slice(&e.value)
-                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
-        })
-        .collect()
+    page.entries.iter().map(|e| kiln_store::records::decode_value(&e.key, &e.value).map_err(ApiError::from)).collect()
 }
 
 /// The task's log from line `after` on.
@@ -249,7 +243,14 @@ pub async fn events(
         while let Some(Ok(change)) = watch.recv().await {
             let key = &change.entry.key;
             if key.starts_with(&log_prefix) {
-                let Ok(line) = serde_json::from_slice::<LogLine>(&change.entry.value) else { continue };
+                let line = match kiln_store::records::decode_value::<LogLine>(key, &change.entry.value) {
+                    Ok(line) => line,
+                    Err(e) => {
+                        // A line that does not read ends the stream rather than leaving a gap.
+                        tracing::error!(error = %e, "task log line is unreadable");
+                        return;
+                    }
+                };
                 if line.seq >= next {
                     next = line.seq + 1;
                     if send(log_event(&line)).await.is_err() {
