@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod copy;
 pub mod error;
 pub mod gc;
+pub mod image;
 mod local;
 pub mod meta;
 pub mod names;

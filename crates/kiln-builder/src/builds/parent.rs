@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use kiln_model::image::resolve_parent_reference;
 use kiln_model::{BaseImage, Image, Status};
-use kiln_oci::{Digest, ManifestInfo};
+use kiln_oci::Digest;
 use kiln_registry::Registry;
+use kiln_registry::image::{Config, ImageReadError, LocalImage};
 use kiln_store::{KvStore, records};
 
 use super::reuse::{BuildMemo, ParentFiles};
@@ -33,9 +34,6 @@ pub struct LoadedParent {
     /// for parents Kiln did not build itself.
     pub runtime: Vec<kiln_model::InventoryItem>,
 }
-
-/// Largest config blob read.
-const MAX_CONFIG: u64 = 4 << 20;
 
 /// Finds the parent's manifest in Kiln's registry. `registry_host` is how Kiln's registry is
 /// addressed in references, so base images Kiln bootstrapped are recognised as its own.
@@ -115,22 +113,13 @@ pub async fn load(
     };
     let registry_failed =
         |e: kiln_registry::error::RegistryError| TaskError::transient(format!("reading the parent: {}", e.message));
-    let (_, stored) = registry
-        .read_manifest(&repository, &digest.to_string())
-        .await
-        .map_err(registry_failed)?
-        .ok_or_else(|| unavailable("manifest"))?;
-    let info = ManifestInfo::parse(&stored.content, Some(&stored.meta.media_type))
-        .map_err(|e| TaskError::permanent(format!("the parent's manifest is invalid: {e}")))?;
-    let config = info
-        .config
-        .clone()
-        .ok_or_else(|| TaskError::permanent("the parent is not an image (its manifest has no config)"))?;
-    let config = registry
-        .read_blob(&repository, &config.digest, MAX_CONFIG)
-        .await
-        .map_err(registry_failed)?
-        .ok_or_else(|| unavailable("config"))?;
+    let (info, config) = match registry.read_image(&repository, &digest.to_string(), Config::Read).await {
+        Ok(LocalImage { info, config: Some(config), .. }) => (info, config),
+        Ok(LocalImage { config: None, .. }) | Err(ImageReadError::NoConfig(_)) => return Err(unavailable("config")),
+        Err(ImageReadError::NoManifest { .. }) => return Err(unavailable("manifest")),
+        Err(ImageReadError::Registry(e)) => return Err(registry_failed(e)),
+        Err(e) => return Err(TaskError::permanent(format!("the parent: {e}"))),
+    };
     let layers = info.layers.clone();
     let scan_runtime = image.parent_image_name.is_none();
     // The manifest digest names every byte of the layers, so what was read is read for good.

@@ -16,8 +16,8 @@ use kiln_build::fixups::KILN_UID;
 use kiln_model::image::resolve_parent_reference;
 use kiln_model::{Image, Status};
 use kiln_oci::Digest;
-use kiln_oci::manifest::ManifestInfo;
 use kiln_packages::pypi::sdist::{BuildResult, SdistBuilder};
+use kiln_registry::image::{Config, ImageReadError};
 use kiln_store::records;
 use serde_json::{Value, json};
 
@@ -75,10 +75,12 @@ async fn root_filesystem(runner: &BuildRunner, repository: &str, digest: &Digest
     };
     let missing =
         || TaskError::permanent(format!("the sandbox image {repository}@{digest} left Kiln's registry: rebuild it"));
-    let (_, stored) =
-        registry.read_manifest(repository, &digest.to_string()).await.map_err(failed)?.ok_or_else(missing)?;
-    let info = ManifestInfo::parse(&stored.content, Some(&stored.meta.media_type))
-        .map_err(|e| TaskError::permanent(format!("the sandbox image's manifest is invalid: {e}")))?;
+    let info = match registry.read_image(repository, &digest.to_string(), Config::Skip).await {
+        Ok(image) => image.info,
+        Err(ImageReadError::Registry(e)) => return Err(failed(e)),
+        Err(ImageReadError::NoManifest { .. }) => return Err(missing()),
+        Err(e) => return Err(TaskError::permanent(format!("the sandbox image {repository}@{digest}: {e}"))),
+    };
     let mut layers = Vec::new();
     for layer in &info.layers {
         let reader = registry.open_blob(repository, &layer.digest).await.map_err(failed)?.ok_or_else(missing)?;

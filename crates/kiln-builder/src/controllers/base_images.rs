@@ -12,6 +12,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use kiln_model::reference::Reference;
 use kiln_model::{BaseImage, BaseImageInventory, Status};
+use kiln_registry::image::{Config, ImageReadError};
 use kiln_registry_client::{Client, ClientError, Resolved};
 use kiln_store::records;
 use kiln_store::{KvStore, Precondition};
@@ -213,15 +214,19 @@ async fn take_inventory(
 /// indexes: Kiln builds one platform).
 async fn resolve_local(registry: &kiln_registry::Registry, reference: &Reference) -> Result<Resolved, String> {
     let target = reference.digest.clone().or(reference.tag.clone()).unwrap_or_else(|| "latest".to_string());
-    let found = registry.read_manifest(&reference.repository, &target).await.map_err(|e| e.message)?;
-    let (digest, stored) =
-        found.ok_or_else(|| format!("not found: {}:{target} is not in Kiln's registry", reference.repository))?;
-    let info =
-        kiln_oci::ManifestInfo::parse(&stored.content, Some(&stored.meta.media_type)).map_err(|e| e.to_string())?;
+    let image = match registry.read_image(&reference.repository, &target, Config::Skip).await {
+        Ok(image) => image,
+        Err(ImageReadError::Registry(e)) => return Err(e.message),
+        Err(ImageReadError::NoManifest { .. }) => {
+            return Err(format!("not found: {}:{target} is not in Kiln's registry", reference.repository));
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let (digest, stored, info) = (image.digest, image.stored, image.info);
     let config_digest = info.config.as_ref().map(|c| c.digest.clone());
     let config = match &config_digest {
         Some(config) => registry
-            .read_blob(&reference.repository, config, 4 << 20)
+            .read_blob(&reference.repository, config, kiln_registry::image::MAX_CONFIG)
             .await
             .map_err(|e| e.message)?
             .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok()),

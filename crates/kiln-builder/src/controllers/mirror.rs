@@ -9,6 +9,7 @@ use std::path::Path;
 use kiln_model::{BaseImageInventory, InventoryItem};
 use kiln_oci::{Digest, ManifestInfo};
 use kiln_registry::Registry;
+use kiln_registry::image::{Config, ImageReadError};
 use kiln_registry_client::Client;
 
 use crate::builds::parent::{base_repository, is_language_manifest, language_item};
@@ -112,12 +113,15 @@ impl From<String> for Problem {
 }
 
 async fn read_inventory(registry: &Registry, repository: &str, digest: &Digest) -> Result<Vec<InventoryItem>, Problem> {
-    let (_, stored) = registry
-        .read_manifest(repository, digest.as_str())
+    let info = registry
+        .read_image(repository, digest.as_str(), Config::Skip)
         .await
-        .map_err(|e| e.message)?
-        .ok_or_else(|| format!("{repository}@{digest} is not in Kiln's registry"))?;
-    let info = ManifestInfo::parse(&stored.content, Some(&stored.meta.media_type)).map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            ImageReadError::Registry(e) => e.message,
+            ImageReadError::NoManifest { .. } => format!("{repository}@{digest} is not in Kiln's registry"),
+            other => other.to_string(),
+        })?
+        .info;
     let mut files = Vec::new();
     for layer in &info.layers {
         let reader = registry

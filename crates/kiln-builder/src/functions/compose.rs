@@ -7,10 +7,9 @@ use std::collections::BTreeMap;
 use kiln_build::{ImageSettings, NewLayer, ParentConfig, build_image};
 use kiln_oci::{Digest, ManifestInfo};
 use kiln_registry::Registry;
+use kiln_registry::image::{Config, ImageReadError, LocalImage};
 
 use super::validate::Runtime;
-
-const MAX_CONFIG: u64 = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
@@ -47,14 +46,14 @@ pub async fn load_runtime(
 ) -> Result<LoadedRuntime, ComposeError> {
     let missing = || ComposeError::NoManifest { image: image.to_string(), digest: digest.to_string() };
     let unusable = |message: String| ComposeError::Unusable { image: image.to_string(), message };
-    let (_, stored) = registry.read_manifest(repository, digest).await?.ok_or_else(missing)?;
-    let info =
-        ManifestInfo::parse(&stored.content, Some(&stored.meta.media_type)).map_err(|e| unusable(e.to_string()))?;
-    let config = info.config.clone().ok_or_else(|| unusable("it is not an image manifest".into()))?;
-    let config = registry
-        .read_blob(repository, &config.digest, MAX_CONFIG)
-        .await?
-        .ok_or_else(|| unusable(format!("its config blob {} is missing", config.digest)))?;
+    let (info, config) = match registry.read_image(repository, digest, Config::Read).await {
+        Ok(LocalImage { info, config: Some(config), .. }) => (info, config),
+        Ok(LocalImage { config: None, .. }) => return Err(unusable("it is not an image manifest".into())),
+        Err(ImageReadError::Registry(e)) => return Err(e.into()),
+        Err(ImageReadError::NoManifest { .. }) => return Err(missing()),
+        Err(ImageReadError::NotAnImage) => return Err(unusable("it is not an image manifest".into())),
+        Err(e) => return Err(unusable(e.to_string())),
+    };
     let runtime = Runtime::from_config(&config);
     Ok(LoadedRuntime { image: image.to_string(), digest: digest.to_string(), info, config, runtime })
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use kiln_model::{BaseImage, BaseImageInventory, BuildRecord, Ecosystem, Image, InventoryItem, Status, Task, TaskKind};
+use kiln_registry::image::{Config, ImageReadError};
 use kiln_store::{Op, Precondition, records};
 
 use crate::auth::{Ctx, RequestContext};
@@ -156,9 +157,12 @@ pub async fn sbom(
         || ApiError::not_found(format!("the SBOM of image {name:?} is no longer in the registry: rebuild the image"));
     let digest = record.sbom_digest.as_deref().ok_or_else(missing)?;
     let internal = |e: kiln_registry::error::RegistryError| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.message);
-    let (_, manifest) = registry.read_manifest(&repository, digest).await.map_err(internal)?.ok_or_else(missing)?;
-    let info = kiln_oci::ManifestInfo::parse(&manifest.content, Some(&manifest.meta.media_type))
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let info = match registry.read_image(&repository, digest, Config::Skip).await {
+        Ok(image) => image.info,
+        Err(ImageReadError::NoManifest { .. }) => return Err(missing()),
+        Err(ImageReadError::Registry(e)) => return Err(internal(e)),
+        Err(e) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the SBOM manifest: {e}"))),
+    };
     let layer = info.layers.first().ok_or_else(missing)?;
     let document =
         registry.read_blob(&repository, &layer.digest, 64 << 20).await.map_err(internal)?.ok_or_else(missing)?;
