@@ -343,7 +343,11 @@ pub struct AuditArgs {
     pub status: Option<u16>,
 }
 
-#[derive(Debug, Args)]
+/// Every setting of `kiln serve`, declared once: clap reads flags and `KILN_*` variables into
+/// it, serde reads the TOML file into it (keys named as the flags, with `_`), and
+/// `serve::settle` merges the two (flags win) and applies the defaults.
+#[derive(Debug, Default, Args, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "KILN_LISTEN")]
@@ -351,8 +355,10 @@ pub struct ServeArgs {
     /// Directory for Kiln's data: the store, registry blobs, package cache and build scratch space.
     #[arg(long, env = "KILN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// A TOML file with `listen`, `data_dir` and `log`; flags and KILN_* variables win over it.
+    /// A TOML file with any of these settings, named as the flags with `_` (`data_dir`,
+    /// `workers`, ...); flags and KILN_* variables win over it.
     #[arg(long, env = "KILN_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Failed authentications allowed per source address per minute before it gets 429.
     #[arg(long, env = "KILN_AUTH_FAILURES_PER_MINUTE")]
@@ -368,8 +374,8 @@ pub struct ServeArgs {
     pub registry_upload_ttl_seconds: Option<u64>,
     /// Run the controller that resolves base images (`false` serves the API and registry
     /// only, leaving objects where they are, e.g. for maintenance or isolated tests).
-    #[arg(long, env = "KILN_CONTROLLER", action = clap::ArgAction::Set, default_value_t = true)]
-    pub controller: bool,
+    #[arg(long, env = "KILN_CONTROLLER", action = clap::ArgAction::Set)]
+    pub controller: Option<bool>,
     /// Seconds before the first retry of a failed base-image check (doubling up to 300).
     #[arg(long, env = "KILN_CONTROLLER_RETRY_SECONDS")]
     pub controller_retry_seconds: Option<u64>,

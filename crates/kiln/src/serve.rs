@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
 
 use crate::cli::ServeArgs;
 
@@ -26,34 +25,6 @@ const NODE_FILE: &str = "node";
 const CACHE_DIR: &str = "cache";
 /// Where the machine's apt configuration lives: its sources are the default package sources.
 const DEFAULT_APT_CONFIG_DIR: &str = "/etc/apt";
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    listen: Option<String>,
-    data_dir: Option<PathBuf>,
-    log: Option<String>,
-    auth_failures_per_minute: Option<u32>,
-    registry_gc_grace_seconds: Option<u64>,
-    registry_gc_interval_seconds: Option<u64>,
-    registry_upload_ttl_seconds: Option<u64>,
-    controller_retry_seconds: Option<u64>,
-    base_image_recheck_seconds: Option<u64>,
-    workers: Option<usize>,
-    task_timeout_seconds: Option<u64>,
-    task_lease_seconds: Option<u64>,
-    scratch_limit_bytes: Option<u64>,
-    registry_host: Option<String>,
-    apt_config_dir: Option<PathBuf>,
-    package_cache_limit_bytes: Option<u64>,
-    layer_budget: Option<usize>,
-    pypi_index_url: Option<String>,
-    wheel_size_limit_bytes: Option<u64>,
-    build_memory_limit_bytes: Option<u64>,
-    npm_registry_url: Option<String>,
-    npm_allow_scripts: Option<bool>,
-    pypi_sdist_builder: Option<String>,
-}
 
 struct Settings {
     listen: String,
@@ -82,80 +53,86 @@ struct Settings {
     pypi_sdist_builder: Option<String>,
 }
 
-fn read_config(path: &Path) -> Result<ConfigFile> {
+fn read_config(path: &Path) -> Result<ServeArgs> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
 }
 
-fn settle(args: ServeArgs) -> Result<Settings> {
-    let file = match &args.config {
-        Some(path) => read_config(path)?,
-        None => ConfigFile::default(),
+/// The flags (and `KILN_*` variables) over the config file: a setting the flags leave unset
+/// comes from the file. Done through the one struct's serde form, so no setting is listed twice.
+fn merged(flags: ServeArgs) -> Result<ServeArgs> {
+    let Some(path) = flags.config.clone() else { return Ok(flags) };
+    let file = read_config(&path)?;
+    let as_object = |args: &ServeArgs| match serde_json::to_value(args) {
+        Ok(serde_json::Value::Object(object)) => Ok(object),
+        Ok(_) => anyhow::bail!("serve settings are not a table"),
+        Err(e) => Err(e).context("reading serve settings"),
     };
+    let mut object = as_object(&file)?;
+    for (key, value) in as_object(&flags)? {
+        if !value.is_null() {
+            object.insert(key, value);
+        }
+    }
+    let mut merged: ServeArgs =
+        serde_json::from_value(serde_json::Value::Object(object)).context("merging serve settings")?;
+    merged.config = Some(path);
+    Ok(merged)
+}
+
+fn settle(args: ServeArgs) -> Result<Settings> {
+    let args = merged(args)?;
     Ok(Settings {
-        listen: args.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()),
-        data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
-        log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
-        auth_failures_per_minute: args.auth_failures_per_minute.or(file.auth_failures_per_minute),
-        run_controller: args.controller,
-        workers: args.workers.or(file.workers),
-        task_timeout: args.task_timeout_seconds.or(file.task_timeout_seconds).map(Duration::from_secs),
-        task_lease: args.task_lease_seconds.or(file.task_lease_seconds).map(|s| Duration::from_secs(s.max(3))),
-        scratch_limit: args.scratch_limit_bytes.or(file.scratch_limit_bytes),
-        registry_host: args.registry_host.or(file.registry_host),
-        apt_config_dir: match args.apt_config_dir.or(file.apt_config_dir) {
+        listen: args.listen.unwrap_or_else(|| DEFAULT_LISTEN.into()),
+        data_dir: args.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+        log: args.log.unwrap_or_else(|| "info".into()),
+        auth_failures_per_minute: args.auth_failures_per_minute,
+        run_controller: args.controller.unwrap_or(true),
+        workers: args.workers,
+        task_timeout: args.task_timeout_seconds.map(Duration::from_secs),
+        task_lease: args.task_lease_seconds.map(|s| Duration::from_secs(s.max(3))),
+        scratch_limit: args.scratch_limit_bytes,
+        registry_host: args.registry_host,
+        apt_config_dir: match args.apt_config_dir {
             Some(dir) if dir.as_os_str().is_empty() || dir.as_os_str() == "none" => None,
             Some(dir) => Some(dir),
             None => Some(PathBuf::from(DEFAULT_APT_CONFIG_DIR)),
         },
-        package_cache_limit: args.package_cache_limit_bytes.or(file.package_cache_limit_bytes),
-        layer_budget: args.layer_budget.or(file.layer_budget),
-        pypi_index_url: match args.pypi_index_url.or(file.pypi_index_url) {
+        package_cache_limit: args.package_cache_limit_bytes,
+        layer_budget: args.layer_budget,
+        pypi_index_url: match args.pypi_index_url {
             Some(url) if url.is_empty() || url == "none" => None,
             Some(url) => Some(url),
             None => crate::pip_config::machine_index_url(),
         },
-        wheel_size_limit: args.wheel_size_limit_bytes.or(file.wheel_size_limit_bytes),
-        build_memory_limit: args.build_memory_limit_bytes.or(file.build_memory_limit_bytes),
-        npm_registry_url: match args.npm_registry_url.or(file.npm_registry_url) {
+        wheel_size_limit: args.wheel_size_limit_bytes,
+        build_memory_limit: args.build_memory_limit_bytes,
+        npm_registry_url: match args.npm_registry_url {
             Some(url) if url.is_empty() || url == "none" => None,
             Some(url) => Some(url),
             None => crate::npm_config::machine_registry_url(),
         },
-        npm_allow_scripts: args.npm_allow_scripts.or(file.npm_allow_scripts).unwrap_or(false),
-        pypi_sdist_builder: args
-            .pypi_sdist_builder
-            .or(file.pypi_sdist_builder)
-            .filter(|n| !n.is_empty() && n != "none"),
+        npm_allow_scripts: args.npm_allow_scripts.unwrap_or(false),
+        pypi_sdist_builder: args.pypi_sdist_builder.filter(|n| !n.is_empty() && n != "none"),
         controller: {
             let mut controller = kiln_builder::controllers::Settings::default();
-            if let Some(seconds) = args.controller_retry_seconds.or(file.controller_retry_seconds) {
+            if let Some(seconds) = args.controller_retry_seconds {
                 controller.retry_min = Duration::from_secs(seconds.max(1));
                 controller.retry_max = controller.retry_max.max(controller.retry_min);
             }
-            if let Some(seconds) = args.base_image_recheck_seconds.or(file.base_image_recheck_seconds) {
+            if let Some(seconds) = args.base_image_recheck_seconds {
                 controller.recheck = Duration::from_secs(seconds.max(1));
             }
             controller
         },
         registry: {
             let defaults = kiln_registry::Settings::default();
-            let seconds = |flag: Option<u64>, file: Option<u64>, default: Duration| {
-                flag.or(file).map(Duration::from_secs).unwrap_or(default)
-            };
+            let seconds = |flag: Option<u64>, default: Duration| flag.map(Duration::from_secs).unwrap_or(default);
             kiln_registry::Settings {
-                gc_grace: seconds(args.registry_gc_grace_seconds, file.registry_gc_grace_seconds, defaults.gc_grace),
-                gc_interval: seconds(
-                    args.registry_gc_interval_seconds,
-                    file.registry_gc_interval_seconds,
-                    defaults.gc_interval,
-                )
-                .max(Duration::from_secs(1)),
-                upload_ttl: seconds(
-                    args.registry_upload_ttl_seconds,
-                    file.registry_upload_ttl_seconds,
-                    defaults.upload_ttl,
-                ),
+                gc_grace: seconds(args.registry_gc_grace_seconds, defaults.gc_grace),
+                gc_interval: seconds(args.registry_gc_interval_seconds, defaults.gc_interval)
+                    .max(Duration::from_secs(1)),
+                upload_ttl: seconds(args.registry_upload_ttl_seconds, defaults.upload_ttl),
             }
         },
     })
@@ -372,33 +349,7 @@ mod tests {
     use super::*;
 
     fn args(listen: Option<&str>, config: Option<PathBuf>) -> ServeArgs {
-        ServeArgs {
-            listen: listen.map(str::to_string),
-            data_dir: None,
-            config,
-            log: None,
-            auth_failures_per_minute: None,
-            registry_gc_grace_seconds: None,
-            registry_gc_interval_seconds: None,
-            registry_upload_ttl_seconds: None,
-            controller_retry_seconds: None,
-            base_image_recheck_seconds: None,
-            controller: true,
-            workers: None,
-            task_timeout_seconds: None,
-            task_lease_seconds: None,
-            scratch_limit_bytes: None,
-            registry_host: None,
-            apt_config_dir: None,
-            package_cache_limit_bytes: None,
-            layer_budget: None,
-            pypi_index_url: None,
-            wheel_size_limit_bytes: None,
-            build_memory_limit_bytes: None,
-            npm_registry_url: None,
-            npm_allow_scripts: None,
-            pypi_sdist_builder: None,
-        }
+        ServeArgs { listen: listen.map(str::to_string), config, ..ServeArgs::default() }
     }
 
     #[test]
@@ -419,6 +370,18 @@ mod tests {
             format!("http://{DEFAULT_LISTEN}"),
             "the client finds the server"
         );
+    }
+
+    #[test]
+    fn every_flag_can_come_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kiln.toml");
+        std::fs::write(&path, "workers = 5\ncontroller = false\nnpm_allow_scripts = true\nlayer_budget = 3\n").unwrap();
+        let settings = settle(ServeArgs { workers: Some(7), ..args(None, Some(path)) }).unwrap();
+        assert_eq!(settings.workers, Some(7), "the flag wins");
+        assert!(!settings.run_controller);
+        assert!(settings.npm_allow_scripts);
+        assert_eq!(settings.layer_budget, Some(3));
     }
 
     #[test]
