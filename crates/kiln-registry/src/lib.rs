@@ -225,36 +225,38 @@ async fn route(registry: Arc<Registry>, request: Request) -> RegistryResult<Resp
     }
     names::check_repository(&repository)?;
     let ctx = Ctx::of(&registry, &request).await?;
+    let Some(action) = endpoint.action(&method) else {
+        return Err(RegistryError::new(Code::Unsupported, format!("{method} is not supported on /v2/{path}"))
+            .with_status(axum::http::StatusCode::METHOD_NOT_ALLOWED));
+    };
+    // Who may do what is checked here, once, before any handler runs or any input is parsed.
+    ctx.require(&repository, action).await?;
     let r = &registry;
     match (endpoint, method) {
-        (Endpoint::Tags, Method::GET) => routes::listing::tags(r, &ctx, &repository, request).await,
-        (Endpoint::Referrers(digest), Method::GET) => {
-            routes::listing::referrers(r, &ctx, &repository, &digest, request).await
-        }
-        (Endpoint::Manifest(reference), Method::GET | Method::HEAD) => {
-            let head = request.method() == Method::HEAD;
-            routes::manifest::get(r, &ctx, &repository, &reference, head).await
+        (Endpoint::Tags, _) => routes::listing::tags(r, &repository, request).await,
+        (Endpoint::Referrers(digest), _) => {
+            routes::listing::referrers(r, &repository, &names::parse_digest(&digest)?, request).await
         }
         (Endpoint::Manifest(reference), Method::PUT) => {
-            routes::manifest::put(r, &ctx, &repository, &reference, request).await
+            routes::manifest::put(r, &repository, &reference, request).await
         }
-        (Endpoint::Manifest(reference), Method::DELETE) => {
-            routes::manifest::delete(r, &ctx, &repository, &reference).await
+        (Endpoint::Manifest(reference), Method::DELETE) => routes::manifest::delete(r, &repository, &reference).await,
+        (Endpoint::Manifest(reference), method) => {
+            routes::manifest::get(r, &repository, &reference, method == Method::HEAD).await
         }
-        (Endpoint::Blob(digest), Method::GET | Method::HEAD) => {
-            routes::blob::get(r, &ctx, &repository, &digest, request).await
+        (Endpoint::Blob(digest), Method::DELETE) => {
+            routes::blob::delete(r, &repository, &names::parse_digest(&digest)?).await
         }
-        (Endpoint::Blob(digest), Method::DELETE) => routes::blob::delete(r, &ctx, &repository, &digest).await,
-        (Endpoint::Uploads, Method::POST) => routes::upload::start(r, &ctx, &repository, request).await,
-        (Endpoint::Upload(id), Method::GET) => routes::upload::status(r, &ctx, &repository, &id).await,
-        (Endpoint::Upload(id), Method::PATCH) => routes::upload::patch(r, &ctx, &repository, &id, request).await,
-        (Endpoint::Upload(id), Method::PUT) => routes::upload::finish(r, &ctx, &repository, &id, request).await,
-        (Endpoint::Upload(id), Method::DELETE) => routes::upload::cancel(r, &ctx, &repository, &id).await,
-        (_, method) => Err(RegistryError::new(Code::Unsupported, format!("{method} is not supported on /v2/{path}"))
-            .with_status(axum::http::StatusCode::METHOD_NOT_ALLOWED)),
+        (Endpoint::Blob(digest), _) => routes::blob::get(r, &repository, &names::parse_digest(&digest)?, request).await,
+        (Endpoint::Uploads, _) => routes::upload::start(r, &ctx, &repository, request).await,
+        (Endpoint::Upload(id), Method::GET) => routes::upload::status(r, &repository, &id).await,
+        (Endpoint::Upload(id), Method::PATCH) => routes::upload::patch(r, &repository, &id, request).await,
+        (Endpoint::Upload(id), Method::PUT) => routes::upload::finish(r, &repository, &id, request).await,
+        (Endpoint::Upload(id), _) => routes::upload::cancel(r, &repository, &id).await,
     }
 }
 
+/// What a `/v2` path names; digests in it are parsed only after the caller is authorised.
 enum Endpoint {
     Tags,
     Manifest(String),
@@ -262,6 +264,24 @@ enum Endpoint {
     Uploads,
     Upload(String),
     Blob(String),
+}
+
+impl Endpoint {
+    /// The permission `method` on this endpoint needs; `None` if the method is not served.
+    fn action(&self, method: &Method) -> Option<Action> {
+        let read = *method == Method::GET || *method == Method::HEAD;
+        match self {
+            Endpoint::Tags | Endpoint::Referrers(_) => (*method == Method::GET).then_some(Action::Pull),
+            Endpoint::Manifest(_) | Endpoint::Blob(_) if read => Some(Action::Pull),
+            Endpoint::Manifest(_) if *method == Method::PUT => Some(Action::Push),
+            Endpoint::Manifest(_) | Endpoint::Blob(_) if *method == Method::DELETE => Some(Action::Delete),
+            Endpoint::Uploads => (*method == Method::POST).then_some(Action::Push),
+            Endpoint::Upload(_) => {
+                [Method::GET, Method::PATCH, Method::PUT, Method::DELETE].contains(method).then_some(Action::Push)
+            }
+            _ => None,
+        }
+    }
 }
 
 pub fn now() -> i64 {

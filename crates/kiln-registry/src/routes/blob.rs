@@ -10,10 +10,9 @@ use kiln_oci::Digest;
 use kiln_store::Precondition;
 
 use super::set;
-use crate::access::Action;
+use crate::Registry;
 use crate::error::{Code, RegistryError, RegistryResult};
 use crate::meta::{self, BlobRecord};
-use crate::{Ctx, Registry, names};
 
 /// Bytes read from disk per chunk of a response body.
 const READ_CHUNK: usize = 256 * 1024;
@@ -29,15 +28,8 @@ pub async fn linked_size(registry: &Registry, repository: &str, digest: &Digest)
     Ok(Some(record.size))
 }
 
-pub async fn get(
-    registry: &Registry,
-    ctx: &Ctx,
-    repository: &str,
-    digest: &str,
-    request: Request,
-) -> RegistryResult<Response> {
-    ctx.require(repository, Action::Pull).await?;
-    let digest = names::parse_digest(digest)?;
+pub async fn get(registry: &Registry, repository: &str, digest: &Digest, request: Request) -> RegistryResult<Response> {
+    let digest = digest.clone();
     let size = linked_size(registry, repository, &digest).await?.ok_or_else(|| unknown(&digest))?;
     let range = match request.headers().get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(value) => match parse_range(value, size) {
@@ -103,9 +95,8 @@ fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
     (start <= end && start < size).then(|| (start, end - start + 1))
 }
 
-pub async fn delete(registry: &Registry, ctx: &Ctx, repository: &str, digest: &str) -> RegistryResult<Response> {
-    ctx.require(repository, Action::Delete).await?;
-    let digest = names::parse_digest(digest)?;
+pub async fn delete(registry: &Registry, repository: &str, digest: &Digest) -> RegistryResult<Response> {
+    let digest = digest.clone();
     // Only the repository's link goes; the bytes wait for the collector, which knows
     // whether another repository or a manifest still needs them.
     match registry.store.delete(&meta::link_key(repository, &digest), Precondition::Present).await {

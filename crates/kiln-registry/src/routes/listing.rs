@@ -44,8 +44,7 @@ async fn repository_exists(registry: &Registry, repository: &str) -> RegistryRes
     Ok(registry.store.get(&meta::repository_key(repository)).await?.is_some())
 }
 
-pub async fn tags(registry: &Registry, ctx: &Ctx, repository: &str, request: Request) -> RegistryResult<Response> {
-    ctx.require(repository, Action::Pull).await?;
+pub async fn tags(registry: &Registry, repository: &str, request: Request) -> RegistryResult<Response> {
     let params = params(&request);
     let n = page_size(&params)?;
     let prefix = meta::tag_prefix(repository);
@@ -112,13 +111,11 @@ pub async fn catalog(State(registry): State<Arc<Registry>>, request: Request) ->
 
 pub async fn referrers(
     registry: &Registry,
-    ctx: &Ctx,
     repository: &str,
-    digest: &str,
+    subject: &Digest,
     request: Request,
 ) -> RegistryResult<Response> {
-    ctx.require(repository, Action::Pull).await?;
-    let subject = names::parse_digest(digest)?;
+    let subject = subject.clone();
     let params = params(&request);
     let wanted = params.get("artifactType");
     let prefix = meta::referrer_prefix(repository, &subject);

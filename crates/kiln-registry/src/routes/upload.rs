@@ -44,7 +44,6 @@ fn created(repository: &str, digest: &Digest) -> Response {
 }
 
 pub async fn start(registry: &Registry, ctx: &Ctx, repository: &str, request: Request) -> RegistryResult<Response> {
-    ctx.require(repository, Action::Push).await?;
     let params = query(&request);
     if let (Some(mount), Some(from)) = (params.get("mount"), params.get("from"))
         && let Some(response) = mount_from(registry, ctx, repository, mount, from).await?
@@ -124,8 +123,7 @@ async fn session(registry: &Registry, repository: &str, id: &str) -> RegistryRes
     registry.blobs.upload_size(id).await?.ok_or_else(|| unknown_upload(id))
 }
 
-pub async fn status(registry: &Registry, ctx: &Ctx, repository: &str, id: &str) -> RegistryResult<Response> {
-    ctx.require(repository, Action::Push).await?;
+pub async fn status(registry: &Registry, repository: &str, id: &str) -> RegistryResult<Response> {
     let offset = session(registry, repository, id).await?;
     let mut response = accepted(repository, id, offset);
     *response.status_mut() = StatusCode::NO_CONTENT;
@@ -167,28 +165,14 @@ fn out_of_order(offset: u64, start: u64) -> RegistryError {
     )
 }
 
-pub async fn patch(
-    registry: &Registry,
-    ctx: &Ctx,
-    repository: &str,
-    id: &str,
-    request: Request,
-) -> RegistryResult<Response> {
-    ctx.require(repository, Action::Push).await?;
+pub async fn patch(registry: &Registry, repository: &str, id: &str, request: Request) -> RegistryResult<Response> {
     let offset = session(registry, repository, id).await?;
     let declared = declared_range(&request, offset)?;
     let offset = receive(registry, id, offset, declared.map(|(_, length)| length), request.into_body()).await?;
     Ok(accepted(repository, id, offset))
 }
 
-pub async fn finish(
-    registry: &Registry,
-    ctx: &Ctx,
-    repository: &str,
-    id: &str,
-    request: Request,
-) -> RegistryResult<Response> {
-    ctx.require(repository, Action::Push).await?;
+pub async fn finish(registry: &Registry, repository: &str, id: &str, request: Request) -> RegistryResult<Response> {
     let offset = session(registry, repository, id).await?;
     let digest = query(&request).get("digest").cloned().ok_or_else(|| {
         RegistryError::new(Code::DigestInvalid, "the digest query parameter is required to complete an upload")
@@ -210,8 +194,7 @@ pub async fn finish(
     Ok(created(repository, &digest))
 }
 
-pub async fn cancel(registry: &Registry, ctx: &Ctx, repository: &str, id: &str) -> RegistryResult<Response> {
-    ctx.require(repository, Action::Push).await?;
+pub async fn cancel(registry: &Registry, repository: &str, id: &str) -> RegistryResult<Response> {
     session(registry, repository, id).await?;
     discard(registry, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
