@@ -99,6 +99,62 @@ async fn delete_registry_credential(
     delete_plain::<RegistryCredential>(view, org, name, expected).await
 }
 
+/// The bodies every named resource's handlers share; the handlers differ only in how the
+/// path names the object and in their OpenAPI annotations.
+mod shared {
+    use super::*;
+
+    pub async fn list<R: Resource>(
+        state: &AppState,
+        ctx: &RequestContext,
+        raw: Option<&str>,
+        filters: &[&str],
+    ) -> ApiResult<(Vec<R>, Option<String>)> {
+        let mut query = parse_list_query(raw, filters)?;
+        query.filter.public_only = ctx.public_only;
+        let view = View::new(state.store.clone());
+        objects::list::<R>(&view, &ctx.org, &query.filter, query.limit, query.page_token.as_deref()).await
+    }
+
+    pub async fn get<R: Resource + Serialize>(
+        state: &AppState,
+        ctx: &RequestContext,
+        key_name: &str,
+        shown: &str,
+    ) -> ApiResult<Response> {
+        let view = View::new(state.store.clone());
+        let object = visible(ctx, objects::get::<R>(&view, &ctx.org, key_name).await?, shown)?;
+        Ok(with_etag(StatusCode::OK, object.revision(), None, &object))
+    }
+
+    pub async fn replace<R: Resource + Serialize>(
+        state: &AppState,
+        ctx: &RequestContext,
+        key_name: &str,
+        headers: &HeaderMap,
+        object: R,
+    ) -> ApiResult<Response> {
+        let mut view = View::new(state.store.clone());
+        let updated = objects::update(&mut view, &ctx.org, key_name, object, if_match(headers)?).await?;
+        Ok(with_etag(StatusCode::OK, updated.revision(), None, &updated))
+    }
+
+    pub async fn patch<R: Resource + Serialize>(
+        state: &AppState,
+        ctx: &RequestContext,
+        key_name: &str,
+        headers: &HeaderMap,
+        patch: serde_json::Value,
+    ) -> ApiResult<Response> {
+        if !patch.is_object() {
+            return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+        }
+        let mut view = View::new(state.store.clone());
+        let updated = objects::patch::<R>(&mut view, &ctx.org, key_name, patch, if_match(headers)?).await?;
+        Ok(with_etag(StatusCode::OK, updated.revision(), None, &updated))
+    }
+}
+
 macro_rules! named_resource {
     (
         module: $module:ident,
@@ -149,11 +205,7 @@ macro_rules! named_resource {
                 (status = 400, description = "Unknown or invalid query parameter", body = ErrorBody),
             ))]
             pub async fn list(State(state): State<AppState>, Ctx(ctx): Ctx, RawQuery(raw): RawQuery) -> ApiResult<axum::Json<$list>> {
-                let mut query = parse_list_query(raw.as_deref(), &[$($filter),*])?;
-                query.filter.public_only = ctx.public_only;
-                let view = View::new(state.store.clone());
-                let (items, next_page_token) =
-                    objects::list::<$ty>(&view, &ctx.org, &query.filter, query.limit, query.page_token.as_deref()).await?;
+                let (items, next_page_token) = shared::list::<$ty>(&state, &ctx, raw.as_deref(), &[$($filter),*]).await?;
                 Ok(axum::Json($list { items, next_page_token }))
             }
 
@@ -163,9 +215,7 @@ macro_rules! named_resource {
                 (status = 404, body = ErrorBody),
             ))]
             pub async fn get(State(state): State<AppState>, Ctx(ctx): Ctx, PathParam(name): PathParam<String>) -> ApiResult<Response> {
-                let view = View::new(state.store.clone());
-                let object = visible(&ctx, objects::get::<$ty>(&view, &ctx.org, &name).await?, &name)?;
-                Ok(with_etag(StatusCode::OK, object.revision, None, &object))
+                shared::get::<$ty>(&state, &ctx, &name, &name).await
             }
 
             /// Replace. Send the object as GET returned it; its `revision` (or `If-Match`)
@@ -186,9 +236,7 @@ macro_rules! named_resource {
                 headers: HeaderMap,
                 JsonBody(object): JsonBody<$ty>,
             ) -> ApiResult<Response> {
-                let mut view = View::new(state.store.clone());
-                let updated = objects::update(&mut view, &ctx.org, &name, object, if_match(&headers)?).await?;
-                Ok(with_etag(StatusCode::OK, updated.revision, None, &updated))
+                shared::replace(&state, &ctx, &name, &headers, object).await
             }
 
             /// Change some fields with a JSON merge patch (RFC 7396).
@@ -209,12 +257,7 @@ macro_rules! named_resource {
                 headers: HeaderMap,
                 JsonBody(patch): JsonBody<serde_json::Value>,
             ) -> ApiResult<Response> {
-                if !patch.is_object() {
-                    return Err(ApiError::bad_request("a merge patch must be a JSON object"));
-                }
-                let mut view = View::new(state.store.clone());
-                let updated = objects::patch::<$ty>(&mut view, &ctx.org, &name, patch, if_match(&headers)?).await?;
-                Ok(with_etag(StatusCode::OK, updated.revision, None, &updated))
+                shared::patch::<$ty>(&state, &ctx, &name, &headers, patch).await
             }
 
             /// Delete; answers with the object as it was.
@@ -328,11 +371,8 @@ pub mod packages {
         Ctx(ctx): Ctx,
         RawQuery(raw): RawQuery,
     ) -> ApiResult<axum::Json<PackageList>> {
-        let mut query = parse_list_query(raw.as_deref(), &["ecosystem", "decision"])?;
-        query.filter.public_only = ctx.public_only;
-        let view = View::new(state.store.clone());
         let (items, next_page_token) =
-            objects::list::<Package>(&view, &ctx.org, &query.filter, query.limit, query.page_token.as_deref()).await?;
+            shared::list::<Package>(&state, &ctx, raw.as_deref(), &["ecosystem", "decision"]).await?;
         Ok(axum::Json(PackageList { items, next_page_token }))
     }
 
@@ -345,10 +385,7 @@ pub mod packages {
         Ctx(ctx): Ctx,
         PathParam((ecosystem, name)): PathParam<(String, String)>,
     ) -> ApiResult<Response> {
-        let view = View::new(state.store.clone());
-        let object =
-            visible(&ctx, objects::get::<Package>(&view, &ctx.org, &key_name(&ecosystem, &name)?).await?, &name)?;
-        Ok(with_etag(StatusCode::OK, object.revision, None, &object))
+        shared::get::<Package>(&state, &ctx, &key_name(&ecosystem, &name)?, &name).await
     }
 
     /// Replace a catalog entry.
@@ -368,10 +405,7 @@ pub mod packages {
         headers: HeaderMap,
         JsonBody(object): JsonBody<Package>,
     ) -> ApiResult<Response> {
-        let mut view = View::new(state.store.clone());
-        let updated =
-            objects::update(&mut view, &ctx.org, &key_name(&ecosystem, &name)?, object, if_match(&headers)?).await?;
-        Ok(with_etag(StatusCode::OK, updated.revision, None, &updated))
+        shared::replace(&state, &ctx, &key_name(&ecosystem, &name)?, &headers, object).await
     }
 
     /// Change some fields of a catalog entry with a JSON merge patch.
@@ -392,14 +426,7 @@ pub mod packages {
         headers: HeaderMap,
         JsonBody(patch): JsonBody<serde_json::Value>,
     ) -> ApiResult<Response> {
-        if !patch.is_object() {
-            return Err(ApiError::bad_request("a merge patch must be a JSON object"));
-        }
-        let mut view = View::new(state.store.clone());
-        let updated =
-            objects::patch::<Package>(&mut view, &ctx.org, &key_name(&ecosystem, &name)?, patch, if_match(&headers)?)
-                .await?;
-        Ok(with_etag(StatusCode::OK, updated.revision, None, &updated))
+        shared::patch::<Package>(&state, &ctx, &key_name(&ecosystem, &name)?, &headers, patch).await
     }
 
     /// Remove a catalog entry.
