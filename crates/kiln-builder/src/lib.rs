@@ -6,8 +6,11 @@
 
 pub mod builds;
 pub mod controllers;
+pub mod error;
 pub mod functions;
 pub mod hosts;
+
+pub use error::BuildError;
 
 use std::sync::Arc;
 

@@ -13,6 +13,7 @@ use kiln_store::{KvStore, Op, Precondition, StoreError, records};
 use super::BuildRunner;
 use super::parent::base_repository;
 use super::pipeline::{self, BuildSpec};
+use crate::error::BuildError;
 use kiln_tasks::{Outcome, Runner, TaskContext, TaskError};
 
 /// The tag every bootstrapped base image carries, so people (and Kiln) can tell them apart.
@@ -25,7 +26,7 @@ impl Runner for BootstrapRunner {
     async fn run(&self, ctx: &TaskContext) -> Result<serde_json::Value, TaskError> {
         let runner = &self.0;
         let language = Language::parse(&ctx.task.target).ok_or_else(|| {
-            TaskError::permanent(format!("no root image for language {:?}: use python3 or nodejs", ctx.task.target))
+            BuildError::refused(format!("no root image for language {:?}: use python3 or nodejs", ctx.task.target))
         })?;
         let plugin = plugin(language);
         let mut settings = plugin.settings.clone();

@@ -17,7 +17,9 @@ use kiln_packages::deb::resolve::Universe;
 use kiln_packages::deb::sources::{SignedBy, read_apt_config};
 use kiln_store::{KvStore, records};
 
-use kiln_tasks::{TaskContext, TaskError};
+use crate::error::BuildError;
+use kiln_packages::deb::release::KeyringError;
+use kiln_tasks::TaskContext;
 
 /// The Debian archive's keys, for apt sources that name none.
 const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
@@ -132,11 +134,11 @@ impl UniverseCache {
     }
 }
 
-fn keyring_from(signed_by: Option<&SignedBy>) -> Result<Keyring, String> {
+fn keyring_from(signed_by: Option<&SignedBy>) -> Result<Keyring, KeyringError> {
     match signed_by {
-        Some(SignedBy::Inline(text)) => Keyring::from_bytes(text.as_bytes()).map_err(|e| e.to_string()),
-        Some(SignedBy::Path(path)) => Keyring::from_path(path).map_err(|e| e.to_string()),
-        None => Keyring::from_path(Path::new(DEFAULT_KEYRING)).map_err(|e| e.to_string()),
+        Some(SignedBy::Inline(text)) => Keyring::from_bytes(text.as_bytes()),
+        Some(SignedBy::Path(path)) => Keyring::from_path(path),
+        None => Keyring::from_path(Path::new(DEFAULT_KEYRING)),
     }
 }
 
@@ -145,14 +147,13 @@ pub(crate) async fn source_credentials(
     store: &dyn KvStore,
     org: &str,
     name: &str,
-) -> Result<Option<(String, String)>, TaskError> {
-    let failed = |e: kiln_store::StoreError| TaskError::transient(format!("reading package sources: {e}"));
+) -> Result<Option<(String, String)>, BuildError> {
+    let failed = |e: kiln_store::StoreError| BuildError::store("reading package sources", e);
     let Some(secret) = store.get(&records::secret_key::<PackageSource>(org, name)).await.map_err(failed)? else {
         return Ok(None);
     };
-    let credentials: Credentials = serde_json::from_slice(&secret.value).map_err(|e| {
-        TaskError::permanent(format!("package source {name:?}: stored credentials are unreadable: {e}"))
-    })?;
+    let credentials: Credentials = serde_json::from_slice(&secret.value)
+        .map_err(|e| BuildError::refused(format!("package source {name:?}: stored credentials are unreadable: {e}")))?;
     Ok(Some((credentials.username, credentials.password)))
 }
 
@@ -162,9 +163,9 @@ async fn specs(
     org: &str,
     apt_config_dir: Option<&Path>,
     architecture: &str,
-) -> Result<Vec<RepoSpec>, TaskError> {
+) -> Result<Vec<RepoSpec>, BuildError> {
     let mut specs = Vec::new();
-    let failed = |e: kiln_store::StoreError| TaskError::transient(format!("reading package sources: {e}"));
+    let failed = |e: kiln_store::StoreError| BuildError::store("reading package sources", e);
     let page = store.list(&records::prefix::<PackageSource>(org), None, 1000).await.map_err(failed)?;
     for entry in &page.entries {
         let source: PackageSource = records::decode(entry).map_err(failed)?;
@@ -176,7 +177,7 @@ async fn specs(
             None => Keyring::from_path(Path::new(DEFAULT_KEYRING)),
         }
         .map_err(|e| {
-            TaskError::permanent(format!("package source {:?}: its keyring cannot be read: {e}", source.name))
+            BuildError::packages(format!("package source {:?}: its keyring cannot be read", source.name), e)
         })?;
         let basic_auth = source_credentials(store, org, &source.name).await?;
         specs.push(RepoSpec {
@@ -191,14 +192,14 @@ async fn specs(
     }
     if let Some(dir) = apt_config_dir {
         let sources = read_apt_config(dir).map_err(|e| {
-            TaskError::permanent(format!("the apt configuration in {} cannot be read: {e}", dir.display()))
+            BuildError::packages(format!("the apt configuration in {} cannot be read", dir.display()), e)
         })?;
         for source in sources {
             if !source.architectures.is_empty() && !source.architectures.iter().any(|a| a == architecture) {
                 continue;
             }
             let keyring = keyring_from(source.signed_by.as_ref()).map_err(|e| {
-                TaskError::permanent(format!("apt source {:?}: its keyring cannot be read: {e}", source.uris))
+                BuildError::packages(format!("apt source {:?}: its keyring cannot be read", source.uris), e)
             })?;
             for uri in &source.uris {
                 for suite in &source.suites {
@@ -223,13 +224,13 @@ pub async fn sources(
     runner: &super::BuildRunner,
     ctx: &TaskContext,
     index_dir: &Path,
-) -> Result<Vec<Source>, TaskError> {
+) -> Result<Vec<Source>, BuildError> {
     let settings = &runner.settings;
     let specs =
         specs(ctx.store().as_ref(), &ctx.task.organization, settings.apt_config_dir.as_deref(), &settings.architecture)
             .await?;
     if specs.is_empty() {
-        return Err(TaskError::permanent(
+        return Err(BuildError::refused(
             "no Debian package source is configured: add a package source (ecosystem deb) or start kiln with --apt-config-dir",
         ));
     }
@@ -242,7 +243,7 @@ pub async fn sources(
                 let started = Instant::now();
                 let opened = open_repository(&runner.http, &spec, index_dir, chrono::Utc::now())
                     .await
-                    .map_err(|e| TaskError::transient(format!("package source {}: {e}", spec.label)))?;
+                    .map_err(|e| BuildError::packages(format!("package source {}", spec.label), e))?;
                 let (records, distribution) = (opened.records, Arc::new(opened.distribution));
                 ctx.log(format!(
                     "read the index of {}: {} packages in {} ms",

@@ -15,6 +15,7 @@ use serde_json::json;
 use super::BuildRunner;
 use super::parent::{self, image_repository};
 use super::pipeline::{self, BuildSpec};
+use crate::error::BuildError;
 use kiln_tasks::{Outcome, Runner, TaskContext, TaskError};
 
 /// The one package the variant adds: a static busybox, which depends on nothing.
@@ -33,18 +34,18 @@ impl Runner for DebugRunner {
         let runner = &self.0;
         let org = ctx.task.organization.clone();
         let name = ctx.task.target.clone();
-        let failed = |e: StoreError| TaskError::transient(format!("reading image {name:?}: {e}"));
+        let failed = |e: StoreError| BuildError::store(format!("reading image {name:?}"), e);
         let entry = ctx
             .store()
             .get(&records::key::<Image>(&org, &name))
             .await
             .map_err(failed)?
-            .ok_or_else(|| TaskError::permanent(format!("image {name:?} was deleted")))?;
+            .ok_or_else(|| BuildError::refused(format!("image {name:?} was deleted")))?;
         let image: Image = records::decode(&entry).map_err(failed)?;
         let (Some(digest), Some(reference), Status::Ready | Status::Updating) =
             (&image.digest, &image.reference, image.status)
         else {
-            return Err(TaskError::permanent(format!("image {name:?} is not built: build it first")));
+            return Err(BuildError::refused(format!("image {name:?} is not built: build it first")).into());
         };
         let tag = reference.rsplit_once(':').map(|(_, tag)| tag).unwrap_or("latest");
         ctx.log(format!("debug variant of {reference} ({digest}) with {DEBUG_PACKAGE}"));
@@ -64,7 +65,9 @@ impl Runner for DebugRunner {
         )
         .await?;
         if loaded.digest.to_string() != *digest {
-            return Err(TaskError::transient(format!("image {name:?} changed while its debug variant was planned")));
+            return Err(
+                BuildError::unavailable(format!("image {name:?} changed while its debug variant was planned")).into()
+            );
         }
         let runtime = pipeline::built_runtime(ctx.store().as_ref(), &org, &name, &loaded.runtime).await?;
         let mut labels = BTreeMap::new();

@@ -22,6 +22,7 @@ use kiln_model::Task;
 use kiln_registry::Registry;
 use kiln_store::{KvStore, Op, StoreError};
 
+use crate::error::BuildError;
 use kiln_tasks::{Outcome, Runner, TaskContext, TaskError};
 
 /// What one build may hold in memory of its packages' contents unless told otherwise. Real
@@ -98,7 +99,7 @@ impl BuildRunner {
 impl Runner for BuildRunner {
     async fn run(&self, ctx: &TaskContext) -> Result<serde_json::Value, TaskError> {
         let record = pipeline::build(self, ctx).await?;
-        serde_json::to_value(record).map_err(|e| TaskError::permanent(format!("recording the build: {e}")))
+        Ok(serde_json::to_value(record).map_err(|e| BuildError::refused(format!("recording the build: {e}")))?)
     }
 
     async fn settle(&self, store: &dyn KvStore, task: &Task, outcome: &Outcome) -> Result<Vec<Op>, StoreError> {

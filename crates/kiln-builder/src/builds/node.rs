@@ -15,7 +15,8 @@ use serde_json::{Map, Value};
 
 use super::BuildRunner;
 use super::debian::source_credentials;
-use kiln_tasks::{TaskContext, TaskError};
+use crate::error::BuildError;
+use kiln_tasks::TaskContext;
 
 /// What an image asks of npm: its package.json and, when given, its package-lock.json.
 #[derive(Debug, Clone)]
@@ -26,7 +27,7 @@ pub struct NodeManifest {
 
 /// The package.json an image declares (or one made from its package list), or `None` when
 /// it asks for no npm packages.
-pub fn manifest(image: &Image, language: Option<&str>) -> Result<Option<NodeManifest>, TaskError> {
+pub fn manifest(image: &Image, language: Option<&str>) -> Result<Option<NodeManifest>, BuildError> {
     let deps = &image.runtime_dependencies;
     let node = match deps.format {
         Some(ManifestFormat::PackageJson) => true,
@@ -45,7 +46,7 @@ pub fn manifest(image: &Image, language: Option<&str>) -> Result<Option<NodeMani
                 .map(|p| (p.name.clone(), Value::String(p.version.clone().unwrap_or_else(|| "*".to_string()))))
                 .collect();
             let document = serde_json::json!({"name": image.name, "private": true, "dependencies": dependencies});
-            serde_json::to_vec(&document).map_err(|e| TaskError::permanent(format!("writing package.json: {e}")))?
+            serde_json::to_vec(&document).map_err(|e| BuildError::refused(format!("writing package.json: {e}")))?
         }
     };
     Ok(Some(NodeManifest { package_json, lockfile: deps.lockfile.clone().map(String::into_bytes) }))
@@ -53,26 +54,26 @@ pub fn manifest(image: &Image, language: Option<&str>) -> Result<Option<NodeMani
 
 /// `18.19.0` from the parent's `nodejs` package (`18.19.0+dfsg-6~deb12u2`), so packages whose
 /// `engines.node` refuses it are not chosen.
-pub fn node_version(dpkg_status: &str) -> Result<String, TaskError> {
-    let installed = parse_status(dpkg_status)
-        .map_err(|e| TaskError::permanent(format!("the parent's dpkg status cannot be read: {e}")))?;
+pub fn node_version(dpkg_status: &str) -> Result<String, BuildError> {
+    let installed =
+        parse_status(dpkg_status).map_err(|e| BuildError::packages("the parent's dpkg status cannot be read", e))?;
     let package = installed
         .iter()
         .find(|p| p.name == "nodejs")
-        .ok_or_else(|| TaskError::permanent("the parent has no nodejs package: build Node images on a nodejs image"))?;
+        .ok_or_else(|| BuildError::refused("the parent has no nodejs package: build Node images on a nodejs image"))?;
     let version = package.version.split_once(':').map_or(package.version.as_str(), |(_, v)| v);
     let upstream = version.split(['+', '-', '~']).next().unwrap_or_default();
     if upstream.split('.').count() != 3 || !upstream.split('.').all(|p| p.parse::<u64>().is_ok()) {
-        return Err(TaskError::permanent(format!("cannot tell the Node version from nodejs {:?}", package.version)));
+        return Err(BuildError::refused(format!("cannot tell the Node version from nodejs {:?}", package.version)));
     }
     Ok(upstream.to_string())
 }
 
 /// The registry to use: the organisation's first `npm` package source, else the default.
-async fn registry(runner: &BuildRunner, ctx: &TaskContext) -> Result<(String, HttpRegistry), TaskError> {
+async fn registry(runner: &BuildRunner, ctx: &TaskContext) -> Result<(String, HttpRegistry), BuildError> {
     let org = &ctx.task.organization;
     let store = ctx.store();
-    let failed = |e: kiln_store::StoreError| TaskError::transient(format!("reading package sources: {e}"));
+    let failed = |e: kiln_store::StoreError| BuildError::store("reading package sources", e);
     let page = store.list(&records::prefix::<PackageSource>(org), None, 1000).await.map_err(failed)?;
     let mut chosen = None;
     for entry in &page.entries {
@@ -97,14 +98,14 @@ async fn registry(runner: &BuildRunner, ctx: &TaskContext) -> Result<(String, Ht
         None => match &runner.settings.npm_registry_url {
             Some(url) => (format!("npm:{url}"), url.clone(), RegistryAuth::None),
             None => {
-                return Err(TaskError::permanent(
+                return Err(BuildError::refused(
                     "no npm registry is configured: add a package source (ecosystem npm) or start kiln serve with --npm-registry-url",
                 ));
             }
         },
     };
     let registry = HttpRegistry::new(runner.http.clone(), &url, auth)
-        .map_err(|e| TaskError::permanent(format!("npm registry {label}: {e}")))?;
+        .map_err(|e| BuildError::packages(format!("npm registry {label}"), e))?;
     Ok((label, registry))
 }
 
@@ -126,7 +127,7 @@ pub async fn install(
     node_version: String,
     recorded_lock: Option<&str>,
     memory: &kiln_packages::memory::MemoryBudget,
-) -> Result<NodePackages, TaskError> {
+) -> Result<NodePackages, BuildError> {
     let (label, registry) = registry(runner, ctx).await?;
     let lockfile = recorded_lock.map(|l| l.as_bytes().to_vec()).or_else(|| manifest.lockfile.clone());
     ctx.log(format!(
@@ -140,13 +141,9 @@ pub async fn install(
         memory: memory.clone(),
         ..InstallOptions::default()
     };
-    let installation =
-        npm::install(&registry, &manifest.package_json, lockfile.as_deref(), &options).await.map_err(|e| match e {
-            npm::NpmError::ScriptsRefused { .. } => {
-                TaskError::permanent(format!("npm: {e} with kiln serve --npm-allow-scripts"))
-            }
-            e => TaskError::permanent(format!("npm: {e}")),
-        })?;
+    let installation = npm::install(&registry, &manifest.package_json, lockfile.as_deref(), &options)
+        .await
+        .map_err(|e| BuildError::packages("npm", e))?;
     for warning in &installation.warnings {
         ctx.log(format!("npm: {warning}"));
     }
@@ -190,7 +187,7 @@ pub async fn install(
 
 /// A package-lock.json (v3) of the tree just laid out: npm's hidden lockfile with the root
 /// entry it leaves out, so `--locked` installs this exact tree again.
-fn replay_lock(package_json: &[u8], shared: &[Entry]) -> Result<String, TaskError> {
+fn replay_lock(package_json: &[u8], shared: &[Entry]) -> Result<String, BuildError> {
     let hidden_path = format!("{NODE_PREFIX}/node_modules/.package-lock.json");
     let hidden = shared
         .iter()
@@ -198,8 +195,8 @@ fn replay_lock(package_json: &[u8], shared: &[Entry]) -> Result<String, TaskErro
             EntryKind::File { data } if e.path == hidden_path => Some(data),
             _ => None,
         })
-        .ok_or_else(|| TaskError::permanent("npm: the installer wrote no node_modules/.package-lock.json"))?;
-    let unreadable = |e: serde_json::Error| TaskError::permanent(format!("npm: reading the tree's lock: {e}"));
+        .ok_or_else(|| BuildError::refused("npm: the installer wrote no node_modules/.package-lock.json"))?;
+    let unreadable = |e: serde_json::Error| BuildError::refused(format!("npm: reading the tree's lock: {e}"));
     let mut document: Value = serde_json::from_slice(hidden).map_err(unreadable)?;
     let root: Value = serde_json::from_slice(package_json).map_err(unreadable)?;
     let mut root_entry = Map::new();
@@ -209,7 +206,7 @@ fn replay_lock(package_json: &[u8], shared: &[Entry]) -> Result<String, TaskErro
         }
     }
     let Some(packages) = document.get_mut("packages").and_then(Value::as_object_mut) else {
-        return Err(TaskError::permanent("npm: the tree's lock has no packages"));
+        return Err(BuildError::refused("npm: the tree's lock has no packages"));
     };
     packages.insert(String::new(), Value::Object(root_entry));
     if let Some(object) = document.as_object_mut() {

@@ -11,7 +11,7 @@ use kiln_registry::image::{Config, ImageReadError, LocalImage};
 use kiln_store::{KvStore, records};
 
 use super::reuse::{BuildMemo, ParentFiles};
-use kiln_tasks::TaskError;
+use crate::error::BuildError;
 
 /// An image owns the registry repository `<org>/<name>` (names are case-insensitive there).
 pub fn image_repository(org: &str, name: &str) -> String {
@@ -43,9 +43,9 @@ pub async fn load(
     registry_host: &str,
     memo: &BuildMemo,
     image: &Image,
-) -> Result<LoadedParent, TaskError> {
+) -> Result<LoadedParent, BuildError> {
     let org = image.organization.as_str();
-    let failed = |e: kiln_store::StoreError| TaskError::transient(format!("reading the parent: {e}"));
+    let failed = |e: kiln_store::StoreError| BuildError::store("reading the parent", e);
     let (repository, digest, reference, language) = match (&image.parent_image_name, &image.base_image_name) {
         (Some(parent), _) => {
             let (parent_org, name) = resolve_parent_reference(org, parent);
@@ -53,11 +53,11 @@ pub async fn load(
                 .get(&records::key::<Image>(parent_org, name))
                 .await
                 .map_err(failed)?
-                .ok_or_else(|| TaskError::permanent(format!("parent image {parent:?} no longer exists")))?;
+                .ok_or_else(|| BuildError::refused(format!("parent image {parent:?} no longer exists")))?;
             let parent_image: Image = records::decode(&entry).map_err(failed)?;
             let digest = match (&parent_image.digest, parent_image.status) {
                 (Some(digest), Status::Ready | Status::Updating) => digest.clone(),
-                _ => return Err(TaskError::permanent(format!("parent image {parent:?} is not READY: build it first"))),
+                _ => return Err(BuildError::refused(format!("parent image {parent:?} is not READY: build it first"))),
             };
             let reference = parent_image.reference.clone().unwrap_or_else(|| parent.clone());
             (image_repository(parent_org, name), digest, reference, parent_image.language)
@@ -68,11 +68,11 @@ pub async fn load(
                 .get(&records::key::<BaseImage>(base_org, name))
                 .await
                 .map_err(failed)?
-                .ok_or_else(|| TaskError::permanent(format!("base image {base:?} no longer exists")))?;
+                .ok_or_else(|| BuildError::refused(format!("base image {base:?} no longer exists")))?;
             let base_image: BaseImage = records::decode(&entry).map_err(failed)?;
             let digest = match (&base_image.digest, base_image.status) {
                 (Some(digest), Status::Ready) => digest.clone(),
-                _ => return Err(TaskError::permanent(format!("base image {base:?} is not READY"))),
+                _ => return Err(BuildError::refused(format!("base image {base:?} is not READY"))),
             };
             // Kiln's own images may carry another host name for Kiln (an earlier listen
             // address): the manifest being in Kiln's registry under that path is what counts.
@@ -90,7 +90,7 @@ pub async fn load(
                     && registry
                         .read_manifest(&candidate, &digest)
                         .await
-                        .map_err(|e| TaskError::transient(format!("reading the parent: {}", e.message)))?
+                        .map_err(|e| BuildError::registry("reading the parent", e))?
                         .is_some();
                 if held {
                     repository = Some(candidate);
@@ -98,27 +98,26 @@ pub async fn load(
                 }
             }
             let Some(repository) = repository else {
-                return Err(TaskError::transient(format!(
+                return Err(BuildError::unavailable(format!(
                     "base image {base:?} ({}) is not copied into Kiln's registry yet: the controller copies it when it checks the image",
                     base_image.reference
                 )));
             };
             (repository, digest, base_image.reference.clone(), Some(base_image.language))
         }
-        (None, None) => return Err(TaskError::permanent("the image names no parent")),
+        (None, None) => return Err(BuildError::refused("the image names no parent")),
     };
-    let digest: Digest = digest.parse().map_err(|e| TaskError::permanent(format!("parent digest {digest:?}: {e}")))?;
+    let digest: Digest = digest.parse().map_err(|e| BuildError::refused(format!("parent digest {digest:?}: {e}")))?;
     let unavailable = |what: &str| {
-        TaskError::permanent(format!("the parent's {what} is missing from repository {repository} of Kiln's registry"))
+        BuildError::refused(format!("the parent's {what} is missing from repository {repository} of Kiln's registry"))
     };
-    let registry_failed =
-        |e: kiln_registry::error::RegistryError| TaskError::transient(format!("reading the parent: {}", e.message));
+    let registry_failed = |e: kiln_registry::error::RegistryError| BuildError::registry("reading the parent", e);
     let (info, config) = match registry.read_image(&repository, &digest.to_string(), Config::Read).await {
         Ok(LocalImage { info, config: Some(config), .. }) => (info, config),
         Ok(LocalImage { config: None, .. }) | Err(ImageReadError::NoConfig(_)) => return Err(unavailable("config")),
         Err(ImageReadError::NoManifest { .. }) => return Err(unavailable("manifest")),
         Err(ImageReadError::Registry(e)) => return Err(registry_failed(e)),
-        Err(e) => return Err(TaskError::permanent(format!("the parent: {e}"))),
+        Err(e) => return Err(BuildError::image("the parent", e)),
     };
     let layers = info.layers.clone();
     let scan_runtime = image.parent_image_name.is_none();
@@ -164,12 +163,11 @@ async fn read_parent_files(
     repository: &str,
     layers: &[kiln_oci::Descriptor],
     scan_runtime: bool,
-) -> Result<ParentFiles, TaskError> {
+) -> Result<ParentFiles, BuildError> {
     let unavailable = |what: &str| {
-        TaskError::permanent(format!("the parent's {what} is missing from repository {repository} of Kiln's registry"))
+        BuildError::refused(format!("the parent's {what} is missing from repository {repository} of Kiln's registry"))
     };
-    let registry_failed =
-        |e: kiln_registry::error::RegistryError| TaskError::transient(format!("reading the parent: {}", e.message));
+    let registry_failed = |e: kiln_registry::error::RegistryError| BuildError::registry("reading the parent", e);
     let mut files = Vec::new();
     for layer in layers {
         let reader = registry.open_blob(repository, &layer.digest).await.map_err(registry_failed)?;
@@ -196,8 +194,8 @@ async fn read_parent_files(
         Ok((system, runtime, licences))
     })
     .await
-    .map_err(|e| TaskError::transient(format!("reading the parent's layers: {e}")))?
-    .map_err(|e| TaskError::permanent(format!("the parent's layers cannot be read: {e}")))?;
+    .map_err(|e| BuildError::stopped("reading the parent's layers", e))?
+    .map_err(|e| BuildError::refused(format!("the parent's layers cannot be read: {e}")))?;
     let ([dpkg_status, passwd, group], runtime, licences) = read;
     Ok(ParentFiles { dpkg_status, passwd, group, runtime, licences })
 }

@@ -18,7 +18,8 @@ use kiln_store::records;
 use super::BuildRunner;
 use super::debian::{self, Source};
 use super::parent::{self, LoadedParent};
-use kiln_tasks::{TaskContext, TaskError};
+use crate::error::BuildError;
+use kiln_tasks::TaskContext;
 
 /// What to build, for an image or a root image alike.
 pub struct BuildSpec {
@@ -55,23 +56,23 @@ pub struct Built {
 /// Package downloads in flight at once.
 const FETCHES_AT_ONCE: usize = 4;
 
-fn registry_error(e: kiln_registry::error::RegistryError) -> TaskError {
-    TaskError::transient(format!("pushing to Kiln's registry: {}", e.message))
+fn registry_error(e: kiln_registry::error::RegistryError) -> BuildError {
+    BuildError::registry("pushing to Kiln's registry", e)
 }
 
 /// Builds an image from its stored definition.
-pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecord, TaskError> {
+pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecord, BuildError> {
     ctx.step("plan", 0);
     let org = ctx.task.organization.clone();
     let entry = ctx
         .store()
         .get(&records::key::<Image>(&org, &ctx.task.target))
         .await
-        .map_err(|e| TaskError::transient(e.to_string()))?
-        .ok_or_else(|| TaskError::permanent(format!("image {:?} was deleted", ctx.task.target)))?;
-    let image: Image = records::decode(&entry).map_err(|e| TaskError::permanent(e.to_string()))?;
+        .map_err(|e| BuildError::store("", e))?
+        .ok_or_else(|| BuildError::refused(format!("image {:?} was deleted", ctx.task.target)))?;
+    let image: Image = records::decode(&entry).map_err(|e| BuildError::store("", e))?;
     if image.build_task.as_deref() != Some(ctx.task.id.as_str()) {
-        return Err(TaskError::permanent("a newer build of this image superseded this one"));
+        return Err(BuildError::refused("a newer build of this image superseded this one"));
     }
     let definition = image.definition_digest();
     let parent =
@@ -87,9 +88,9 @@ pub async fn build(runner: &BuildRunner, ctx: &TaskContext) -> Result<BuildRecor
             .store()
             .get(&records::key::<BuildRecord>(&org, &image.name))
             .await
-            .map_err(|e| TaskError::transient(e.to_string()))?
-            .ok_or_else(|| TaskError::permanent("--locked needs an earlier build's lock, and this image has none"))?;
-        let record: BuildRecord = records::decode(&record).map_err(|e| TaskError::permanent(e.to_string()))?;
+            .map_err(|e| BuildError::store("", e))?
+            .ok_or_else(|| BuildError::refused("--locked needs an earlier build's lock, and this image has none"))?;
+        let record: BuildRecord = records::decode(&record).map_err(|e| BuildError::store("", e))?;
         Some(record.lock)
     } else {
         None
@@ -163,20 +164,17 @@ pub async fn built_runtime(
     org: &str,
     name: &str,
     fallback: &[kiln_model::InventoryItem],
-) -> Result<Vec<kiln_model::InventoryItem>, TaskError> {
-    let recorded: Vec<kiln_model::InventoryItem> = match store
-        .get(&records::key::<BuildRecord>(org, name))
-        .await
-        .map_err(|e| TaskError::transient(e.to_string()))?
-    {
-        Some(entry) => records::decode::<BuildRecord>(&entry)
-            .map_err(|e| TaskError::permanent(e.to_string()))?
-            .inventory
-            .into_iter()
-            .filter(|i| i.ecosystem != Ecosystem::Deb)
-            .collect(),
-        None => Vec::new(),
-    };
+) -> Result<Vec<kiln_model::InventoryItem>, BuildError> {
+    let recorded: Vec<kiln_model::InventoryItem> =
+        match store.get(&records::key::<BuildRecord>(org, name)).await.map_err(|e| BuildError::store("", e))? {
+            Some(entry) => records::decode::<BuildRecord>(&entry)
+                .map_err(|e| BuildError::store("", e))?
+                .inventory
+                .into_iter()
+                .filter(|i| i.ecosystem != Ecosystem::Deb)
+                .collect(),
+            None => Vec::new(),
+        };
     Ok(if recorded.is_empty() { fallback.to_vec() } else { recorded })
 }
 
@@ -187,7 +185,7 @@ fn choose(
     installed: &Installed,
     spec: &BuildSpec,
     requests: &[Request],
-) -> Result<Vec<(usize, PackageRecord)>, TaskError> {
+) -> Result<Vec<(usize, PackageRecord)>, BuildError> {
     let (universe, source_index) = runner.universes.get(sources);
     let source_of = |record: &PackageRecord| {
         source_index.find(sources, &record.name, &record.version, &record.sha256).map(|(i, _)| i)
@@ -200,7 +198,7 @@ fn choose(
                 .find(sources, &locked.name, &locked.version, &sha256)
                 .map(|(i, r)| (i, r.as_ref().clone()));
             chosen.push(found.ok_or_else(|| {
-                TaskError::permanent(format!(
+                BuildError::refused(format!(
                     "the locked package {} {} (sha256 {}) is no longer offered by any source: rebuild without --locked to resolve again",
                     locked.name, locked.version, locked.sha256
                 ))
@@ -208,12 +206,12 @@ fn choose(
         }
         return Ok(chosen);
     }
-    let resolved = resolve(&universe, installed, requests).map_err(|e| TaskError::permanent(e.to_string()))?;
+    let resolved = resolve(&universe, installed, requests).map_err(|e| BuildError::packages("", e))?;
     resolved
         .into_iter()
         .map(|record| {
             let index = source_of(&record).ok_or_else(|| {
-                TaskError::permanent(format!("package {} {} has no source", record.name, record.version))
+                BuildError::refused(format!("package {} {} has no source", record.name, record.version))
             })?;
             Ok((index, record))
         })
@@ -222,16 +220,16 @@ fn choose(
 
 /// A lock is replayed only by the digests it names: a stored lock's hash is parsed like any
 /// other before it can pick (and so name) a file.
-pub(super) fn locked_sha256(locked: &LockedPackage) -> Result<Digest, TaskError> {
+pub(super) fn locked_sha256(locked: &LockedPackage) -> Result<Digest, BuildError> {
     Digest::from_hex(kiln_oci::Algorithm::Sha256, &locked.sha256).map_err(|e| {
-        TaskError::permanent(format!(
+        BuildError::refused(format!(
             "the lock's package {} {} has an unusable sha256: {e}: rebuild without --locked to resolve again",
             locked.name, locked.version
         ))
     })
 }
 
-pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Result<Built, TaskError> {
+pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Result<Built, BuildError> {
     let settings = &runner.settings;
     // One budget for everything this build decompresses, in parallel or not; it goes when the
     // build does, with the packages it paid for.
@@ -290,7 +288,7 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
     let installed = match &spec.parent {
         Some(parent) => {
             let packages = kiln_packages::deb::status::parse_status(&parent.image.dpkg_status)
-                .map_err(|e| TaskError::permanent(format!("the parent's dpkg status cannot be read: {e}")))?;
+                .map_err(|e| BuildError::packages("the parent's dpkg status cannot be read", e))?;
             Installed::from_packages(packages)
         }
         None => Installed::default(),
@@ -298,7 +296,7 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
     let index_dir = debian::index_dir(&settings.cache_dir);
     tokio::fs::create_dir_all(&index_dir)
         .await
-        .map_err(|e| TaskError::transient(format!("cannot create {}: {e}", index_dir.display())))?;
+        .map_err(|e| BuildError::io(format!("cannot create {}", index_dir.display()), e))?;
     let sources = debian::sources(runner, ctx, &index_dir).await?;
     let distribution = debian::distribution(&sources);
     let started = std::time::Instant::now();
@@ -318,8 +316,8 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
     ctx.step("fetch", 25);
     let total: u64 = chosen.iter().map(|(_, r)| r.size).sum();
     let cache = DownloadCache::open(&settings.cache_dir.join("debs"), settings.cache_limit)
-        .map_err(|e| TaskError::permanent(e.to_string()))?;
-    cache.check_room(total).map_err(|e| TaskError::permanent(e.to_string()))?;
+        .map_err(|e| BuildError::packages("", e))?;
+    cache.check_room(total).map_err(|e| BuildError::packages("", e))?;
     // Unpacked packages and layer files: a generous multiple of the compressed size.
     ctx.reserve_scratch(total.saturating_mul(6))?;
     // A few downloads at once: a mirror answers each request with a delay of its own.
@@ -350,7 +348,7 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
             cache
                 .fetch(&runner.http, &url, &record.sha256, record.size, &listed_by, &progress)
                 .await
-                .map_err(|e| TaskError::permanent(format!("package {} {}: {e}", record.name, record.version)))
+                .map_err(|e| BuildError::packages(format!("package {} {}", record.name, record.version), e))
         }
     });
     let mut files = Vec::new();
@@ -374,7 +372,7 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
     let unpacked: Vec<UnpackedPackage> = unpacked
         .into_iter()
         .collect::<Option<_>>()
-        .ok_or_else(|| TaskError::transient("a package went missing while unpacking"))?;
+        .ok_or_else(|| BuildError::unavailable("a package went missing while unpacking"))?;
     ctx.check_cancelled()?;
 
     ctx.step("layers", 60);
@@ -432,8 +430,8 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
     ));
     let assembled = tokio::task::spawn_blocking(move || kiln_build::assemble(input))
         .await
-        .map_err(|e| TaskError::transient(format!("assembling stopped: {e}")))?
-        .map_err(|e| TaskError::permanent(format!("assembling the image: {e}")))?;
+        .map_err(|e| BuildError::stopped("assembling stopped", e))?
+        .map_err(|e| BuildError::assemble("assembling the image", e))?;
     for line in &assembled.log {
         ctx.log(line.clone());
     }
@@ -452,7 +450,7 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
                 runner.memo.forget_layer(key);
             }
         }
-        return Err(TaskError::transient(
+        return Err(BuildError::unavailable(
             "a layer of the parent or of an earlier build left Kiln's registry during the build; it is built again",
         ));
     }
@@ -480,9 +478,9 @@ pub async fn run(runner: &BuildRunner, ctx: &TaskContext, spec: BuildSpec) -> Re
         &assembled.inventory,
         settings.source_date_epoch,
     )
-    .map_err(|e| TaskError::permanent(format!("writing the SBOM: {e}")))?;
+    .map_err(|e| BuildError::document("writing the SBOM", e))?;
     let sbom = kiln_build::sbom_manifest(&document, &assembled.manifest_descriptor, settings.source_date_epoch)
-        .map_err(|e| TaskError::permanent(format!("writing the SBOM: {e}")))?;
+        .map_err(|e| BuildError::document("writing the SBOM", e))?;
     registry.put_blob(repository, kiln_oci::media_types::OCI_EMPTY_CONTENT).await.map_err(registry_error)?;
     registry.put_blob(repository, &sbom.document).await.map_err(registry_error)?;
     let sbom_digest = registry
@@ -505,9 +503,8 @@ async fn reuse_layers(
     files: &[std::path::PathBuf],
     mut input: AssembleInput,
     memory: &MemoryBudget,
-) -> Result<AssembleInput, TaskError> {
-    let planned =
-        kiln_build::package_layers(&input).map_err(|e| TaskError::permanent(format!("assembling the image: {e}")))?;
+) -> Result<AssembleInput, BuildError> {
+    let planned = kiln_build::package_layers(&input).map_err(|e| BuildError::assemble("assembling the image", e))?;
     let mut again = std::collections::BTreeSet::new();
     for layer in planned {
         if let Some(key) = &layer.key
@@ -540,7 +537,7 @@ async fn unpack_some(
     files: &[std::path::PathBuf],
     which: &[usize],
     memory: &MemoryBudget,
-) -> Result<Vec<UnpackedPackage>, TaskError> {
+) -> Result<Vec<UnpackedPackage>, BuildError> {
     if which.is_empty() {
         return Ok(Vec::new());
     }
@@ -555,30 +552,25 @@ async fn unpack_some(
         )
         .into_iter()
         .map(|unpacked| {
-            unpacked.unwrap_or_else(|| Err(TaskError::transient("an unpacking thread stopped before its package")))
+            unpacked.unwrap_or_else(|| Err(BuildError::unavailable("an unpacking thread stopped before its package")))
         })
         .collect()
     })
     .await
-    .map_err(|e| TaskError::transient(format!("unpacking stopped: {e}")))?
+    .map_err(|e| BuildError::stopped("unpacking stopped", e))?
 }
 
 fn unpack_one(
     record: &PackageRecord,
     path: &std::path::Path,
     memory: &MemoryBudget,
-) -> Result<UnpackedPackage, TaskError> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| TaskError::transient(format!("reading the cached {}: {e}", path.display())))?;
+) -> Result<UnpackedPackage, BuildError> {
+    let file =
+        std::fs::File::open(path).map_err(|e| BuildError::io(format!("reading the cached {}", path.display()), e))?;
     let deb = kiln_packages::deb::unpack::read_deb(std::io::BufReader::with_capacity(256 << 10, file), memory)
         .map_err(|e| {
             let file = record.filename.rsplit('/').next().unwrap_or(&record.filename);
-            let hint = if e.is_over_budget() {
-                "; if the package is genuine, raise kiln serve --build-memory-limit-bytes"
-            } else {
-                ""
-            };
-            TaskError::permanent(format!("package {} {} ({file}): {e}{hint}", record.name, record.version))
+            BuildError::packages(format!("package {} {} ({file})", record.name, record.version), e)
         })?;
     let copyright = format!("usr/share/doc/{}/copyright", record.name);
     let license = deb.entries.iter().find(|e| e.path == copyright).and_then(|e| match &e.kind {
@@ -625,8 +617,8 @@ mod tests {
         assert_eq!(locked_sha256(&locked(&hex)).ok(), Some(Digest::sha256(b"")));
         for bad in ["/../../tmp/planted.whl", "../x", ""] {
             let err = locked_sha256(&locked(bad)).expect_err("refused");
-            assert!(!err.retryable);
-            let err = err.message;
+            assert!(!err.retryable());
+            let err = err.to_string();
             assert!(
                 err.contains("the lock's package demo 1.0 has an unusable sha256") && err.contains(&format!("{bad:?}")),
                 "{err}"

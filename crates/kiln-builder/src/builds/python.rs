@@ -19,10 +19,11 @@ use kiln_store::records;
 
 use super::BuildRunner;
 use super::debian::source_credentials;
-use kiln_tasks::{TaskContext, TaskError};
+use crate::error::BuildError;
+use kiln_tasks::TaskContext;
 
 /// The requirements an image declares for Python, or `None` when it has none.
-pub fn requirements(image: &Image, language: Option<&str>) -> Result<Option<Vec<Requirement>>, TaskError> {
+pub fn requirements(image: &Image, language: Option<&str>) -> Result<Option<Vec<Requirement>>, BuildError> {
     let deps = &image.runtime_dependencies;
     let python = match deps.format {
         Some(ManifestFormat::RequirementsTxt) => true,
@@ -32,7 +33,7 @@ pub fn requirements(image: &Image, language: Option<&str>) -> Result<Option<Vec<
     if !python || (deps.manifest.is_none() && deps.packages.is_empty()) {
         return Ok(None);
     }
-    let invalid = |e: kiln_packages::pypi::requirements::RequirementsError| TaskError::permanent(e.to_string());
+    let invalid = |e: kiln_packages::pypi::requirements::RequirementsError| BuildError::packages("", e);
     let mut out = match &deps.manifest {
         Some(text) => parse_requirements(text).map_err(invalid)?,
         None => Vec::new(),
@@ -44,18 +45,18 @@ pub fn requirements(image: &Image, language: Option<&str>) -> Result<Option<Vec<
 }
 
 /// The constraints an image holds its Python distributions to (pip's `-c` files, inlined).
-pub fn constraints(image: &Image) -> Result<Vec<Requirement>, TaskError> {
+pub fn constraints(image: &Image) -> Result<Vec<Requirement>, BuildError> {
     let Some(text) = &image.runtime_dependencies.constraints else { return Ok(Vec::new()) };
-    parse_requirements(text).map_err(|e| TaskError::permanent(format!("constraints: {e}")))
+    parse_requirements(text).map_err(|e| BuildError::packages("constraints", e))
 }
 
 /// The interpreter and C library of the parent, from its dpkg status.
-pub fn target(dpkg_status: &str, architecture: &str) -> Result<Target, TaskError> {
-    let installed = parse_status(dpkg_status)
-        .map_err(|e| TaskError::permanent(format!("the parent's dpkg status cannot be read: {e}")))?;
+pub fn target(dpkg_status: &str, architecture: &str) -> Result<Target, BuildError> {
+    let installed =
+        parse_status(dpkg_status).map_err(|e| BuildError::packages("the parent's dpkg status cannot be read", e))?;
     let version_of = |name: &str| installed.iter().find(|p| p.name == name).map(|p| p.version.clone());
     let python = version_of("python3").ok_or_else(|| {
-        TaskError::permanent("the parent has no python3 package: build Python images on a python3 image")
+        BuildError::refused("the parent has no python3 package: build Python images on a python3 image")
     })?;
     let machine = match architecture {
         "amd64" => "x86_64",
@@ -67,14 +68,14 @@ pub fn target(dpkg_status: &str, architecture: &str) -> Result<Target, TaskError
         .and_then(|t| version_of(&format!("python{}.{}", t.python.0, t.python.1)))
         .unwrap_or(python);
     Target::from_debian(&interpreter, version_of("libc6").as_deref(), machine)
-        .ok_or_else(|| TaskError::permanent(format!("cannot tell the Python version from python3 {interpreter:?}")))
+        .ok_or_else(|| BuildError::refused(format!("cannot tell the Python version from python3 {interpreter:?}")))
 }
 
 /// Indexes to search: the organisation's `pypi` package sources, then the machine's default.
-async fn index_specs(runner: &BuildRunner, ctx: &TaskContext) -> Result<Vec<IndexSpec>, TaskError> {
+async fn index_specs(runner: &BuildRunner, ctx: &TaskContext) -> Result<Vec<IndexSpec>, BuildError> {
     let org = &ctx.task.organization;
     let store = ctx.store();
-    let failed = |e: kiln_store::StoreError| TaskError::transient(format!("reading package sources: {e}"));
+    let failed = |e: kiln_store::StoreError| BuildError::store("reading package sources", e);
     let page = store.list(&records::prefix::<PackageSource>(org), None, 1000).await.map_err(failed)?;
     let mut specs = Vec::new();
     for entry in &page.entries {
@@ -88,7 +89,7 @@ async fn index_specs(runner: &BuildRunner, ctx: &TaskContext) -> Result<Vec<Inde
         specs.push(IndexSpec { label: format!("pip:{url}"), url: url.clone(), basic_auth: None });
     }
     if specs.is_empty() {
-        return Err(TaskError::permanent(
+        return Err(BuildError::refused(
             "no Python package index is configured: add a package source (ecosystem pypi) or start kiln serve with --pypi-index-url",
         ));
     }
@@ -115,8 +116,7 @@ pub async fn install(
     parent_has: &[InventoryItem],
     locked: Option<&Lock>,
     memory: &kiln_packages::memory::MemoryBudget,
-) -> Result<PythonPackages, TaskError> {
-    let permanent = |e: String| TaskError::permanent(e);
+) -> Result<PythonPackages, BuildError> {
     if let Some(lock) = locked {
         requirements = lock
             .packages
@@ -124,11 +124,11 @@ pub async fn install(
             .filter(|p| p.ecosystem == Ecosystem::Pypi)
             .map(|p| {
                 let mut requirement =
-                    from_name_and_version(&p.name, Some(&p.version)).map_err(|e| permanent(e.to_string()))?;
+                    from_name_and_version(&p.name, Some(&p.version)).map_err(|e| BuildError::packages("", e))?;
                 requirement.hashes = vec![super::pipeline::locked_sha256(p)?];
                 Ok(requirement)
             })
-            .collect::<Result<_, TaskError>>()?;
+            .collect::<Result<_, BuildError>>()?;
     }
     let kept: Vec<(String, String)> = parent_has
         .iter()
@@ -136,7 +136,7 @@ pub async fn install(
         .map(|i| (normalize_name(&i.name), i.version.clone()))
         .collect();
     for (name, version) in &kept {
-        requirements.push(from_name_and_version(name, Some(version)).map_err(|e| permanent(e.to_string()))?);
+        requirements.push(from_name_and_version(name, Some(version)).map_err(|e| BuildError::packages("", e))?);
     }
     let specs = index_specs(runner, ctx).await?;
     let labels: Vec<String> = specs.iter().map(|s| s.label.clone()).collect();
@@ -152,14 +152,14 @@ pub async fn install(
     let index = Arc::new(Index::new(runner.http.clone(), specs));
     let cache = Arc::new(
         DownloadCache::open(&runner.settings.cache_dir.join("wheels"), runner.settings.cache_limit)
-            .map_err(|e| permanent(e.to_string()))?,
+            .map_err(|e| BuildError::packages("", e))?,
     );
     // A lock already holds the versions the constraints chose.
     let constraints = if locked.is_some() { Vec::new() } else { constraints };
     let sandbox = super::sdist::sandbox(runner, ctx).await?;
     let resolved = resolve(index.clone(), cache.clone(), target.clone(), requirements, constraints, sandbox)
         .await
-        .map_err(|e| permanent(e.to_string()))?;
+        .map_err(|e| BuildError::packages("", e))?;
     ctx.check_cancelled()?;
     let mut packages = Vec::new();
     let mut lock = Vec::new();
@@ -171,9 +171,10 @@ pub async fn install(
         let version = dist.version.to_string();
         // The file the index lists (a wheel, or the sdist a wheel was built from) must have
         // a usable SHA-256: it is what the lock and the --hash check hold it to.
-        let sha256 = dist.wheel.sha256().map_err(|e| permanent(format!("{} {version}: {e}", dist.name)))?.clone();
+        let sha256 =
+            dist.wheel.sha256().map_err(|e| BuildError::packages(format!("{} {version}", dist.name), e))?.clone();
         if !dist.allowed_hashes.is_empty() && !dist.allowed_hashes.contains(&sha256) {
-            return Err(permanent(format!(
+            return Err(BuildError::refused(format!(
                 "{} {version}: its wheel {} has SHA-256 {}, not one of the --hash values given for it",
                 dist.name,
                 dist.wheel.filename,
@@ -194,7 +195,7 @@ pub async fn install(
             }
             None => fetch_wheel(&index, &cache, &dist.wheel, &|_| {})
                 .await
-                .map_err(|e| permanent(format!("{} {version}: {e}", dist.name)))?,
+                .map_err(|e| BuildError::packages(format!("{} {version}", dist.name), e))?,
         };
         let size = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
         let target = target.clone();
@@ -218,8 +219,8 @@ pub async fn install(
     for (dist, version, sha256, size, name, installing) in pending {
         let installed = installing
             .await
-            .map_err(|e| TaskError::transient(format!("installing stopped: {e}")))?
-            .map_err(|e| permanent(format!("{name} {version} ({}): {e}", dist.wheel.filename)))?;
+            .map_err(|e| BuildError::stopped("installing stopped", e))?
+            .map_err(|e| BuildError::refused(format!("{name} {version} ({}): {e}", dist.wheel.filename)))?;
         let display = if dist.metadata.name.is_empty() { dist.name.clone() } else { dist.metadata.name.clone() };
         packages.push(RuntimePackage {
             ecosystem: Ecosystem::Pypi,

@@ -23,7 +23,8 @@ use serde_json::{Value, json};
 
 use super::BuildRunner;
 use super::parent::image_repository;
-use kiln_tasks::{TaskContext, TaskError};
+use crate::error::BuildError;
+use kiln_tasks::TaskContext;
 
 /// One build may run this long before it is killed.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
@@ -34,11 +35,11 @@ const ADDRESS_SPACE: u64 = 4 << 30;
 const OUTPUT_LINES: usize = 15;
 
 /// The sandbox for this build, or `None` when source distributions stay refused.
-pub async fn sandbox(runner: &BuildRunner, ctx: &TaskContext) -> Result<Option<Arc<dyn SdistBuilder>>, TaskError> {
+pub async fn sandbox(runner: &BuildRunner, ctx: &TaskContext) -> Result<Option<Arc<dyn SdistBuilder>>, BuildError> {
     let Some(builder) = &runner.settings.pypi_sdist_builder else { return Ok(None) };
     let (org, name) = resolve_parent_reference(&ctx.task.organization, builder);
     let unusable = |why: String| {
-        TaskError::permanent(format!(
+        BuildError::refused(format!(
             "source distributions are built in image {builder:?}, which {why}: create it on python3 with the system packages python3-pip python3-setuptools python3-wheel"
         ))
     };
@@ -46,9 +47,9 @@ pub async fn sandbox(runner: &BuildRunner, ctx: &TaskContext) -> Result<Option<A
         .store()
         .get(&records::key::<Image>(org, name))
         .await
-        .map_err(|e| TaskError::transient(e.to_string()))?
+        .map_err(|e| BuildError::store("", e))?
         .ok_or_else(|| unusable("does not exist".to_string()))?;
-    let image: Image = records::decode(&entry).map_err(|e| TaskError::permanent(e.to_string()))?;
+    let image: Image = records::decode(&entry).map_err(|e| BuildError::store("", e))?;
     let digest = match (&image.digest, image.status) {
         (Some(digest), Status::Ready | Status::Updating) => digest.clone(),
         _ => return Err(unusable(format!("is not built (status {:?})", image.status))),
@@ -59,27 +60,25 @@ pub async fn sandbox(runner: &BuildRunner, ctx: &TaskContext) -> Result<Option<A
     let work = ctx.scratch().join("sdist");
     tokio::fs::create_dir_all(&work)
         .await
-        .map_err(|e| TaskError::transient(format!("cannot create {}: {e}", work.display())))?;
+        .map_err(|e| BuildError::io(format!("cannot create {}", work.display()), e))?;
     Ok(Some(Arc::new(RuncSandbox { rootfs, work })))
 }
 
 /// The builder image unpacked under the cache, once per digest; later builds reuse it.
-async fn root_filesystem(runner: &BuildRunner, repository: &str, digest: &Digest) -> Result<PathBuf, TaskError> {
+async fn root_filesystem(runner: &BuildRunner, repository: &str, digest: &Digest) -> Result<PathBuf, BuildError> {
     let dir = runner.settings.cache_dir.join("sdist-rootfs").join(digest.to_string().replace(':', "-"));
     if tokio::fs::try_exists(&dir).await.unwrap_or(false) {
         return Ok(dir);
     }
     let registry = &runner.registry;
-    let failed = |e: kiln_registry::error::RegistryError| {
-        TaskError::transient(format!("reading the sandbox image: {}", e.message))
-    };
+    let failed = |e: kiln_registry::error::RegistryError| BuildError::registry("reading the sandbox image", e);
     let missing =
-        || TaskError::permanent(format!("the sandbox image {repository}@{digest} left Kiln's registry: rebuild it"));
+        || BuildError::refused(format!("the sandbox image {repository}@{digest} left Kiln's registry: rebuild it"));
     let info = match registry.read_image(repository, &digest.to_string(), Config::Skip).await {
         Ok(image) => image.info,
         Err(ImageReadError::Registry(e)) => return Err(failed(e)),
         Err(ImageReadError::NoManifest { .. }) => return Err(missing()),
-        Err(e) => return Err(TaskError::permanent(format!("the sandbox image {repository}@{digest}: {e}"))),
+        Err(e) => return Err(BuildError::image(format!("the sandbox image {repository}@{digest}"), e)),
     };
     let mut layers = Vec::new();
     for layer in &info.layers {
@@ -90,8 +89,8 @@ async fn root_filesystem(runner: &BuildRunner, repository: &str, digest: &Digest
     let partial = parent.join(format!(".partial-{}-{}", std::process::id(), rand_suffix()));
     let target = dir.clone();
     let described = format!("{repository}@{digest}");
-    tokio::task::spawn_blocking(move || -> Result<(), TaskError> {
-        let io = |what: &str, e: std::io::Error| TaskError::transient(format!("{what}: {e}"));
+    tokio::task::spawn_blocking(move || -> Result<(), BuildError> {
+        let io = |what: &str, e: std::io::Error| BuildError::io(what, e);
         // Private to Kiln: what an image holds is nobody else's on this host. The root itself
         // is the container's `/`, which its unprivileged user must be able to walk.
         std::fs::DirBuilder::new()
@@ -107,11 +106,12 @@ async fn root_filesystem(runner: &BuildRunner, repository: &str, digest: &Digest
         let unpacked = unpack(&partial, layers);
         if let Err(e) = unpacked {
             let _ = std::fs::remove_dir_all(&partial);
-            return Err(if e.is_refusal() {
-                TaskError::permanent(format!("the sandbox image {described} cannot be unpacked: {e}"))
+            let doing = if e.is_refusal() {
+                format!("the sandbox image {described} cannot be unpacked")
             } else {
-                TaskError::transient(format!("unpacking the sandbox image {described}: {e}"))
-            });
+                format!("unpacking the sandbox image {described}")
+            };
+            return Err(BuildError::layer(doing, e));
         }
         // Another build may have finished the same unpacking first; either copy serves.
         match std::fs::rename(&partial, &target) {
@@ -124,7 +124,7 @@ async fn root_filesystem(runner: &BuildRunner, repository: &str, digest: &Digest
         }
     })
     .await
-    .map_err(|e| TaskError::transient(format!("unpacking the sandbox image stopped: {e}")))??;
+    .map_err(|e| BuildError::stopped("unpacking the sandbox image stopped", e))??;
     Ok(dir)
 }
 

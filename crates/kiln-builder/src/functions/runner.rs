@@ -12,6 +12,7 @@ use kiln_store::{KvStore, Op, Precondition, StoreError, records};
 use serde_json::{Value, json};
 
 use super::compose::{code_layer, compose, load_runtime};
+use crate::error::BuildError;
 use kiln_tasks::{Outcome, Runner, TaskContext, TaskError};
 
 pub struct ComposeRunner {
@@ -28,7 +29,7 @@ impl Runner for ComposeRunner {
     async fn run(&self, ctx: &TaskContext) -> Result<Value, TaskError> {
         let task = &ctx.task;
         let key = records::key::<Function>(&task.organization, &task.target);
-        let store_failed = |e: StoreError| TaskError::transient(format!("reading function {:?}: {e}", task.target));
+        let store_failed = |e: StoreError| BuildError::store(format!("reading function {:?}", task.target), e);
         let Some(entry) = ctx.store().get(&key).await.map_err(store_failed)? else {
             return Ok(json!({"superseded": true}));
         };
@@ -40,25 +41,25 @@ impl Runner for ComposeRunner {
         ctx.step("composing", 10);
         ctx.log(format!("composing function {} over image {} {digest}", function.name, function.image));
         let repository = super::repository(&function);
-        let runtime = load_runtime(&self.registry, &repository, &function.image, &digest)
-            .await
-            .map_err(|e| TaskError::permanent(e.to_string()))?;
-        let layer = code_layer(&function).map_err(TaskError::permanent)?;
+        let runtime =
+            load_runtime(&self.registry, &repository, &function.image, &digest).await.map_err(BuildError::from)?;
+        let layer = code_layer(&function).map_err(BuildError::Refused)?;
         // The image's repository may have been deleted and made again since the push.
         let linked = self
             .registry
             .link_blob(&repository, &layer.descriptor.digest)
             .await
-            .map_err(|e| TaskError::transient(format!("linking the code layer: {}", e.message)))?;
+            .map_err(|e| BuildError::registry("linking the code layer", e))?;
         if !linked {
-            return Err(TaskError::permanent(format!(
+            return Err(BuildError::refused(format!(
                 "the code layer {} is no longer in Kiln's registry",
                 layer.descriptor.digest
-            )));
+            ))
+            .into());
         }
         let composed = compose(&self.registry, &repository, &runtime, &function.name, layer, self.source_date_epoch)
             .await
-            .map_err(|e| TaskError::permanent(e.to_string()))?;
+            .map_err(BuildError::from)?;
         ctx.log(format!("function image {composed}"));
         Ok(json!({"digest": composed.to_string(), "runtimeDigest": digest}))
     }
