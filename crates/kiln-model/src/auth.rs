@@ -30,6 +30,9 @@ pub const ACTIONS: [&str; 2] = ["read", "write"];
 
 /// The organisation scope of a binding that holds in every organisation.
 pub const ALL_ORGS: &str = "*";
+/// Header that selects the organisation a request acts in (Dispatch used `X-Dispatch-Org`);
+/// the server reads it and the client sends it.
+pub const ORG_HEADER: &str = "x-kiln-org";
 
 /// A permission such as `images:write`; `*` stands for every resource or every action.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -6,9 +6,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::cli::{AuditArgs, LoginArgs, OrgCommand, Output, RoleCommand, TokenCommand, UserCommand};
-use crate::client::{Body, Client, segment};
 use crate::credentials;
 use crate::output::{out, outln};
+use kiln_client::{Body, Client, segment};
 
 /// Prints items as a table of the given columns, or as JSON / YAML.
 fn show(items: &[Value], columns: &[(&str, &str)], output: Output) -> Result<()> {

@@ -8,8 +8,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::cli::{Kind, Output};
-use crate::client::{Body, Client, segment};
 use crate::output::{out, outln, print};
+use kiln_client::{Body, Client, segment};
 
 /// How long `--wait` gives the controller to start an image's build.
 const START_WITHIN: Duration = Duration::from_secs(120);

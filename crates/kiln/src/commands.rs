@@ -12,8 +12,8 @@ use kiln_model::includes::{self, Format, Includes, MAX_INCLUDE_BYTES, Reader};
 use kiln_model::requirements_includes::{self, Source};
 
 use crate::cli::{Command, Connection, CreateArgs, CreateKind, DeleteArgs, GetArgs, Kind, Output};
-use crate::client::{Body, Client, segment};
 use crate::output::{as_document, outln, print};
+use kiln_client::{Body, Client, segment};
 
 pub async fn run(connection: &Connection, output: Output, command: Command) -> Result<()> {
     let (server, token) = crate::credentials::resolve(connection.server.as_deref(), connection.token.as_deref())?;

@@ -8,9 +8,9 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::cli::{FunctionCommand, Kind, Output};
-use crate::client::{Body, Client, segment};
 use crate::output::{outln, print};
 use crate::pack;
+use kiln_client::{Body, Client, segment};
 
 pub async fn run(client: &Client, output: Output, command: FunctionCommand) -> Result<()> {
     match command {

@@ -3,7 +3,6 @@
 mod access;
 mod builds;
 mod cli;
-mod client;
 mod commands;
 mod config_files;
 mod credentials;

@@ -6,8 +6,8 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::cli::{Output, PushCommand};
-use crate::client::{Body, Client, segment};
 use crate::output::{out, outln};
+use kiln_client::{Body, Client, segment};
 
 pub async fn push(client: &Client, output: Output, command: PushCommand) -> Result<()> {
     let (source, to) = match command {

@@ -10,44 +10,20 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::cli::{Kind, Output};
-use crate::client::{Client, segment};
 use crate::output::{outln, print};
-
-/// One Server-Sent Event.
-#[derive(Default)]
-struct Event {
-    name: String,
-    data: String,
-}
+use kiln_client::{Client, segment};
 
 /// Calls `on_event` for each event of the task's stream until it returns `false` or the
 /// stream ends.
 async fn follow(client: &Client, id: &str, mut on_event: impl FnMut(&str, &Value) -> bool) -> Result<()> {
     let response = client.stream(&format!("/v1/tasks/{}/events", segment(id))).await?;
     let mut body = response.bytes_stream();
-    let mut buffer = String::new();
-    let mut event = Event::default();
+    let mut parser = kiln_client::sse::Parser::default();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.context("the task's event stream broke off")?;
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find('\n') {
-            let line: String = buffer.drain(..=end).collect();
-            let line = line.trim_end_matches(['\n', '\r']);
-            if line.is_empty() {
-                if !event.name.is_empty() {
-                    let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
-                    if !on_event(&event.name, &data) {
-                        return Ok(());
-                    }
-                }
-                event = Event::default();
-            } else if let Some(name) = line.strip_prefix("event:") {
-                event.name = name.trim().to_string();
-            } else if let Some(data) = line.strip_prefix("data:") {
-                if !event.data.is_empty() {
-                    event.data.push('\n');
-                }
-                event.data.push_str(data.strip_prefix(' ').unwrap_or(data));
+        for event in parser.push(&chunk) {
+            if !on_event(&event.name, &event.data) {
+                return Ok(());
             }
         }
     }

@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_json::Value;
 
 /// Kiln's crates from the bottom up: each may depend only on crates before it.
-const LAYERS: [&str; 12] = [
+const LAYERS: [&str; 13] = [
     "kiln-model",
     "kiln-oci",
     "kiln-registry-client",
@@ -21,6 +21,7 @@ const LAYERS: [&str; 12] = [
     "kiln-build",
     "kiln-builder",
     "kiln-server",
+    "kiln-client",
     "kiln",
 ];
 
@@ -32,7 +33,7 @@ const NETWORK_OR_RUNTIME: [&str; 9] = ["tokio", "reqwest", "hyper", "axum", "h2"
 
 /// Crates that must not know an HTTP server. (`kiln-builder` pushes through the registry's
 /// in-process API, which lives in one crate with its `/v2` routes.)
-const NO_HTTP_SERVER: [&str; 2] = ["kiln-tasks", "kiln-registry-client"];
+const NO_HTTP_SERVER: [&str; 3] = ["kiln-tasks", "kiln-registry-client", "kiln-client"];
 
 /// Normal (not dev, not build) dependencies of every package, by name, for this platform.
 fn dependency_graph() -> BTreeMap<String, BTreeSet<String>> {

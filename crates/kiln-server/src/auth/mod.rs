@@ -30,8 +30,7 @@ use kiln_store::{KvStore, Precondition};
 use crate::error::ApiError;
 use limiter::Limiter;
 
-/// Header that selects the organisation a request acts in (Dispatch used `X-Dispatch-Org`).
-pub const ORG_HEADER: &str = "x-kiln-org";
+pub use kiln_model::auth::ORG_HEADER;
 /// Resources that span organisations: changing them needs a binding in every organisation,
 /// or an administrator of one organisation could grant itself the others.
 pub const GLOBAL_RESOURCES: [&str; 4] = ["users", "roles", "organizations", "registry"];
