@@ -146,7 +146,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub struct Background {
     shutdown: CancellationToken,
     handles: Vec<JoinHandle<()>>,
-    engine: Option<Arc<kiln_tasks::Engine>>,
 }
 
 impl Background {
@@ -154,9 +153,6 @@ impl Background {
     /// `RUNNING` under this node, so the next start takes them back at once.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        if let Some(engine) = &self.engine {
-            engine.stop().await;
-        }
         for handle in self.handles {
             if let Err(e) = handle.await
                 && e.is_panic()
@@ -197,7 +193,6 @@ pub fn start(mut state: AppState, shutdown: CancellationToken) -> (Router, Backg
         Arc::new(kiln_registry::Registry::new(state.store.clone(), blobs, access, state.registry.clone()))
     });
     state.registry_server = registry.clone();
-    let mut engine_running = None;
     if let Some(settings) = state.task_settings.clone() {
         let mut engine = kiln_tasks::Engine::new(auth.store.clone(), settings);
         if let (Some(registry), Some(settings)) = (&registry, state.builds.clone())
@@ -213,8 +208,14 @@ pub fn start(mut state: AppState, shutdown: CancellationToken) -> (Router, Backg
             registry.clone(),
             shutdown.child_token(),
         ));
-        state.tasks = Some(engine.clone());
-        engine_running = Some(engine);
+        // The engine's attempts end on the same signal as everything else.
+        let signal = shutdown.clone();
+        let stopping = engine.clone();
+        handles.push(tokio::spawn(async move {
+            signal.cancelled().await;
+            stopping.stop().await;
+        }));
+        state.tasks = Some(engine);
     }
     if let Some(mut settings) = state.controller.clone() {
         if let (Some(registry), Some(builds)) = (&registry, &state.builds) {
@@ -238,15 +239,7 @@ pub fn start(mut state: AppState, shutdown: CancellationToken) -> (Router, Backg
         }
         None => rest,
     };
-    if let Some(engine) = engine_running.clone() {
-        // The engine's attempts end on the same signal as everything else.
-        let signal = shutdown.clone();
-        handles.push(tokio::spawn(async move {
-            signal.cancelled().await;
-            engine.stop().await;
-        }));
-    }
-    (router, Background { shutdown, handles, engine: engine_running })
+    (router, Background { shutdown, handles })
 }
 
 /// The HTTP application with its background loops running until the process ends; for

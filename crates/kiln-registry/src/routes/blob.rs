@@ -29,8 +29,7 @@ pub async fn linked_size(registry: &Registry, repository: &str, digest: &Digest)
 }
 
 pub async fn get(registry: &Registry, repository: &str, digest: &Digest, request: Request) -> RegistryResult<Response> {
-    let digest = digest.clone();
-    let size = linked_size(registry, repository, &digest).await?.ok_or_else(|| unknown(&digest))?;
+    let size = linked_size(registry, repository, digest).await?.ok_or_else(|| unknown(digest))?;
     let range = match request.headers().get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(value) => match parse_range(value, size) {
             Some(range) => Some(range),
@@ -51,7 +50,7 @@ pub async fn get(registry: &Registry, repository: &str, digest: &Digest, request
     let mut response = if head {
         StatusCode::OK.into_response()
     } else {
-        let reader = registry.blobs.open(&digest, offset, length).await?.ok_or_else(|| unknown(&digest))?;
+        let reader = registry.blobs.open(digest, offset, length).await?.ok_or_else(|| unknown(digest))?;
         let mut limited = tokio::io::AsyncReadExt::take(reader.file, reader.length);
         if length <= READ_CHUNK as u64 {
             // Small blobs go out with their headers in one write.
@@ -96,12 +95,11 @@ fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
 }
 
 pub async fn delete(registry: &Registry, repository: &str, digest: &Digest) -> RegistryResult<Response> {
-    let digest = digest.clone();
     // Only the repository's link goes; the bytes wait for the collector, which knows
     // whether another repository or a manifest still needs them.
-    match registry.store.delete(&meta::link_key(repository, &digest), Precondition::Present).await {
+    match registry.store.delete(&meta::link_key(repository, digest), Precondition::Present).await {
         Ok(_) => Ok(StatusCode::ACCEPTED.into_response()),
-        Err(kiln_store::StoreError::Conflict { .. }) => Err(unknown(&digest)),
+        Err(kiln_store::StoreError::Conflict { .. }) => Err(unknown(digest)),
         Err(e) => Err(e.into()),
     }
 }

@@ -115,10 +115,9 @@ pub async fn referrers(
     subject: &Digest,
     request: Request,
 ) -> RegistryResult<Response> {
-    let subject = subject.clone();
     let params = params(&request);
     let wanted = params.get("artifactType");
-    let prefix = meta::referrer_prefix(repository, &subject);
+    let prefix = meta::referrer_prefix(repository, subject);
     let mut descriptors: Vec<Descriptor> = Vec::new();
     for entry in meta::scan(registry.store.as_ref(), &prefix).await? {
         let descriptor: Descriptor = meta::from_json(&entry)?;

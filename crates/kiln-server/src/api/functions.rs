@@ -25,13 +25,9 @@ fn unprocessable(message: String) -> ApiError {
 
 impl From<PushError> for ApiError {
     fn from(e: PushError) -> ApiError {
-        let status = match &e {
-            PushError::Store(_) => {
-                return match e {
-                    PushError::Store(store) => store.into(),
-                    other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
-                };
-            }
+        let message = e.to_string();
+        let status = match e {
+            PushError::Store(store) => return store.into(),
             PushError::NoImage { .. } => StatusCode::NOT_FOUND,
             PushError::NotReady { .. } | PushError::ImageUnusable(_) | PushError::Changed { .. } => {
                 StatusCode::CONFLICT
@@ -41,7 +37,7 @@ impl From<PushError> for ApiError {
             PushError::Unrunnable(_) => StatusCode::BAD_REQUEST,
             PushError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError::new(status, e.to_string())
+        ApiError::new(status, message)
     }
 }
 
